@@ -1,0 +1,123 @@
+"""One frozen settings object, read from ``MLOPS_*`` environment variables when a task runs.
+
+Two profiles: ``local`` (everything under one data root, SQLite, no services) and
+``production`` (S3 data root, PostgreSQL, Redis, an MLflow server). A value set in the
+environment always wins over the profile default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PREFIX = "MLOPS_"
+PROFILES = ("local", "production")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or impossible; the message names the variable to fix."""
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """Thresholds of the transactions suite (see mlops.validation)."""
+
+    max_amount: float = 10_000.0
+    min_rows: int = 1
+    max_rows: int = 100_000
+    bad_row_tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.max_amount <= 0:
+            raise ConfigError(f"{PREFIX}MAX_AMOUNT must be > 0, got {self.max_amount}")
+        if not 0 <= self.min_rows <= self.max_rows:
+            raise ConfigError(
+                f"{PREFIX}MIN_ROWS/{PREFIX}MAX_ROWS: need 0 <= min <= max, "
+                f"got {self.min_rows}..{self.max_rows}"
+            )
+        if not 0.0 <= self.bad_row_tolerance <= 1.0:
+            raise ConfigError(f"{PREFIX}BAD_ROW_TOLERANCE must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where data lives and which services a run talks to."""
+
+    profile: str
+    data_root: str
+    landing_uri: str
+    aws_conn_id: str = "aws_default"
+    s3_endpoint_url: str | None = None
+    airflow_db_uri: str = ""
+    mlflow_tracking_uri: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    label_delay_days: int = 7
+    sensor_timeout_s: int = 6 * 3600
+    sensor_poke_s: int = 30
+    validation: ValidationRules = field(default_factory=ValidationRules)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"{PREFIX}PROFILE must be one of {PROFILES}, got {self.profile!r}")
+        if self.profile == "production" and not self.data_root.startswith("s3://"):
+            raise ConfigError(f"{PREFIX}DATA_ROOT must be an s3:// URI in the production profile")
+
+    def zone(self, name: str) -> str:
+        """URI of a zone under the data root: raw, validated, quarantine, reports, docs..."""
+        return f"{self.data_root.rstrip('/')}/{name}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(PREFIX + name)
+    try:
+        return default if raw in (None, "") else int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(PREFIX + name)
+    try:
+        return default if raw in (None, "") else float(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (``os.environ`` by default); pure in its input."""
+    env = os.environ if env is None else env
+    get = env.get
+    profile = get(PREFIX + "PROFILE", "local")
+    if profile == "production":
+        data_root = get(PREFIX + "DATA_ROOT", "s3://mlops-fraud/data")
+        db = get(PREFIX + "DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/mlops")
+        mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    else:
+        data_root = get(PREFIX + "DATA_ROOT") or str(Path.cwd() / "data")
+        db = get(PREFIX + "DATABASE_URL", f"sqlite:///{data_root}/airflow.db")
+        mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", f"sqlite:///{data_root}/mlflow.db")
+    rules = ValidationRules(
+        max_amount=_float(env, "MAX_AMOUNT", ValidationRules.max_amount),
+        min_rows=_int(env, "MIN_ROWS", ValidationRules.min_rows),
+        max_rows=_int(env, "MAX_ROWS", ValidationRules.max_rows),
+        bad_row_tolerance=_float(env, "BAD_ROW_TOLERANCE", ValidationRules.bad_row_tolerance),
+    )
+    return Settings(
+        profile=profile,
+        data_root=data_root,
+        landing_uri=get(PREFIX + "LANDING_URI") or f"{data_root.rstrip('/')}/landing",
+        aws_conn_id=get(PREFIX + "AWS_CONN_ID", "aws_default"),
+        s3_endpoint_url=get(PREFIX + "S3_ENDPOINT_URL") or None,
+        airflow_db_uri=db,
+        mlflow_tracking_uri=mlflow_uri,
+        redis_url=get(PREFIX + "REDIS_URL", "redis://127.0.0.1:6379/0"),
+        label_delay_days=_int(env, "LABEL_DELAY_DAYS", 7),
+        sensor_timeout_s=_int(env, "SENSOR_TIMEOUT_S", 6 * 3600),
+        sensor_poke_s=_int(env, "SENSOR_POKE_S", 30),
+        validation=rules,
+    )

@@ -1,0 +1,162 @@
+"""Reading and writing under a local folder or an ``s3://`` URI, with atomic publication.
+
+Every write goes to a temporary name first and is renamed into place, so a reader never
+sees half a file or half a partition. On S3 a single PUT is already atomic; a partition
+there is published by writing its manifest last, and readers trust only manifested files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import fsspec
+
+from mlops.schema import MANIFEST, SUCCESS_MARKER
+
+StorageOptions = Mapping[str, Any]
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def filesystem(uri: str, options: StorageOptions | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem for ``uri`` and the path inside it."""
+    return fsspec.core.url_to_fs(uri, **dict(options or {}))
+
+
+def s3_options(
+    endpoint_url: str | None = None,
+    key: str | None = None,
+    secret: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """s3fs options from plain values (an Airflow connection or the environment)."""
+    options: dict[str, Any] = {}
+    if key:
+        options |= {"key": key, "secret": secret}
+    client_kwargs = {k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v}
+    if client_kwargs:
+        options["client_kwargs"] = client_kwargs
+    return options
+
+
+def exists(uri: str, options: StorageOptions | None = None) -> bool:
+    fs, path = filesystem(uri, options)
+    return fs.exists(path)
+
+
+def read_bytes(uri: str, options: StorageOptions | None = None) -> bytes:
+    fs, path = filesystem(uri, options)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def read_json(uri: str, options: StorageOptions | None = None) -> Any:
+    return json.loads(read_bytes(uri, options))
+
+
+def list_data_files(uri: str, options: StorageOptions | None = None) -> list[str]:
+    """Files of a partition folder, sorted, without markers, manifests or hidden files."""
+    fs, path = filesystem(uri, options)
+    if not fs.exists(path):
+        return []
+    protocol = uri.split("://", 1)[0] if is_remote(uri) else None
+    found = []
+    for entry in fs.ls(path, detail=True):
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if entry["type"] != "file" or name.startswith(("_", ".")):
+            continue
+        found.append(f"{protocol}://{entry['name']}" if protocol else entry["name"])
+    return sorted(found)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_bytes_atomic(uri: str, data: bytes, options: StorageOptions | None = None) -> str:
+    """Write one object so that it appears whole or not at all."""
+    fs, path = filesystem(uri, options)
+    if is_remote(uri):
+        fs.pipe_file(path, data)
+        return uri
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return uri
+
+
+def write_json_atomic(uri: str, payload: Any, options: StorageOptions | None = None) -> str:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    return write_bytes_atomic(uri, text.encode(), options)
+
+
+def publish_partition(
+    uri: str,
+    files: Mapping[str, bytes],
+    metadata: Mapping[str, Any] | None = None,
+    options: StorageOptions | None = None,
+) -> dict[str, Any]:
+    """Replace the partition at ``uri`` with ``files`` plus a manifest, atomically.
+
+    Locally the whole folder is built under a hidden name and swapped in with renames.
+    On S3 the data objects are written first and the manifest last; objects of an older
+    version that the new one does not have are removed after the manifest is in place.
+    """
+    manifest = {
+        "files": {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()},
+        **dict(metadata or {}),
+    }
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    if is_remote(uri):
+        fs, path = filesystem(uri, options)
+        stale = set(fs.ls(path)) if fs.exists(path) else set()
+        for name, data in files.items():
+            fs.pipe_file(f"{path}/{name}", data)
+        fs.pipe_file(f"{path}/{MANIFEST}", manifest_bytes)
+        fs.pipe_file(f"{path}/{SUCCESS_MARKER}", b"")
+        keep = {f"{path}/{n}" for n in (*files, MANIFEST, SUCCESS_MARKER)}
+        for leftover in stale - keep:
+            fs.rm(leftover)
+        return manifest
+    _swap_local_folder(uri, {**files, MANIFEST: manifest_bytes, SUCCESS_MARKER: b""})
+    return manifest
+
+
+def _swap_local_folder(path: str, files: Mapping[str, bytes]) -> None:
+    parent, name = os.path.split(path.rstrip("/"))
+    os.makedirs(parent, exist_ok=True)
+    tag = uuid.uuid4().hex
+    staging = os.path.join(parent, f".{name}.tmp-{tag}")
+    os.makedirs(staging)
+    for file_name, data in files.items():
+        with open(os.path.join(staging, file_name), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    retired = os.path.join(parent, f".{name}.old-{tag}")
+    if os.path.exists(path):
+        os.replace(path, retired)
+    os.replace(staging, path)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_manifest(uri: str, options: StorageOptions | None = None) -> dict[str, Any] | None:
+    """The partition's manifest, or None when the partition was never published."""
+    manifest_uri = join(uri, MANIFEST)
+    return read_json(manifest_uri, options) if exists(manifest_uri, options) else None
