@@ -98,7 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db = get(PREFIX + "DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/mlops")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     else:
-        data_root = get(PREFIX + "DATA_ROOT") or str(Path.cwd() / "data")
+        data_root = get(PREFIX + "DATA_ROOT") or str(Path.home() / "mlops-data")
         db = get(PREFIX + "DATABASE_URL", f"sqlite:///{data_root}/airflow.db")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", f"sqlite:///{data_root}/mlflow.db")
     rules = ValidationRules(

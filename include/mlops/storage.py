@@ -8,6 +8,7 @@ there is published by writing its manifest last, and readers trust only manifest
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlops.schema import MANIFEST, SUCCESS_MARKER
 
@@ -45,7 +49,9 @@ def s3_options(
     options: dict[str, Any] = {}
     if key:
         options |= {"key": key, "secret": secret}
-    client_kwargs = {k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v}
+    client_kwargs = {
+        k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v
+    }
     if client_kwargs:
         options["client_kwargs"] = client_kwargs
     return options
@@ -101,9 +107,32 @@ def write_bytes_atomic(uri: str, data: bytes, options: StorageOptions | None = N
     return uri
 
 
+def json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
+
+
 def write_json_atomic(uri: str, payload: Any, options: StorageOptions | None = None) -> str:
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
-    return write_bytes_atomic(uri, text.encode(), options)
+    return write_bytes_atomic(uri, json_bytes(payload), options)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as Parquet bytes, timestamps in microseconds (Feast's DuckDB store needs it)."""
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+    return sink.getvalue()
+
+
+def read_parquet(uri: str, options: StorageOptions | None = None) -> pd.DataFrame:
+    return pq.read_table(pa.BufferReader(read_bytes(uri, options))).to_pandas()
+
+
+def remove(uri: str, options: StorageOptions | None = None) -> bool:
+    """Delete a file or folder if it exists; True when something was removed."""
+    fs, path = filesystem(uri, options)
+    if not fs.exists(path):
+        return False
+    fs.rm(path, recursive=True)
+    return True
 
 
 def publish_partition(
@@ -119,10 +148,12 @@ def publish_partition(
     version that the new one does not have are removed after the manifest is in place.
     """
     manifest = {
-        "files": {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()},
+        "files": {
+            name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()
+        },
         **dict(metadata or {}),
     }
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    manifest_bytes = json_bytes(manifest)
     if is_remote(uri):
         fs, path = filesystem(uri, options)
         stale = set(fs.ls(path)) if fs.exists(path) else set()

@@ -1,0 +1,1 @@
+"""Airflow adapters of the mlops package: assets, sensors and task-time helpers."""

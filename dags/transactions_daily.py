@@ -1,0 +1,105 @@
+"""### transactions_daily
+
+One partition of card transactions a day, from landing to validated data.
+
+1. **wait_for_landing_partition**: a deferrable sensor waits for
+   `<landing>/date=YYYY-MM-DD/_SUCCESS` (local folder or `s3://`); it fails naming the
+   partition when the producer is later than the timeout (`MLOPS_SENSOR_TIMEOUT_S`).
+2. **ingest_landing_partition**: reads every file of the day (Parquet or CSV), normalises
+   types, keeps the file and row of each record, and publishes `raw/date=YYYY-MM-DD`
+   atomically. Unreadable files are copied to the quarantine; landing is never changed.
+3. **validate_partition**: the Great Expectations suite splits the rows into
+   `validated/date=...` and `quarantine/date=...` (with the failed rules per row), writes
+   `reports/validation/date=....json` and the Data Docs under `docs/validation/`. A batch
+   with a broken schema or too many bad rows is quarantined whole and the task fails.
+
+**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows).
+**Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`;
+each run processes its own data interval, so reruns replace the same partitions.
+**Manual run**: trigger with the `day` param to re-process one day. Owner: ml-platform.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from mlops_airflow.assets import VALIDATED_TRANSACTIONS
+from mlops_airflow.deployment import landing_uri, schedule_end, schedule_start
+from mlops_airflow.sensors import landing_partition_sensor
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=schedule_start(),
+    end_date=schedule_end(),
+    catchup=True,
+    max_active_runs=4,
+    tags=["mlops", "ingestion", "validation"],
+    doc_md=__doc__,
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Process this day (YYYY-MM-DD) instead of the run's data interval.",
+        )
+    },
+)
+def transactions_daily():
+    wait_for_landing_partition = landing_partition_sensor(
+        task_id="wait_for_landing_partition",
+        landing_uri=landing_uri(),
+        poke_interval=30,
+        timeout=timedelta(hours=6),
+    )
+
+    @task
+    def ingest_landing_partition(**context) -> dict:
+        from mlops.ingest import LandingFileError, ingest_partition
+        from mlops.settings import load_settings
+        from mlops_airflow.context import data_errors_fail_the_task, partition_day, storage_options
+
+        settings = load_settings()
+        options = storage_options(settings.data_root, settings.aws_conn_id)
+        with data_errors_fail_the_task(LandingFileError):
+            result = ingest_partition(
+                partition_day(context),
+                settings.landing_uri,
+                settings.zone("raw"),
+                settings.zone("quarantine"),
+                options,
+            )
+        return result.to_xcom()
+
+    @task(outlets=[VALIDATED_TRANSACTIONS])
+    def validate_partition(ingested: dict, *, outlet_events=None) -> dict:
+        from mlops.partition_validation import ValidationFailed, validate_partition
+        from mlops.settings import load_settings
+        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+
+        settings = load_settings()
+        with data_errors_fail_the_task(ValidationFailed):
+            result = validate_partition(
+                ingested["day"],
+                raw_uri=settings.zone("raw"),
+                validated_uri=settings.zone("validated"),
+                quarantine_uri=settings.zone("quarantine"),
+                reports_uri=settings.zone("reports/validation"),
+                docs_uri=settings.zone("docs/validation"),
+                rules=settings.validation,
+                storage_options=storage_options(settings.data_root, settings.aws_conn_id),
+            )
+        outlet_events[VALIDATED_TRANSACTIONS].extra = {
+            "day": result.day,
+            "rows": result.good,
+            "bad_rows": result.bad,
+        }
+        return result.to_xcom()
+
+    wait_for_landing_partition >> validate_partition(ingest_landing_partition())
+
+
+transactions_daily()

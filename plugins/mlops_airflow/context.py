@@ -1,0 +1,55 @@
+"""Task-time helpers that turn an Airflow context into the plain inputs of ``mlops``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+
+def partition_day(context: Any) -> str:
+    """The ``YYYY-MM-DD`` day a run processes.
+
+    A ``day`` param wins (manual re-processing from the UI). Scheduled and backfill runs
+    use the start of their data interval. Manual or asset-triggered runs may have no
+    logical date at all in Airflow 3; they take the last complete day before ``run_after``.
+    """
+    params = context.get("params") or {}
+    if params.get("day"):
+        return str(params["day"])
+    start = context.get("data_interval_start")
+    if start is not None:
+        return start.strftime("%Y-%m-%d")
+    run_after = context["dag_run"].run_after
+    return (run_after - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def storage_options(uri: str, aws_conn_id: str) -> dict[str, Any]:
+    """fsspec options for ``uri``: for ``s3://`` the credentials and endpoint of the
+    Airflow AWS connection, so tasks use the same identity as the S3 sensor."""
+    if not uri.startswith("s3://"):
+        return {}
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from mlops.storage import s3_options
+
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    credentials = hook.get_credentials()
+    return s3_options(
+        endpoint_url=hook.conn_config.endpoint_url,
+        key=credentials.access_key,
+        secret=credentials.secret_key,
+        region=hook.conn_region_name,
+    )
+
+
+@contextmanager
+def data_errors_fail_the_task(*errors: type[Exception]) -> Iterator[None]:
+    """Bad data will not fix itself on retry: fail at once with the message as it is."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as err:
+        raise AirflowFailException(str(err)) from err
