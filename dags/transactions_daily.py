@@ -26,7 +26,13 @@ from datetime import timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.assets import VALIDATED_TRANSACTIONS
-from mlops_airflow.deployment import landing_uri, schedule_end, schedule_start
+from mlops_airflow.deployment import (
+    landing_uri,
+    schedule_end,
+    schedule_start,
+    sensor_poke_s,
+    sensor_timeout_s,
+)
 from mlops_airflow.sensors import landing_partition_sensor
 
 
@@ -52,8 +58,8 @@ def transactions_daily():
     wait_for_landing_partition = landing_partition_sensor(
         task_id="wait_for_landing_partition",
         landing_uri=landing_uri(),
-        poke_interval=30,
-        timeout=timedelta(hours=6),
+        poke_interval=sensor_poke_s(),
+        timeout=sensor_timeout_s(),
     )
 
     @task

@@ -54,8 +54,6 @@ class Settings:
     mlflow_tracking_uri: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     label_delay_days: int = 7
-    sensor_timeout_s: int = 6 * 3600
-    sensor_poke_s: int = 30
     validation: ValidationRules = field(default_factory=ValidationRules)
 
     def __post_init__(self) -> None:
@@ -117,7 +115,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mlflow_tracking_uri=mlflow_uri,
         redis_url=get(PREFIX + "REDIS_URL", "redis://127.0.0.1:6379/0"),
         label_delay_days=_int(env, "LABEL_DELAY_DAYS", 7),
-        sensor_timeout_s=_int(env, "SENSOR_TIMEOUT_S", 6 * 3600),
-        sensor_poke_s=_int(env, "SENSOR_POKE_S", 30),
         validation=rules,
     )

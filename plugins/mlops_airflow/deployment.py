@@ -1,7 +1,8 @@
 """Facts fixed for a whole deployment that DAG files need at parse time.
 
 Only environment variables are read here (cheap, no I/O): the landing and data locations
-that sensors and Asset URIs are built from, and the calendar of the data set. Everything
+that sensors and Asset URIs are built from, the calendar of the data set and the sensor's
+patience. Everything
 else comes from ``mlops.settings.load_settings()`` when a task runs. The defaults must match
 ``mlops.settings`` (a test checks that they do).
 """
@@ -46,3 +47,12 @@ def schedule_start() -> pendulum.DateTime:
 def schedule_end() -> pendulum.DateTime | None:
     """Last day to schedule, so that catchup stops where a finite data set ends."""
     return _date("MLOPS_END_DATE", None)
+
+
+def sensor_timeout_s() -> int:
+    """How long the landing sensor waits for a day before it fails (6 h by default)."""
+    return int(os.environ.get("MLOPS_SENSOR_TIMEOUT_S") or 6 * 3600)
+
+
+def sensor_poke_s() -> int:
+    return int(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
