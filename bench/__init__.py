@@ -1,0 +1,1 @@
+"""Benchmarks: each section is a module here with ``run() -> dict``; ``python -m bench.run``."""
