@@ -69,15 +69,13 @@ def validate_partition(
         report = validate_transactions(
             rows, day=date.fromisoformat(day), rules=rules, data_docs_dir=docs_dir
         )
-    bad = pd.concat(
-        [_with_ingest_errors(report.bad, rows, ingest_errors), _unparsed_rows(unparsed)]
-    )
+    bad = _stack(_with_ingest_errors(report.bad, rows, ingest_errors), _unparsed_rows(unparsed))
     good = report.good
     total = len(rows) + len(unparsed)
     too_many = total > 0 and len(bad) / total > rules.bad_row_tolerance
     batch_failed = report.batch_failed or too_many
     if batch_failed and len(good):
-        bad = pd.concat([bad, good.assign(**{FAILED_RULES: BATCH_REJECTED})])
+        bad = _stack(bad, good.assign(**{FAILED_RULES: BATCH_REJECTED}))
         good = good.iloc[0:0]
     rule_counts = _rule_counts(bad)
     lineage = {
@@ -136,6 +134,12 @@ def _unparsed_rows(unparsed: pd.DataFrame) -> pd.DataFrame:
     return unparsed.rename(columns={"line": "_raw_line", "reason": INGEST_ERROR}).assign(
         **{FAILED_RULES: UNPARSEABLE_LINE}
     )
+
+
+def _stack(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Rows of all frames; empty ones are left out so they cannot change column types."""
+    kept = [f for f in frames if len(f)] or [frames[0]]
+    return pd.concat(kept, ignore_index=True)
 
 
 def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:

@@ -1,0 +1,160 @@
+"""transactions_daily run by ``dag.test()``: the scheduler's code path, in one process."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pendulum
+import pytest
+
+from tests.mlops.landing_files import snapshot
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+SMALL = {"n_customers": 300, "n_terminals": 600, "n_days": 6, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    from mlops.simulator import SimulationConfig, simulate
+
+    config = SimulationConfig(**SMALL)
+    return config, simulate(config)
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "1")
+    monkeypatch.setenv("AIRFLOW_CONN_FS_DEFAULT", '{"conn_type": "fs", "extra": {"path": ""}}')
+    return tmp_path / "data"
+
+
+def load_dag():
+    """Parse the DAG file now, so that it sees the test's environment."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors
+    return bag.dags["transactions_daily"]
+
+
+def run_day(day: str, **kwargs):
+    """A manual run at D+1 has the data interval [D, D+1), like the scheduled run of D."""
+    return load_dag().test(logical_date=pendulum.parse(day, tz="UTC").add(days=1), **kwargs)
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def land(simulated, root, day_index: int, **kwargs) -> str:
+    from mlops.simulator import write_landing
+
+    config, frame = simulated
+    write_landing(frame, str(root / "landing"), config, days=[day_index], **kwargs)
+    return config.day(day_index).isoformat()
+
+
+def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated, data_root):
+    day = land(simulated, data_root, 0)
+    run = run_day(day)
+    assert str(run.state) == "success", states(run)
+
+    landed = pd.read_parquet(data_root / "landing" / f"date={day}" / "transactions.parquet")
+    validated = pd.read_parquet(data_root / "validated" / f"date={day}" / "transactions.parquet")
+    assert len(validated) == len(landed) > 0
+    assert validated["TRANSACTION_ID"].tolist() == landed["TRANSACTION_ID"].tolist()
+    report = json.loads((data_root / "reports" / "validation" / f"date={day}.json").read_text())
+    assert report["good"] == len(landed) and report["bad"] == 0
+    assert (data_root / "docs" / "validation" / "index.html").exists()
+    assert (data_root / "raw" / f"date={day}" / "_manifest.json").exists()
+
+
+def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, data_root):
+    day = land(simulated, data_root, 1)
+    assert str(run_day(day).state) == "success"
+    first = {zone: snapshot(data_root / zone / f"date={day}") for zone in ("raw", "validated")}
+    assert str(run_day(day).state) == "success"
+    for zone, files in first.items():
+        assert snapshot(data_root / zone / f"date={day}") == files, zone
+
+
+def test_the_sensor_defers_until_the_producer_marks_the_day_complete(
+    airflow_db, simulated, data_root
+):
+    day = land(simulated, data_root, 2)
+    marker = data_root / "landing" / f"date={day}" / "_SUCCESS"
+    marker.unlink()
+    threading.Timer(3.0, marker.touch).start()
+    started = time.monotonic()
+    run = run_day(day)
+    assert str(run.state) == "success", states(run)
+    assert time.monotonic() - started >= 3.0
+    assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
+
+
+def test_a_broken_schema_quarantines_the_day_and_a_fixed_file_reruns(
+    airflow_db, simulated, data_root
+):
+    day = land(simulated, data_root, 3)
+    path = data_root / "landing" / f"date={day}" / "transactions.parquet"
+    good_bytes = path.read_bytes()
+    pd.read_parquet(path).drop(columns=["TX_FRAUD"]).to_parquet(path, index=False)
+    landing_before = snapshot(data_root / "landing")
+
+    run = run_day(day)
+    assert str(run.state) == "failed"
+    assert states(run)["validate_partition"] == "failed"
+    assert snapshot(data_root / "landing") == landing_before
+    assert not (data_root / "validated" / f"date={day}").exists()
+    quarantined = pd.read_parquet(data_root / "quarantine" / f"date={day}" / "quarantine.parquet")
+    assert len(quarantined) == len(pd.read_parquet(path))
+    assert quarantined["_failed_rules"].str.contains("columns_match_schema").all()
+
+    path.write_bytes(good_bytes)
+    assert str(run_day(day).state) == "success"
+    assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
+
+
+def test_a_run_without_logical_date_processes_the_day_param(airflow_db, simulated, data_root):
+    day = land(simulated, data_root, 4)
+    run = load_dag().test(logical_date=None, run_conf={"day": day})
+    assert str(run.state) == "success", states(run)
+    assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
+
+
+@pytest.mark.integration
+def test_s3_landing_through_the_airflow_aws_connection(
+    airflow_db, simulated, s3_server, bucket, monkeypatch
+):
+    from mlops import storage
+
+    root = f"s3://{bucket}/data"
+    monkeypatch.setenv("MLOPS_DATA_ROOT", root)
+    monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "1")
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    options = storage.s3_options(endpoint_url=s3_server, key="testing", secret="testing")
+
+    from mlops.simulator import write_landing
+
+    config, frame = simulated
+    write_landing(frame, f"{root}/landing", config, days=[5], storage_options=options)
+    day = config.day(5).isoformat()
+    dag = load_dag()
+    assert type(dag.get_task("wait_for_landing_partition")).__name__ == "LandingPartitionS3Sensor"
+
+    run = dag.test(logical_date=pendulum.parse(day, tz="UTC").add(days=1))
+    assert str(run.state) == "success", states(run)
+    validated = storage.read_parquet(f"{root}/validated/date={day}/transactions.parquet", options)
+    assert len(validated) == int((frame["TX_DATETIME"].dt.date.astype(str) == day).sum())
+    assert storage.exists(f"{root}/docs/validation/index.html", options)
