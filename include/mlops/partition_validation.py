@@ -24,9 +24,9 @@ from mlops.ingest import INGEST_ERROR, read_raw_partition
 from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
 from mlops.settings import ValidationRules
 from mlops.validation import validate_transactions
+from mlops.validation_suite import BATCH_REJECTED
 
 UNPARSEABLE_LINE = "unparseable_line"
-BATCH_REJECTED = "batch_rejected"
 VALIDATED_TABLE = "transactions.parquet"
 QUARANTINE_TABLE = "quarantine.parquet"
 

@@ -1,0 +1,107 @@
+"""The GX Data Docs site of the daily validations, kept in one local folder.
+
+Each task run is a fresh process, and GX rebuilds a site only from what its stores hold, so
+the validation results must outlive the process: they are kept as JSON next to the site
+(``<site>/_gx_validation_results``) and every run adds its day and renders two pages, its
+own validation and the index. The index lists every stored day, so the site accumulates a
+backfill one partition at a time without re-rendering old pages. A result is keyed by the
+day (run name ``YYYY-MM-DD``, run time midnight UTC), so a rerun of a day replaces its page
+instead of adding a second one.
+
+Only a local folder is supported here; a caller with a remote docs zone copies the folder
+down and back up around the call.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+
+SITE_NAME = "transactions"
+RESULTS_FOLDER = "_gx_validation_results"
+BATCH_PREFIX = "transactions"
+
+
+def run_identifier(day: date) -> RunIdentifier:
+    """The day's run id: deterministic, so reruns overwrite rather than pile up."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(
+        run_name=day.isoformat(), run_time=datetime.combine(day, time(), tzinfo=UTC)
+    )
+
+
+def publish_data_docs(
+    result: ExpectationSuiteValidationResult,
+    suite: gx.ExpectationSuite,
+    *,
+    day: date,
+    data_docs_dir: str,
+) -> str:
+    """Store ``result`` under the site folder and render its page and the index.
+
+    Returns the path of ``index.html``. Concurrent runs of different days write different
+    result files; the index written last lists every result stored at that moment (GX skips,
+    with a warning, a result file it cannot read yet).
+    """
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    if "://" in data_docs_dir and not data_docs_dir.startswith("file://"):
+        raise ValueError(f"data_docs_dir must be a local folder, got {data_docs_dir!r}")
+    root = os.path.abspath(data_docs_dir.removeprefix("file://"))
+    context = _context(root)
+    context.suites.add(suite)
+    suite_key = ExpectationSuiteIdentifier(name=suite.name)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_key,
+        run_id=run_identifier(day),
+        batch_identifier=f"{BATCH_PREFIX}-{day.isoformat()}",
+    )
+    context.validation_results_store.set(key, result)
+    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key, suite_key])
+    return os.path.join(root, "index.html")
+
+
+def _context(root: str) -> Any:
+    """An in-memory context except for the validation results, which live beside the site."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults()
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": os.path.join(root, RESULTS_FOLDER),
+        },
+    }
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": root},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        data_docs_sites={SITE_NAME: site},
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
