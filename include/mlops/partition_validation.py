@@ -72,7 +72,8 @@ def validate_partition(
     bad = _stack(_with_ingest_errors(report.bad, rows, ingest_errors), _unparsed_rows(unparsed))
     good = report.good
     total = len(rows) + len(unparsed)
-    too_many = total > 0 and len(bad) / total > rules.bad_row_tolerance
+    failed_rows = len(bad)
+    too_many = total > 0 and failed_rows / total > rules.bad_row_tolerance
     batch_failed = report.batch_failed or too_many
     if batch_failed and len(good):
         bad = _stack(bad, good.assign(**{FAILED_RULES: BATCH_REJECTED}))
@@ -114,7 +115,7 @@ def validate_partition(
     }
     storage.write_json_atomic(report_uri, summary, storage_options)
     if batch_failed:
-        raise ValidationFailed(_failure_message(report, too_many, len(bad), total, rules))
+        raise ValidationFailed(_failure_message(report, too_many, failed_rows, total, rules))
     return PartitionValidation(
         day, validated_part, quarantine_part, report_uri, total, len(good), len(bad), rule_counts
     )
@@ -149,7 +150,9 @@ def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
 
 
-def _failure_message(report: Any, too_many: bool, bad: int, total: int, rules) -> str:
+def _failure_message(
+    report: Any, too_many: bool, bad: int, total: int, rules: ValidationRules
+) -> str:
     message = report.message()
     if too_many and not report.batch_failed:
         message += (
