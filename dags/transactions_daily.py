@@ -33,7 +33,7 @@ from mlops_airflow.deployment import (
     sensor_poke_s,
     sensor_timeout_s,
 )
-from mlops_airflow.sensors import landing_partition_sensor
+from mlops_airflow.sensors import LandingPartitionSensor
 
 
 @dag(
@@ -55,7 +55,7 @@ from mlops_airflow.sensors import landing_partition_sensor
     },
 )
 def transactions_daily():
-    wait_for_landing_partition = landing_partition_sensor(
+    wait_for_landing_partition = LandingPartitionSensor(
         task_id="wait_for_landing_partition",
         landing_uri=landing_uri(),
         poke_interval=sensor_poke_s(),

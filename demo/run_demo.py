@@ -26,7 +26,6 @@ def configure_environment() -> Path:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_FS_DEFAULT": '{"conn_type": "fs", "extra": {"path": ""}}',
         "MLOPS_DATA_ROOT": str(ROOT / "data"),
         "GX_ANALYTICS_ENABLED": "false",
     }

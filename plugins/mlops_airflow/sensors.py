@@ -1,23 +1,30 @@
-"""Deferrable sensors for a day's landing partition, on a local folder or on S3.
+"""A deferrable sensor for a day's landing partition, on a local folder or on S3.
 
 A producer signals that a day is complete by writing ``<landing>/date=YYYY-MM-DD/_SUCCESS``
 after its data files; waiting for the marker, not for any file, avoids ingesting a half
 uploaded day. The day is resolved when the task runs (see ``context.partition_day``), so a
-manual run without a logical date works too. On timeout the task fails naming the partition.
+manual run without a logical date works too.
+
+The waiting itself is done by the providers' triggers: the amazon provider's
+``S3KeyTrigger`` (what ``S3KeySensor(deferrable=True)`` defers to, through the Airflow AWS
+connection) and the standard provider's ``FileTrigger``. They are imported when the task
+runs, not when the DAG file is parsed: importing the amazon provider loads boto3, about a
+second on every parse. On timeout the task fails naming the partition that never came.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.providers.standard.sensors.filesystem import FileSensor
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from mlops_airflow.context import partition_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 MARKER = "_SUCCESS"
 
@@ -26,15 +33,71 @@ def marker_uri(landing_uri: str, day: str) -> str:
     return f"{landing_uri.rstrip('/')}/date={day}/{MARKER}"
 
 
-class _NamesMissingPartition:
-    """Turns a deferral timeout into an error that says which partition never arrived."""
+class LandingPartitionSensor(BaseSensorOperator):
+    """Wait, deferred, until the day's landing partition is marked complete.
 
-    landing_uri: str
-    timeout: float
+    :param landing_uri: landing folder or ``s3://bucket/prefix``; the day's marker is
+        ``date=<day>/_SUCCESS`` under it. (templated)
+    :param aws_conn_id: Airflow connection used for ``s3://`` landing.
+    """
+
+    template_fields = ("landing_uri",)
+
+    def __init__(self, *, landing_uri: str, aws_conn_id: str = "aws_default", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.landing_uri = landing_uri
+        self.aws_conn_id = aws_conn_id
+
+    @property
+    def on_s3(self) -> bool:
+        return self.landing_uri.startswith("s3://")
+
+    def poke(self, context: Context) -> bool:
+        marker = marker_uri(self.landing_uri, partition_day(context))
+        self.log.info("Looking for %s", marker)
+        if self.on_s3:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            bucket, key = S3Hook.parse_s3_url(marker)
+            return S3Hook(aws_conn_id=self.aws_conn_id).check_for_key(key, bucket)
+        import os
+
+        return os.path.isfile(marker)
+
+    def execute(self, context: Context) -> None:
+        if self.poke(context):
+            return
+        marker = marker_uri(self.landing_uri, partition_day(context))
+        self.defer(
+            trigger=self._trigger(marker),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def _trigger(self, marker: str) -> BaseTrigger:
+        if self.on_s3:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
+
+            bucket, key = S3Hook.parse_s3_url(marker)
+            return S3KeyTrigger(
+                bucket_name=bucket,
+                bucket_key=key,
+                aws_conn_id=self.aws_conn_id,
+                poke_interval=self.poke_interval,
+            )
+        from airflow.providers.standard.triggers.file import FileTrigger
+
+        return FileTrigger(filepath=marker, poke_interval=self.poke_interval)
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        if isinstance(event, dict) and event.get("status") == "error":
+            raise AirflowException(f"waiting for the landing partition failed: {event['message']}")
+        self.log.info("Landing partition for %s is complete", partition_day(context))
 
     def resume_execution(self, next_method: str, next_kwargs: Any, context: Context) -> Any:
         try:
-            return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
+            return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSensorTimeout as err:
             marker = marker_uri(self.landing_uri, partition_day(context))
             raise AirflowSensorTimeout(
@@ -42,44 +105,3 @@ class _NamesMissingPartition:
                 f"{self.timeout:.0f} s; land the day's files and its {MARKER} marker, "
                 "then clear this task"
             ) from err
-
-
-class LandingPartitionFileSensor(_NamesMissingPartition, FileSensor):
-    """Wait, deferred, for the day's marker in a local or mounted landing folder.
-
-    :param landing_uri: landing folder; the day's marker is ``date=<day>/_SUCCESS`` under it.
-    """
-
-    template_fields = (*FileSensor.template_fields, "landing_uri")
-
-    def __init__(self, *, landing_uri: str, **kwargs: Any) -> None:
-        super().__init__(filepath="", deferrable=True, **kwargs)
-        self.landing_uri = landing_uri
-
-    def execute(self, context: Context) -> None:
-        self.filepath = marker_uri(self.landing_uri, partition_day(context))
-        super().execute(context)
-
-
-class LandingPartitionS3Sensor(_NamesMissingPartition, S3KeySensor):
-    """Wait, deferred, for the day's marker under an ``s3://`` landing prefix.
-
-    :param landing_uri: ``s3://bucket/prefix`` of the landing zone. (templated)
-    """
-
-    template_fields = (*S3KeySensor.template_fields, "landing_uri")
-
-    def __init__(self, *, landing_uri: str, **kwargs: Any) -> None:
-        super().__init__(bucket_key="", deferrable=True, **kwargs)
-        self.landing_uri = landing_uri
-
-    def execute(self, context: Context) -> None:
-        self.bucket_key = marker_uri(self.landing_uri, partition_day(context))
-        super().execute(context)
-
-
-def landing_partition_sensor(*, landing_uri: str, **kwargs: Any) -> FileSensor | S3KeySensor:
-    """The sensor that fits the landing location's scheme."""
-    if landing_uri.startswith("s3://"):
-        return LandingPartitionS3Sensor(landing_uri=landing_uri, **kwargs)
-    return LandingPartitionFileSensor(landing_uri=landing_uri, **kwargs)

@@ -29,7 +29,6 @@ def simulated():
 def data_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "1")
-    monkeypatch.setenv("AIRFLOW_CONN_FS_DEFAULT", '{"conn_type": "fs", "extra": {"path": ""}}')
     return tmp_path / "data"
 
 
@@ -151,7 +150,7 @@ def test_s3_landing_through_the_airflow_aws_connection(
     write_landing(frame, f"{root}/landing", config, days=[5], storage_options=options)
     day = config.day(5).isoformat()
     dag = load_dag()
-    assert type(dag.get_task("wait_for_landing_partition")).__name__ == "LandingPartitionS3Sensor"
+    assert dag.get_task("wait_for_landing_partition").landing_uri == f"{root}/landing"
 
     run = dag.test(logical_date=pendulum.parse(day, tz="UTC").add(days=1))
     assert str(run.state) == "success", states(run)

@@ -1,0 +1,85 @@
+# Operational entry points. `make demo` and `make test` work from a fresh clone: the first
+# target that needs Python builds .venv from uv.lock (and bootstraps uv itself if missing).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# The stamp lives inside .venv, so deleting .venv also forgets that it was synced.
+STAMP := $(VENV)/.synced-from-lock
+HOUSE_CHECK := $(CURDIR)/../shared/tools/house-check
+
+# uv: the one on PATH, else a private copy in a bootstrap venv outside the work tree
+# (a venv rather than `pip install --user`, which PEP 668 systems refuse).
+UV_VERSION := 0.13.9
+UV_BOOTSTRAP := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlops-fraud/uv-$(UV_VERSION)
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_BOOTSTRAP)/bin/uv)
+
+# Airflow and the project for local runs (the `local` profile: SQLite, folders, no services).
+# `?=` lets the caller's environment win; tests set their own, isolated values in conftest.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION ?= True
+export AIRFLOW__API__HOST ?= 127.0.0.1
+export AIRFLOW__API__PORT ?= 8080
+export MLOPS_PROFILE ?= local
+export MLOPS_DATA_ROOT ?= $(CURDIR)/data
+export GX_ANALYTICS_ENABLED ?= false
+
+.PHONY: help venv demo test lint format bench airflow compose-config clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## build .venv from uv.lock (no-op when it is up to date)
+
+$(UV_BOOTSTRAP)/bin/uv:
+	@echo "uv not on PATH: installing uv==$(UV_VERSION) into $(UV_BOOTSTRAP)"
+	python3 -m venv "$(UV_BOOTSTRAP)"
+	"$(UV_BOOTSTRAP)/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+demo: venv ## run the closed loop on simulated data (local profile)
+	$(PY) demo/run_demo.py
+
+test: lint ## lint, house rules, then the whole test suite
+	$(BIN)/pytest
+
+lint: venv ## ruff check, ruff format --check, house rules (when ../shared has them)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@if [ -x "$(HOUSE_CHECK)" ]; then echo "house-check"; "$(HOUSE_CHECK)"; fi
+
+format: venv ## apply ruff format and the safe ruff fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv ## run the benchmarks; writes bench/results.json
+	$(PY) -m bench.run
+
+airflow: venv ## Airflow UI on http://127.0.0.1:8080 (standalone, SQLite, this project's DAGs)
+	@echo "AIRFLOW_HOME=$(AIRFLOW_HOME); the admin password is printed below and kept in"
+	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone  # it starts its components as `airflow ...`
+
+compose-config: venv ## validate docker-compose.yaml against the Compose specification
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose --env-file .env.example config --quiet && echo "docker compose config: ok"; \
+	else echo "docker compose plugin not installed: schema check only"; fi
+
+clean: ## remove caches, the local Airflow home and bench output (keeps .venv and data/)
+	rm -rf .airflow .pytest_cache .ruff_cache bench/results.json
+	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)

@@ -1,0 +1,73 @@
+"""Ingestion + validation throughput: one day, and the whole default data set day by day.
+
+The work measured is what ``transactions_daily`` does per run after its sensor: read the
+landing partition, publish raw, run the Great Expectations suite, publish validated and
+quarantine partitions, write the report and update the Data Docs. Imports and the first
+GX context are paid before the clock starts, as a long-lived worker pays them once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+
+def _process_day(root: str, day: str) -> int:
+    from mlops.ingest import ingest_partition
+    from mlops.partition_validation import validate_partition
+    from mlops.settings import ValidationRules
+
+    ingest_partition(day, f"{root}/landing", f"{root}/raw", f"{root}/quarantine")
+    result = validate_partition(
+        day,
+        raw_uri=f"{root}/raw",
+        validated_uri=f"{root}/validated",
+        quarantine_uri=f"{root}/quarantine",
+        reports_uri=f"{root}/reports/validation",
+        docs_uri=f"{root}/docs/validation",
+        rules=ValidationRules(),
+    )
+    return result.rows
+
+
+def run(days: int | None = None) -> dict[str, Any]:
+    from mlops.simulator import SimulationConfig, simulate, write_landing
+
+    config = SimulationConfig()
+    frame = simulate(config)
+    n_days = days or config.n_days
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as root:
+        write_landing(frame, f"{root}/landing", config, days=range(n_days))
+        dates = [config.day(d).isoformat() for d in range(n_days)]
+        with tempfile.TemporaryDirectory() as warm_root:  # imports, GX and Jinja warm-up
+            write_landing(frame, f"{warm_root}/landing", config, days=[0])
+            _process_day(warm_root, dates[0])
+
+        began = time.perf_counter()
+        first_rows = _process_day(root, dates[0])
+        one_day_s = time.perf_counter() - began
+
+        began = time.perf_counter()
+        total_rows = first_rows + sum(_process_day(root, day) for day in dates[1:])
+        all_days_s = one_day_s + time.perf_counter() - began
+    return {
+        "one_day": {
+            "rows": first_rows,
+            "seconds": round(one_day_s, 3),
+            "rows_per_second": round(first_rows / one_day_s),
+        },
+        "all_days": {
+            "days": n_days,
+            "rows": total_rows,
+            "seconds": round(all_days_s, 2),
+            "rows_per_second": round(total_rows / all_days_s),
+            "seconds_per_day": round(all_days_s / n_days, 3),
+        },
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(days=5), indent=2))
