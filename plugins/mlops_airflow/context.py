@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 
@@ -53,3 +53,27 @@ def data_errors_fail_the_task(*errors: type[Exception]) -> Iterator[None]:
         yield
     except errors as err:
         raise AirflowFailException(str(err)) from err
+
+
+def as_of_day(context: Any) -> date:
+    """The point in time of a training run: its logical date, or, for runs that have none
+    (asset-triggered, or manual without a date), the moment the run was due."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return date(moment.year, moment.month, moment.day)
+
+
+def training_request(params: Any, day: date, settings: Any) -> Any:
+    """The run's validated Params as an ``mlops.training_job.TrainingRequest``."""
+    from mlops.training_job import TrainingRequest
+
+    return TrainingRequest(
+        as_of=day,
+        window_days=params["window_days"],
+        eval_days=params["eval_days"],
+        delay_days=settings.label_delay_days,
+        family=params["family"],
+        params=dict(params["hyperparameters"] or {}),
+        seed=params["seed"],
+        force_review=params["force_review"],
+        reason=params["reason"] or "",
+    )

@@ -1,0 +1,129 @@
+"""### model_training
+
+Trains a fraud model **as of the run's date D**, judges it against the champion and records
+the decision.
+
+- **Data**: labels are known 7 days after a transaction, so the run uses the transactions
+  in `[D - 7 - window_days, D - 7)`, built by Feast's point-in-time retrieval through the
+  `fraud_model_v1` feature service. The last `eval_days` are held out (the most recent
+  matured days); the candidate trains on the days before them minus a 7-day gap.
+- **Gate**: candidate and champion are scored on the same held-out rows; floors, a paired
+  bootstrap non-inferiority test, behavioural checks and a latency budget give
+  *approve*, *reject* or *needs review*. The decision record and model card are attached to
+  the MLflow run and model version. Only *approve* moves an alias (`challenger`) and emits
+  the `candidate_model` asset for the deployment DAG.
+- **Schedule**: weekly (Monday 03:00 UTC) or whenever a `retrain_request` asset event
+  arrives (the monitoring policy's retrain signal). `max_active_runs=1`.
+- **Manual run**: trigger with Params (window, model family, hyperparameters, seed,
+  force review, reason). **Historical retraining**:
+  `airflow backfill create --dag-id model_training --from-date 2018-08-01 --to-date 2018-09-01`
+  rebuilds "the model we would have had" on each date; a rerun of a date replaces its MLflow
+  run and model version. Owner: ml-platform.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
+from mlops_airflow.deployment import schedule_start
+
+FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=RETRAIN_REQUEST
+    ),
+    start_date=schedule_start(),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "training", "mlflow"],
+    doc_md=__doc__,
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "window_days": Param(
+            21,
+            type="integer",
+            minimum=15,
+            maximum=365,
+            description="Days of matured data: training + 7-day gap + evaluation.",
+        ),
+        "eval_days": Param(
+            7,
+            type="integer",
+            minimum=1,
+            maximum=60,
+            description="Held-out days at the end of the window.",
+        ),
+        "family": Param(
+            "hist_gradient_boosting", type="string", enum=FAMILIES, description="Model family."
+        ),
+        "hyperparameters": Param(
+            {}, type="object", description='Family hyperparameters, e.g. {"max_iter": 300}.'
+        ),
+        "seed": Param(
+            0, type="integer", minimum=0, description="Random seed of training and bootstrap."
+        ),
+        "force_review": Param(
+            False,
+            type="boolean",
+            description="Never auto-approve: an approval becomes needs_review.",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            description="Why this run was asked for (kept in the decision record).",
+        ),
+    },
+)
+def model_training():
+    @task
+    def build_training_sets(**context) -> dict:
+        from mlops.settings import load_settings
+        from mlops.training_job import build_training_sets as build
+        from mlops_airflow.context import as_of_day, storage_options, training_request
+
+        settings = load_settings()
+        request = training_request(context["params"], as_of_day(context), settings)
+        options = storage_options(settings.data_root, settings.aws_conn_id)
+        return build(settings, request, options)
+
+    @task
+    def train_and_gate(built: dict, **context) -> dict:
+        from mlops.settings import load_settings
+        from mlops.tracking import RunContext
+        from mlops.training_job import train_and_gate as run
+        from mlops_airflow.context import as_of_day, storage_options, training_request
+
+        settings = load_settings()
+        day = as_of_day(context)
+        request = training_request(context["params"], day, settings)
+        run_context = RunContext(context["dag"].dag_id, day, context["run_id"])
+        outcome = run(
+            request,
+            run_context,
+            sets_uri=built["sets_uri"],
+            tracking_uri=settings.mlflow_tracking_uri,
+            storage_options=storage_options(settings.data_root, settings.aws_conn_id),
+        )
+        return outcome.to_xcom()
+
+    @task.short_circuit
+    def approved(outcome: dict) -> bool:
+        return outcome["outcome"] == "approve"
+
+    @task(outlets=[CANDIDATE_MODEL])
+    def announce_candidate(outcome: dict, *, outlet_events=None) -> None:
+        outlet_events[CANDIDATE_MODEL].extra = {
+            "model_version": outcome["model_version"],
+            "run_id": outcome["run_id"],
+        }
+
+    outcome = train_and_gate(build_training_sets())
+    approved(outcome) >> announce_candidate(outcome)
+
+
+model_training()
