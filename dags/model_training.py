@@ -82,14 +82,21 @@ FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
 def model_training():
     @task
     def build_training_sets(**context) -> dict:
+        from mlops.features_inputs import MissingPartitionError
         from mlops.settings import load_settings
         from mlops.training_job import build_training_sets as build
-        from mlops_airflow.context import as_of_day, storage_options, training_request
+        from mlops_airflow.context import (
+            as_of_day,
+            data_errors_fail_the_task,
+            storage_options,
+            training_request,
+        )
 
         settings = load_settings()
         request = training_request(context["params"], as_of_day(context), settings)
         options = storage_options(settings.data_root, settings.aws_conn_id)
-        return build(settings, request, options)
+        with data_errors_fail_the_task(MissingPartitionError):
+            return build(settings, request, options)
 
     @task
     def train_and_gate(built: dict, **context) -> dict:

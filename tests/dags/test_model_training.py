@@ -1,0 +1,102 @@
+"""model_training run by ``dag.test()`` on simulated data: a first model is approved; a
+deliberately worse candidate (trained on shuffled labels) is rejected and moves nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pendulum
+import pytest
+
+from tests.dags.training_data import build_data_root, environment, monday
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return build_data_root(tmp_path_factory.mktemp("training"))
+
+
+@pytest.fixture
+def env(data_root, monkeypatch):
+    for name, value in environment(data_root).items():
+        monkeypatch.setenv(name, value)
+    return environment(data_root)
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors
+    return bag.dags["model_training"]
+
+
+def run_as_of(day, **conf):
+    run = load_dag().test(
+        logical_date=pendulum.datetime(day.year, day.month, day.day, 3, tz="UTC"),
+        run_conf=conf or None,
+    )
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    outcome = next(ti for ti in run.get_task_instances() if ti.task_id == "train_and_gate")
+    return run, states, outcome.xcom_pull(task_ids="train_and_gate")
+
+
+def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, env, monkeypatch):
+    from mlops import registry
+
+    tracking_uri = env["MLOPS_MLFLOW_TRACKING_URI"]
+    run, states, outcome = run_as_of(monday(0))
+    assert str(run.state) == "success", states
+    assert outcome["outcome"] == "approve", outcome["reasons"]
+    assert states["announce_candidate"] == "success"
+    assert registry.alias_state(tracking_uri).challenger == outcome["model_version"]
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    mlflow_run = client.get_run(outcome["run_id"])
+    assert mlflow_run.data.tags["mlops.gate_outcome"] == "approve"
+    assert mlflow_run.data.tags["airflow.dag_id"] == "model_training"
+    assert mlflow_run.data.params["eval_end"] <= str(monday(0))
+    record = json.loads(
+        Path(client.download_artifacts(outcome["run_id"], registry.DECISION_RECORD)).read_text()
+    )
+    assert record["outcome"] == "approve"
+
+    registry.promote_challenger(tracking_uri)  # what the deployment DAG does after rollout
+    champion = registry.alias_state(tracking_uri).champion
+
+    import mlops.training_job as job
+
+    real_train = job.train
+
+    def train_on_shuffled_labels(family, frame, labels, params=None, seed=0):
+        shuffled = np.random.default_rng(0).permutation(labels.to_numpy())
+        return real_train(family, frame, shuffled, params, seed)
+
+    monkeypatch.setattr(job, "train", train_on_shuffled_labels)
+    run, states, outcome = run_as_of(monday(1), reason="shuffled labels on purpose")
+    assert outcome["outcome"] == "reject", outcome["reasons"]
+    assert states["announce_candidate"] == "skipped"
+    state = registry.alias_state(tracking_uri)
+    assert (state.champion, state.challenger) == (champion, None)
+
+
+def test_a_rerun_of_the_same_date_replaces_its_run_and_version(airflow_db, env):
+    import mlflow
+
+    tracking_uri = env["MLOPS_MLFLOW_TRACKING_URI"]
+    _, _, first = run_as_of(monday(2), force_review=True)
+    _, _, second = run_as_of(monday(2), force_review=True)
+    assert first["outcome"] == second["outcome"] == "needs_review"
+    assert first["metrics"]["candidate"] == second["metrics"]["candidate"]  # same inputs, seed
+    client = mlflow.MlflowClient(tracking_uri)
+    key = f"model_training/{monday(2)}"
+    versions = client.search_model_versions(
+        f"name = 'fraud_model' and tags.`mlops.run_key` = '{key}'"
+    )
+    assert [v.run_id for v in versions] == [second["run_id"]]
