@@ -32,7 +32,7 @@ export MLOPS_PROFILE ?= local
 export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: help venv demo test lint format bench airflow compose-config clean distclean
+.PHONY: help venv demo test lint format bench airflow feast-apply compose-config clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ airflow: venv ## Airflow UI on http://127.0.0.1:8080 (standalone, SQLite, this p
 	@echo "AIRFLOW_HOME=$(AIRFLOW_HOME); the admin password is printed below and kept in"
 	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone  # it starts its components as `airflow ...`
+
+feast-apply: venv ## apply feature_repo/ to the Feast registry of the current settings (idempotent)
+	$(PY) -m mlops.feature_store
 
 compose-config: venv ## validate docker-compose.yaml against the Compose specification
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml

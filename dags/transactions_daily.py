@@ -1,6 +1,7 @@
 """### transactions_daily
 
-One partition of card transactions a day, from landing to validated data.
+One partition of card transactions a day, from landing to validated data, to the day's
+features offline and online.
 
 1. **wait_for_landing_partition**: a deferrable sensor waits for
    `<landing>/date=YYYY-MM-DD/_SUCCESS` (local folder or `s3://`); it fails naming the
@@ -12,8 +13,19 @@ One partition of card transactions a day, from landing to validated data.
    `validated/date=...` and `quarantine/date=...` (with the failed rules per row), writes
    `reports/validation/date=....json` and the Data Docs under `docs/validation/`. A batch
    with a broken schema or too many bad rows is quarantined whole and the task fails.
+4. **build_features**: the day's feature partition `features/daily/date=...` (the model's 15
+   inputs, `daily` definition) and the day-end snapshots per card and per terminal,
+   `features/snapshots/{customer,terminal}/date=...`, from the validated partitions of the
+   38 days the windows reach. A missing one fails the task at once, naming the days: no
+   window is computed over a gap (days before `MLOPS_HISTORY_START` may be absent).
+5. **materialize_features**: applies the Feast definitions of `feature_repo/` (a no-op when
+   unchanged) and materialises the day's snapshots, stamped the start of the next day, into
+   the online store (SQLite locally, Redis in production). Exact and idempotent per day; a
+   day older than one already online is skipped. Redis unreachable: the task fails naming
+   the URL and retries. One at a time across runs (`max_active_tis_per_dag=1`).
 
-**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows).
+**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows) and the
+`features` asset (event extra: day, feature rows, snapshot rows, online store).
 **Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`;
 each run processes its own data interval, so reruns replace the same partitions.
 **Manual run**: trigger with the `day` param to re-process one day. Owner: ml-platform.
@@ -25,7 +37,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from mlops_airflow.assets import VALIDATED_TRANSACTIONS
+from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
 from mlops_airflow.deployment import (
     landing_uri,
     schedule_end,
@@ -105,7 +117,48 @@ def transactions_daily():
         }
         return result.to_xcom()
 
-    wait_for_landing_partition >> validate_partition(ingest_landing_partition())
+    @task
+    def build_features(validated: dict) -> dict:
+        from mlops.feature_pipeline import build_day_features
+        from mlops.features_inputs import MissingPartitionError, PartitionDayMismatch
+        from mlops.settings import load_settings
+        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+
+        settings = load_settings()
+        with data_errors_fail_the_task(MissingPartitionError, PartitionDayMismatch):
+            result = build_day_features(
+                settings,
+                validated["day"],
+                storage_options(settings.data_root, settings.aws_conn_id),
+            )
+        return result.to_xcom()
+
+    @task(outlets=[FEATURES], max_active_tis_per_dag=1)
+    def materialize_features(features: dict, *, outlet_events=None) -> dict:
+        from mlops.feature_pipeline import materialize_day_features
+        from mlops.features_snapshot import SnapshotMissingError
+        from mlops.settings import ConfigError, load_settings
+        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+
+        settings = load_settings()
+        with data_errors_fail_the_task(SnapshotMissingError, ConfigError):
+            result = materialize_day_features(
+                settings,
+                features["day"],
+                storage_options(settings.data_root, settings.aws_conn_id),
+            )
+        outlet_events[FEATURES].extra = {
+            "day": features["day"],
+            "rows": features["rows"],
+            "customers": result["customers"],
+            "terminals": result["terminals"],
+            "online_store": result["online_store"],
+        }
+        return result
+
+    validated = validate_partition(ingest_landing_partition())
+    wait_for_landing_partition >> validated
+    materialize_features(build_features(validated))
 
 
 transactions_daily()

@@ -5,7 +5,9 @@ store holds, per customer, counts and integer cents of the previous whole days a
 terminal, the finished risk features, all as of the end of the day before the request.
 Adding the request's own transaction uses the same integer cents and the same single
 division as the SQL, so a served vector equals the training row bit for bit. Pure: no I/O,
-no clock; the caller passes the rows it looked up and the transaction.
+no clock; the caller passes the rows it looked up and the transaction. The arithmetic
+(``amount_cents``, ``customer_window``) also takes numpy arrays, which is how training sets
+(``mlops.training_sets``) apply the very same steps to a whole window at once.
 
 A snapshot row is only valid for the day after its ``SNAPSHOT_DAY``. Because a snapshot
 writes a zero row the day an entity's windows empty, an older row is still right when it
@@ -15,10 +17,11 @@ materialised, and a row from the request's day or later would leak: both are ref
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from mlops.features_sql import FEATURE_COLUMNS, WINDOWS
 from mlops.features_sql_day import SNAPSHOT_DAY
@@ -30,9 +33,20 @@ class StaleSnapshotError(ValueError):
     """The online row is not the previous day's snapshot; serving it would skew features."""
 
 
-def amount_cents(amount: float) -> int:
-    """Same rounding as the SQL (``floor(amount * 100 + 0.5)``), in the same float steps."""
-    return math.floor(float(amount) * 100 + 0.5)
+def amount_cents(amount: Any) -> Any:
+    """Same rounding as the SQL (``floor(amount * 100 + 0.5)``), in the same float steps:
+    an int for one amount, an int64 array for an array of them."""
+    cents = np.floor(np.asarray(amount, dtype=np.float64) * 100 + 0.5).astype(np.int64)
+    return int(cents) if cents.ndim == 0 else cents
+
+
+def customer_window(prev_count: Any, prev_cents: Any, cents: Any) -> tuple[Any, Any]:
+    """Count and mean amount of a customer window: the snapshot's days plus the transaction.
+
+    Operators only, so Python ints and int64 arrays take the same steps: exact integer
+    sums, then one division of two integers below 2**53, rounded once, as in the SQL."""
+    count = prev_count + 1
+    return count, (prev_cents + cents) / (100 * count)
 
 
 def transaction_time(tx: Row) -> datetime:
@@ -87,10 +101,13 @@ def customer_features_at_request(snapshot_row: Row | None, tx: Row) -> dict[str,
     cents = amount_cents(tx["TX_AMOUNT"])
     out: dict[str, int | float] = {}
     for n in WINDOWS:
-        count = 1 + (int(row[f"CUSTOMER_ID_PREV_NB_TX_{n}DAY"]) if row is not None else 0)
-        total = cents + (int(row[f"CUSTOMER_ID_PREV_CENTS_{n}DAY"]) if row is not None else 0)
+        count, mean = customer_window(
+            int(row[f"CUSTOMER_ID_PREV_NB_TX_{n}DAY"]) if row is not None else 0,
+            int(row[f"CUSTOMER_ID_PREV_CENTS_{n}DAY"]) if row is not None else 0,
+            cents,
+        )
         out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count
-        out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = total / (100 * count)
+        out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = mean
     return out
 
 

@@ -10,6 +10,7 @@ and ``SNAPSHOT_DAY`` = A (so request-time code can refuse a stale row).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -32,6 +33,20 @@ from mlops.features_sql_day import ENTITY_KEYS, snapshot_sql
 from mlops.schema import partition_name
 
 EPOCH = date(1970, 1, 1)
+SNAPSHOTS_ZONE = "features/snapshots"  # under the data root; feature_repo/sources.py agrees
+SNAPSHOT_FILE = "data.parquet"
+
+
+class SnapshotMissingError(FileNotFoundError):
+    """Snapshot partitions that a materialisation or a training set needs are not published."""
+
+    def __init__(self, missing: Sequence[str], needed_for: str) -> None:
+        self.missing = tuple(missing)
+        super().__init__(
+            f"snapshot partition(s) missing: {', '.join(self.missing)}; {needed_for} needs "
+            "them and will not read a gap as empty history; run the features of those days "
+            "(transactions_daily build_features) first"
+        )
 
 
 @dataclass(frozen=True)
@@ -106,7 +121,7 @@ def build_snapshot_partitions(
             "inputs": {partition_name(p.day.isoformat()): p.sha256 for p in partitions},
         }
         storage.publish_partition(
-            uris[entity], {"data.parquet": parquet_bytes(table)}, metadata, storage_options
+            uris[entity], {SNAPSHOT_FILE: parquet_bytes(table)}, metadata, storage_options
         )
     return SnapshotResult(
         day=day.isoformat(),
@@ -116,3 +131,31 @@ def build_snapshot_partitions(
         terminals=tables["terminal"].num_rows,
         input_days=tuple(p.day.isoformat() for p in partitions),
     )
+
+
+def published_snapshots(
+    snapshots_uri: str,
+    days: Sequence[date],
+    *,
+    history_start: date | None,
+    needed_for: str,
+    storage_options: storage.StorageOptions | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The manifests of both entities' snapshots of ``days``, by partition URI, or raise.
+
+    Days before ``history_start`` have no snapshot (there was no history) and are skipped;
+    any other absent day is an error, never an empty history."""
+    found, missing = {}, []
+    for day in days:
+        if history_start is not None and day < history_start:
+            continue
+        for entity in ENTITY_KEYS:
+            uri = storage.join(snapshots_uri, entity, partition_name(day.isoformat()))
+            manifest = storage.read_manifest(uri, storage_options)
+            if manifest is None:
+                missing.append(uri)
+            else:
+                found[uri] = manifest
+    if missing:
+        raise SnapshotMissingError(missing, needed_for)
+    return found

@@ -10,10 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 PREFIX = "MLOPS_"
 PROFILES = ("local", "production")
+ONLINE_STORES = ("sqlite", "redis")
+HISTORY_START = date(2018, 4, 1)
+# The checkout this package runs from (an editable install, as in the Docker image).
+DEFAULT_FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 
 
 class ConfigError(ValueError):
@@ -55,12 +60,23 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     label_delay_days: int = 7
     validation: ValidationRules = field(default_factory=ValidationRules)
+    # The first day of the data set: feature windows may reach before it, into nothing.
+    history_start: date = HISTORY_START
+    # Feast (mlops.feature_store): None means the profile's choice, derived when used, so
+    # that ``with_overrides(data_root=...)`` moves the registry along with the data.
+    online_store: str | None = None  # sqlite (local) or redis (production)
+    feast_registry: str | None = None  # path, s3:// URI or SQLAlchemy URL
+    feature_repo: str = str(DEFAULT_FEATURE_REPO)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ConfigError(f"{PREFIX}PROFILE must be one of {PROFILES}, got {self.profile!r}")
         if self.profile == "production" and not self.data_root.startswith("s3://"):
             raise ConfigError(f"{PREFIX}DATA_ROOT must be an s3:// URI in the production profile")
+        if self.online_store not in (None, *ONLINE_STORES):
+            raise ConfigError(
+                f"{PREFIX}ONLINE_STORE must be one of {ONLINE_STORES}, got {self.online_store!r}"
+            )
 
     def zone(self, name: str) -> str:
         """URI of a zone under the data root: raw, validated, quarantine, reports, docs..."""
@@ -84,6 +100,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return default if raw in (None, "") else float(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+
+
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = env.get(PREFIX + name)
+    try:
+        return default if raw in (None, "") else date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a YYYY-MM-DD date, got {raw!r}") from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -116,4 +140,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=get(PREFIX + "REDIS_URL", "redis://127.0.0.1:6379/0"),
         label_delay_days=_int(env, "LABEL_DELAY_DAYS", 7),
         validation=rules,
+        history_start=_date(env, "HISTORY_START", HISTORY_START),
+        online_store=get(PREFIX + "ONLINE_STORE") or None,
+        feast_registry=get(PREFIX + "FEAST_REGISTRY") or None,
+        feature_repo=get(PREFIX + "FEATURE_REPO") or str(DEFAULT_FEATURE_REPO),
     )

@@ -17,6 +17,8 @@ def _data_asset(name: str, zone: str, group: str) -> Asset:
 
 
 VALIDATED_TRANSACTIONS = _data_asset("validated_transactions", "validated", "transactions")
+# The day's feature partition and day-end snapshots, materialised to the online store.
+FEATURES = _data_asset("features", "features", "features")
 # Anyone may ask for a retraining by emitting an event on this asset (the monitoring
 # policy does, with its reasons in the event's extra); model_training is scheduled on it.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="model")
