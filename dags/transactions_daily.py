@@ -53,7 +53,7 @@ from mlops_airflow.sensors import LandingPartitionSensor
     start_date=schedule_start(),
     end_date=schedule_end(),
     catchup=True,
-    max_active_runs=4,
+    max_active_runs=1,  # a day's feature windows read the days before it
     tags=["mlops", "ingestion", "validation"],
     doc_md=__doc__,
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},

@@ -86,13 +86,16 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
     assert (state.champion, state.challenger) == (champion, None)
 
 
-def test_a_rerun_of_the_same_date_replaces_its_run_and_version(airflow_db, env):
+def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
+    airflow_db, env, tmp_path, monkeypatch
+):
     import mlflow
 
-    tracking_uri = env["MLOPS_MLFLOW_TRACKING_URI"]
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"  # no champion: the first-model rule
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", tracking_uri)
     _, _, first = run_as_of(monday(2), force_review=True)
     _, _, second = run_as_of(monday(2), force_review=True)
-    assert first["outcome"] == second["outcome"] == "needs_review"
+    assert first["outcome"] == second["outcome"] == "needs_review", first["reasons"]
     assert first["metrics"]["candidate"] == second["metrics"]["candidate"]  # same inputs, seed
     client = mlflow.MlflowClient(tracking_uri)
     key = f"model_training/{monday(2)}"
