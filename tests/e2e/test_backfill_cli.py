@@ -7,6 +7,7 @@ Each backfilled date must give its own model, trained only on data known at that
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,12 @@ def metadata_db(postgres_url):
     admin.dispose()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def airflow(env, *args, timeout=300):
     done = subprocess.run(
         [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -64,6 +71,7 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
     import pandas as pd
 
     root = build_data_root(tmp_path / "data")
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE__")},
         **environment(root),
@@ -72,6 +80,10 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # Airflow 3 workers report to the api-server's execution API, not to the database.
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
     }
     airflow(env, "db", "migrate")
     airflow(env, "dags", "reserialize")
@@ -81,8 +93,11 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
         "--max-active-runs", "1",
     )  # fmt: skip
     airflow(env, "dags", "unpause", "model_training")
-    log = (tmp_path / "scheduler.log").open("w")
-    scheduler = subprocess.Popen([AIRFLOW, "scheduler"], env=env, stdout=log, stderr=log)
+    log = (tmp_path / "airflow.log").open("w")
+    services = [
+        subprocess.Popen([AIRFLOW, name], env=env, stdout=log, stderr=log)
+        for name in ("api-server", "scheduler")
+    ]
     try:
         deadline = time.monotonic() + 20 * 60
         while time.monotonic() < deadline:
