@@ -106,9 +106,11 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
                 break
             time.sleep(5)
     finally:
-        scheduler.terminate()
-        scheduler.wait(timeout=60)
-    assert runs == {d.isoformat(): "success" for d in DATES}, tmp_path / "scheduler.log"
+        for service in services:
+            service.terminate()
+        for service in services:
+            service.wait(timeout=60)
+    assert runs == {d.isoformat(): "success" for d in DATES}, tmp_path / "airflow.log"
 
     client = mlflow.MlflowClient(environment(root)["MLOPS_MLFLOW_TRACKING_URI"])
     versions = client.search_model_versions("name = 'fraud_model'")
