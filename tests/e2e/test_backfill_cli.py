@@ -47,6 +47,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_health(url: str, seconds: float = 180) -> None:
+    """Tasks report to the api-server: a scheduler started before it loses its first tasks."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
 def airflow(env, *args, timeout=300):
     done = subprocess.run(
         [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -94,11 +108,10 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
     )  # fmt: skip
     airflow(env, "dags", "unpause", "model_training")
     log = (tmp_path / "airflow.log").open("w")
-    services = [
-        subprocess.Popen([AIRFLOW, name], env=env, stdout=log, stderr=log)
-        for name in ("api-server", "scheduler")
-    ]
+    services = [subprocess.Popen([AIRFLOW, "api-server"], env=env, stdout=log, stderr=log)]
     try:
+        wait_for_health(f"http://127.0.0.1:{port}/api/v2/monitor/health")
+        services.append(subprocess.Popen([AIRFLOW, "scheduler"], env=env, stdout=log, stderr=log))
         deadline = time.monotonic() + 20 * 60
         while time.monotonic() < deadline:
             runs = backfill_runs(metadata_db)
