@@ -144,9 +144,11 @@ def print_decision_record(run_id: str) -> None:
     from mlops.settings import load_settings
 
     client = mlflow.MlflowClient(load_settings().mlflow_tracking_uri)
-    record = Path(client.download_artifacts(run_id, DECISION_RECORD))
-    card = Path(client.download_artifacts(run_id, MODEL_CARD))
-    print(f"\ndecision record: {record}\n{card.read_text()}")
+    record = json.loads(Path(client.download_artifacts(run_id, DECISION_RECORD)).read_text())
+    card = Path(client.download_artifacts(run_id, MODEL_CARD)).read_text()
+    print(f"\ndecision record (runs:/{run_id}/{DECISION_RECORD}):")
+    print(json.dumps({k: v for k, v in record.items() if k != "evidence"}, indent=2))
+    print(f"\nmodel card (runs:/{run_id}/{MODEL_CARD}):\n{card}")
 
 
 def main() -> int:
