@@ -10,6 +10,7 @@ recent labels it has never seen. Candidate and champion are judged on the same r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from mlops.evaluation import evaluate_against_champion
 from mlops.gate import GateDecision, GatePolicy
 from mlops.schema import partition_name
 from mlops.training import DEFAULT_FAMILY, train, validate_params
+
+log = logging.getLogger(__name__)
 
 TRAINING_TABLE = "training.parquet"
 EVALUATION_TABLE = "evaluation.parquet"
@@ -174,6 +177,14 @@ def train_and_gate(
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
     aliases = registry.apply_decision(tracking_uri, decision, version.version)
+    log.info(
+        "gate decision for %s, version %s: %s\n%s\naliases: %s",
+        context.run_key,
+        version.version,
+        decision.outcome.upper(),
+        "\n".join(f"- {reason}" for reason in decision.reasons),
+        aliases.reason,
+    )
     return TrainingOutcome(
         outcome=decision.outcome,
         reasons=tuple(decision.reasons),
