@@ -54,7 +54,7 @@ from mlops_airflow.sensors import LandingPartitionSensor
     end_date=schedule_end(),
     catchup=True,
     max_active_runs=1,  # a day's feature windows read the days before it
-    tags=["mlops", "ingestion", "validation"],
+    tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
     params={
