@@ -30,24 +30,21 @@ def data_root() -> str:
 SNAPSHOTS = f"{data_root().rstrip('/')}/features/snapshots"
 
 
-def snapshot_glob(entity: str) -> str:
-    return f"{SNAPSHOTS}/{entity}/date=*/data.parquet"
+def snapshot_source(entity: str, description: str) -> FileSource:
+    """The day-end snapshots of one entity, every published day at once."""
+    return FileSource(
+        name=f"{entity}_snapshots",
+        path=f"{SNAPSHOTS}/{entity}/date=*/data.parquet",
+        timestamp_field="event_timestamp",
+        description=description,
+        tags={"layout": "date-partitioned", "writer": "transactions_daily"},
+        owner=OWNER,
+    )
 
 
-customer_snapshots = FileSource(
-    name="customer_snapshots",
-    path=snapshot_glob("customer"),
-    timestamp_field="event_timestamp",
-    description="Per card, counts and integer cents of the whole days before the next day.",
-    tags={"layout": "date-partitioned", "writer": "transactions_daily"},
-    owner=OWNER,
+customer_snapshots = snapshot_source(
+    "customer", "Per card, counts and integer cents of the whole days before the next day."
 )
-
-terminal_snapshots = FileSource(
-    name="terminal_snapshots",
-    path=snapshot_glob("terminal"),
-    timestamp_field="event_timestamp",
-    description="Per terminal, transaction counts and fraud rates of matured whole days.",
-    tags={"layout": "date-partitioned", "writer": "transactions_daily"},
-    owner=OWNER,
+terminal_snapshots = snapshot_source(
+    "terminal", "Per terminal, transaction counts and fraud rates of matured whole days."
 )

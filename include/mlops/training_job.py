@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from mlops import registry, storage, tracking
@@ -20,6 +20,7 @@ from mlops.evaluation import evaluate_against_champion
 from mlops.gate import GateDecision, GatePolicy
 from mlops.schema import partition_name
 from mlops.training import DEFAULT_FAMILY, train, validate_params
+from mlops.training_sets import evaluation_window, training_window
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,14 @@ class TrainingRequest:
 
     @property
     def window(self) -> tracking.DataWindow:
-        eval_end = self.as_of - timedelta(days=self.delay_days)
-        eval_start = eval_end - timedelta(days=self.eval_days)
-        train_end = eval_start - timedelta(days=self.delay_days)
-        train_start = self.as_of - timedelta(days=self.delay_days + self.window_days)
-        return tracking.DataWindow(train_start, train_end, eval_start, eval_end, self.delay_days)
+        """The held-out days are the most recent matured ones; the training days are those
+        matured when the held-out window starts, so the label delay separates the two."""
+        held_out = evaluation_window(self.as_of, self.eval_days, self.delay_days)
+        train_days = self.window_days - self.delay_days - self.eval_days
+        training = training_window(held_out.start, train_days, self.delay_days)
+        return tracking.DataWindow(
+            training.start, training.end, held_out.start, held_out.end, self.delay_days
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "as_of": self.as_of.isoformat()}
