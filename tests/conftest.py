@@ -96,6 +96,18 @@ def redis_url() -> str:
     return _service_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", 6379, "Redis")
 
 
+@pytest.fixture
+def redis_db(redis_url: str) -> Iterator[str]:
+    """``redis_url``'s database, flushed before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield redis_url
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """An S3-compatible HTTP server (moto's server mode) on a free loopback port.

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops import storage
+from mlops.duckdb_s3 import enable_feast_s3_reads
 from mlops.feature_names import FEATURES
 from mlops.feature_store import (
     CUSTOMER_VIEW,
@@ -162,6 +163,7 @@ def materialize_day(
     )
     began = time.perf_counter()
     if views:
+        enable_feast_s3_reads(settings.zone(SNAPSHOTS_ZONE), storage_options)
         with _reachable(store, f"materialising {day}"):
             store.materialize(instant, instant, feature_views=list(views))
     return MaterializationResult(

@@ -44,11 +44,14 @@ def s3_options(
     key: str | None = None,
     secret: str | None = None,
     region: str | None = None,
+    token: str | None = None,
 ) -> dict[str, Any]:
     """s3fs options from plain values (an Airflow connection or the environment)."""
     options: dict[str, Any] = {}
     if key:
         options |= {"key": key, "secret": secret}
+        if token:
+            options["token"] = token
     client_kwargs = {
         k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v
     }

@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops import storage
+from mlops.duckdb_s3 import enable_feast_s3_reads
 from mlops.feature_names import FEATURES, LABEL
 from mlops.feature_store import ENTITY_VIEWS, FEATURE_SERVICE, feature_store
 from mlops.features_inputs import INPUT, as_date, day_range, input_partitions, query_partitions
@@ -209,6 +210,7 @@ def build_training_set(
     transactions = _transactions(partitions, storage_options) if partitions else None
     if transactions is None or transactions.empty:
         return TrainingSet(_empty(), inputs, window)
+    enable_feast_s3_reads(snapshots_uri, storage_options)
     return TrainingSet(_retrieve(store, transactions), inputs, window)
 
 

@@ -41,6 +41,7 @@ def storage_options(uri: str, aws_conn_id: str) -> dict[str, Any]:
         key=credentials.access_key,
         secret=credentials.secret_key,
         region=hook.conn_region_name,
+        token=credentials.token,
     )
 
 

@@ -160,13 +160,17 @@ def test_a_run_without_logical_date_processes_the_day_param(airflow_db, simulate
 
 
 @pytest.mark.integration
-def test_s3_landing_through_the_airflow_aws_connection(
-    airflow_db, simulated, s3_server, bucket, monkeypatch
+def test_s3_data_root_through_the_airflow_aws_connection(
+    airflow_db, simulated, s3_server, bucket, redis_db, monkeypatch
 ):
+    """The production shape: data, features and the Feast registry on S3, Redis online."""
     from mlops import storage
 
     root = f"s3://{bucket}/data"
     monkeypatch.setenv("MLOPS_DATA_ROOT", root)
+    monkeypatch.setenv("MLOPS_S3_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("MLOPS_ONLINE_STORE", "redis")
+    monkeypatch.setenv("MLOPS_REDIS_URL", redis_db)
     monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "1")
     monkeypatch.setenv("MLOPS_HISTORY_START", "2018-04-06")  # day 5, the one landed below
     connection = {
@@ -186,14 +190,25 @@ def test_s3_landing_through_the_airflow_aws_connection(
     dag = load_dag()
     assert dag.get_task("wait_for_landing_partition").landing_uri == f"{root}/landing"
 
-    # Features are built on S3 too; Feast's DuckDB offline store would need the httpfs
-    # extension to read them back, so materialisation is not run against S3 here.
-    run = dag.test(
-        logical_date=pendulum.parse(day, tz="UTC").add(days=1),
-        mark_success_pattern="materialize_features",
-    )
+    run = dag.test(logical_date=pendulum.parse(day, tz="UTC").add(days=1))
     assert str(run.state) == "success", states(run)
     assert storage.exists(f"{root}/features/daily/date={day}/_SUCCESS", options)
     validated = storage.read_parquet(f"{root}/validated/date={day}/transactions.parquet", options)
     assert len(validated) == int((frame["TX_DATETIME"].dt.date.astype(str) == day).sum())
     assert storage.exists(f"{root}/docs/validation/index.html", options)
+    assert storage.exists(f"{root}/feast/registry.db", options)
+
+    from mlops.online_store import online_features
+    from mlops.settings import load_settings
+
+    customers = storage.read_parquet(
+        f"{root}/features/snapshots/customer/date={day}/data.parquet", options
+    )
+    card = int(customers["CUSTOMER_ID"].iloc[0])
+    tx = {"TX_DATETIME": pendulum.parse(day).add(days=1, hours=9), "TX_AMOUNT": 25.0}
+    # No terminal has a matured day yet: the history starts on this day.
+    served = online_features(load_settings(), card, 10**9, tx)
+    assert served.status == {"customer": "current", "terminal": "missing"}
+    assert served.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1 + int(
+        customers["CUSTOMER_ID_PREV_NB_TX_1DAY"].iloc[0]
+    )

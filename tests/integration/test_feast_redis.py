@@ -8,7 +8,6 @@ it never touches the Feast (0) or Celery (1) databases of a developer's Redis.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,17 +22,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return publish_all(tmp_path_factory.mktemp("redis"), transactions())
-
-
-@pytest.fixture
-def redis_db(redis_url) -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield redis_url
-    client.flushdb()
-    client.close()
 
 
 def closed_port() -> int:
