@@ -13,12 +13,16 @@ features offline and online.
    `validated/date=...` and `quarantine/date=...` (with the failed rules per row), writes
    `reports/validation/date=....json` and the Data Docs under `docs/validation/`. A batch
    with a broken schema or too many bad rows is quarantined whole and the task fails.
-4. **build_features**: the day's feature partition `features/daily/date=...` (the model's 15
+4. **wait_for_earlier_days**: a deferrable sensor waits for the validated partitions of the
+   37 days before D that the feature windows read (none before `MLOPS_HISTORY_START`). In a
+   scheduled run they are long there; in a backfill, days run side by side and each day's
+   features start once the days before it are validated. It fails on the sensor timeout,
+   naming the days that never came: no window is computed over a gap.
+5. **build_features**: the day's feature partition `features/daily/date=...` (the model's 15
    inputs, `daily` definition) and the day-end snapshots per card and per terminal,
    `features/snapshots/{customer,terminal}/date=...`, from the validated partitions of the
-   38 days the windows reach. A missing one fails the task at once, naming the days: no
-   window is computed over a gap (days before `MLOPS_HISTORY_START` may be absent).
-5. **materialize_features**: applies the Feast definitions of `feature_repo/` (a no-op when
+   38 days the windows reach.
+6. **materialize_features**: applies the Feast definitions of `feature_repo/` (a no-op when
    unchanged) and materialises the day's snapshots, stamped the start of the next day, into
    the online store (SQLite locally, Redis in production). Exact and idempotent per day; a
    day older than one already online is skipped. Redis unreachable: the task fails naming
@@ -26,8 +30,9 @@ features offline and online.
 
 **Produces** the `validated_transactions` asset (event extra: day, rows, bad rows) and the
 `features` asset (event extra: day, feature rows, snapshot rows, online store).
-**Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`;
-each run processes its own data interval, so reruns replace the same partitions.
+**Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`,
+with any `--max-active-runs`; each run processes its own data interval, so reruns replace
+the same partitions, and each day's features wait for the days before it.
 **Manual run**: trigger with the `day` param to re-process one day. Owner: ml-platform.
 """
 
@@ -44,8 +49,9 @@ from mlops_airflow.deployment import (
     schedule_start,
     sensor_poke_s,
     sensor_timeout_s,
+    zone_uri,
 )
-from mlops_airflow.sensors import LandingPartitionSensor
+from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
 
 
 @dag(
@@ -53,7 +59,7 @@ from mlops_airflow.sensors import LandingPartitionSensor
     start_date=schedule_start(),
     end_date=schedule_end(),
     catchup=True,
-    max_active_runs=1,  # a day's feature windows read the days before it
+    max_active_runs=1,  # scheduled catch-up one day at a time; backfills set their own
     tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
@@ -156,9 +162,17 @@ def transactions_daily():
         }
         return result
 
-    validated = validate_partition(ingest_landing_partition())
-    wait_for_landing_partition >> validated
-    materialize_features(build_features(validated))
+    wait_for_earlier_days = EarlierPartitionsSensor(
+        task_id="wait_for_earlier_days",
+        validated_uri=zone_uri("validated"),
+        poke_interval=sensor_poke_s(),
+        timeout=sensor_timeout_s(),
+    )
+    ingested = ingest_landing_partition()
+    wait_for_landing_partition >> ingested
+    features = build_features(validate_partition(ingested))
+    wait_for_earlier_days >> features
+    materialize_features(features)
 
 
 transactions_daily()

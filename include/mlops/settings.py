@@ -55,7 +55,6 @@ class Settings:
     landing_uri: str
     aws_conn_id: str = "aws_default"
     s3_endpoint_url: str | None = None
-    airflow_db_uri: str = ""
     mlflow_tracking_uri: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     label_delay_days: int = 7
@@ -117,11 +116,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     profile = get(PREFIX + "PROFILE", "local")
     if profile == "production":
         data_root = get(PREFIX + "DATA_ROOT", "s3://mlops-fraud/data")
-        db = get(PREFIX + "DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/mlops")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     else:
         data_root = get(PREFIX + "DATA_ROOT") or str(Path.home() / "mlops-data")
-        db = get(PREFIX + "DATABASE_URL", f"sqlite:///{data_root}/airflow.db")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", f"sqlite:///{data_root}/mlflow.db")
     rules = ValidationRules(
         max_amount=_float(env, "MAX_AMOUNT", ValidationRules.max_amount),
@@ -135,7 +132,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         landing_uri=get(PREFIX + "LANDING_URI") or f"{data_root.rstrip('/')}/landing",
         aws_conn_id=get(PREFIX + "AWS_CONN_ID", "aws_default"),
         s3_endpoint_url=get(PREFIX + "S3_ENDPOINT_URL") or None,
-        airflow_db_uri=db,
         mlflow_tracking_uri=mlflow_uri,
         redis_url=get(PREFIX + "REDIS_URL", "redis://127.0.0.1:6379/0"),
         label_delay_days=_int(env, "LABEL_DELAY_DAYS", 7),

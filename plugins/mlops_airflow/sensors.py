@@ -1,20 +1,27 @@
-"""A deferrable sensor for a day's landing partition, on a local folder or on S3.
+"""Deferrable sensors for partition markers, on a local folder or on S3.
 
-A producer signals that a day is complete by writing ``<landing>/date=YYYY-MM-DD/_SUCCESS``
-after its data files; waiting for the marker, not for any file, avoids ingesting a half
-uploaded day. The day is resolved when the task runs (see ``context.partition_day``), so a
-manual run without a logical date works too.
+A writer signals that a day's partition is complete with ``<zone>/date=YYYY-MM-DD/_SUCCESS``
+after its data files; waiting for the marker, not for any file, never reads a half-written
+day. Two waits use it:
 
-The waiting itself is done by the providers' triggers: the amazon provider's
-``S3KeyTrigger`` (what ``S3KeySensor(deferrable=True)`` defers to, through the Airflow AWS
-connection) and the standard provider's ``FileTrigger``. They are imported when the task
-runs, not when the DAG file is parsed: importing the amazon provider loads boto3, about a
-second on every parse. On timeout the task fails naming the partition that never came.
+* ``LandingPartitionSensor``: the producer's landing partition of the run's day;
+* ``EarlierPartitionsSensor``: the validated partitions of the days before it that the day's
+  feature windows read. A backfill runs several days side by side (its ``max_active_runs``
+  is its own, not the DAG's), so a day's features wait here, deferred, for the days before
+  it rather than failing or computing a window over a gap.
+
+The day is resolved when the task runs (see ``context.partition_day``), so a manual run
+without a logical date works too. The waiting itself is done by the providers' triggers: the
+amazon provider's ``S3KeyTrigger`` (what ``S3KeySensor(deferrable=True)`` defers to, through
+the Airflow AWS connection, all keys at once) and the standard provider's ``FileTrigger``
+(one file, so a local wait defers once per missing marker, within one deadline). They are
+imported when the task runs, not when the DAG file is parsed: importing the amazon provider
+loads boto3, about a second on every parse. On timeout the task fails naming what never came.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -29,33 +36,33 @@ if TYPE_CHECKING:
 MARKER = "_SUCCESS"
 
 
-def marker_uri(landing_uri: str, day: str) -> str:
-    return f"{landing_uri.rstrip('/')}/date={day}/{MARKER}"
+def marker_uri(zone_uri: str, day: str) -> str:
+    return f"{zone_uri.rstrip('/')}/date={day}/{MARKER}"
 
 
-class LandingPartitionSensor(BaseSensorOperator):
-    """Wait, deferred, until the day's landing partition is marked complete.
+class PartitionMarkersSensor(BaseSensorOperator):
+    """Wait, deferred, until every marker that ``markers(context)`` names exists.
 
-    :param landing_uri: landing folder or ``s3://bucket/prefix``; the day's marker is
-        ``date=<day>/_SUCCESS`` under it. (templated)
-    :param aws_conn_id: Airflow connection used for ``s3://`` landing.
+    :param aws_conn_id: Airflow connection used for ``s3://`` markers.
     """
 
-    template_fields = ("landing_uri",)
+    what = "partition markers"
+    remedy = "write the partitions, then clear this task"
 
-    def __init__(self, *, landing_uri: str, aws_conn_id: str = "aws_default", **kwargs: Any):
+    def __init__(self, *, aws_conn_id: str = "aws_default", **kwargs: Any):
         super().__init__(**kwargs)
-        self.landing_uri = landing_uri
         self.aws_conn_id = aws_conn_id
 
-    @property
-    def on_s3(self) -> bool:
-        return self.landing_uri.startswith("s3://")
+    def markers(self, context: Context) -> list[str]:
+        raise NotImplementedError
 
-    def poke(self, context: Context) -> bool:
-        marker = marker_uri(self.landing_uri, partition_day(context))
-        self.log.info("Looking for %s", marker)
-        if self.on_s3:
+    def missing(self, context: Context) -> list[str]:
+        markers = self.markers(context)
+        self.log.info("Looking for %d marker(s): %s", len(markers), ", ".join(markers))
+        return [marker for marker in markers if not self._exists(marker)]
+
+    def _exists(self, marker: str) -> bool:
+        if marker.startswith("s3://"):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
             bucket, key = S3Hook.parse_s3_url(marker)
@@ -64,44 +71,108 @@ class LandingPartitionSensor(BaseSensorOperator):
 
         return os.path.isfile(marker)
 
+    def poke(self, context: Context) -> bool:
+        return not self.missing(context)
+
     def execute(self, context: Context) -> None:
-        if self.poke(context):
+        self._wait(context, deadline=None)
+
+    def _wait(self, context: Context, deadline: datetime | None) -> None:
+        missing = self.missing(context)
+        if not missing:
+            self.log.info("All %s are present", self.what)
             return
-        marker = marker_uri(self.landing_uri, partition_day(context))
+        now = datetime.now(UTC)
+        deadline = deadline or now + timedelta(seconds=self.timeout)
+        if now >= deadline:
+            raise AirflowSensorTimeout(self._timeout_message(missing))
+        self.log.info("Waiting for %d missing: %s", len(missing), ", ".join(missing))
         self.defer(
-            trigger=self._trigger(marker),
+            trigger=self._trigger(missing),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            kwargs={"deadline": deadline.isoformat()},
+            timeout=deadline - now,
         )
 
-    def _trigger(self, marker: str) -> BaseTrigger:
-        if self.on_s3:
+    def _trigger(self, markers: list[str]) -> BaseTrigger:
+        if markers[0].startswith("s3://"):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
             from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
 
-            bucket, key = S3Hook.parse_s3_url(marker)
+            locations = [S3Hook.parse_s3_url(marker) for marker in markers]
             return S3KeyTrigger(
-                bucket_name=bucket,
-                bucket_key=key,
+                bucket_name=locations[0][0],
+                bucket_key=[key for _, key in locations],
                 aws_conn_id=self.aws_conn_id,
                 poke_interval=self.poke_interval,
             )
         from airflow.providers.standard.triggers.file import FileTrigger
 
-        return FileTrigger(filepath=marker, poke_interval=self.poke_interval)
+        return FileTrigger(filepath=markers[0], poke_interval=self.poke_interval)
 
-    def execute_complete(self, context: Context, event: Any = None) -> None:
+    def execute_complete(
+        self, context: Context, event: Any = None, deadline: str | None = None
+    ) -> None:
         if isinstance(event, dict) and event.get("status") == "error":
-            raise AirflowException(f"waiting for the landing partition failed: {event['message']}")
-        self.log.info("Landing partition for %s is complete", partition_day(context))
+            raise AirflowException(f"waiting for the {self.what} failed: {event['message']}")
+        self._wait(context, datetime.fromisoformat(deadline) if deadline else None)
+
+    def _timeout_message(self, missing: list[str]) -> str:
+        return (
+            f"{self.what} not complete: {', '.join(missing)} did not appear within "
+            f"{self.timeout:.0f} s; {self.remedy}"
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: Any, context: Context) -> Any:
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSensorTimeout as err:
-            marker = marker_uri(self.landing_uri, partition_day(context))
-            raise AirflowSensorTimeout(
-                f"landing partition not complete: {marker} did not appear within "
-                f"{self.timeout:.0f} s; land the day's files and its {MARKER} marker, "
-                "then clear this task"
-            ) from err
+            raise AirflowSensorTimeout(self._timeout_message(self.missing(context))) from err
+
+
+class LandingPartitionSensor(PartitionMarkersSensor):
+    """Wait, deferred, until the day's landing partition is marked complete.
+
+    :param landing_uri: landing folder or ``s3://bucket/prefix``; the day's marker is
+        ``date=<day>/_SUCCESS`` under it. (templated)
+    """
+
+    template_fields = ("landing_uri",)
+    what = "landing partition"
+    remedy = f"land the day's files and its {MARKER} marker, then clear this task"
+
+    def __init__(self, *, landing_uri: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.landing_uri = landing_uri
+
+    def markers(self, context: Context) -> list[str]:
+        return [marker_uri(self.landing_uri, partition_day(context))]
+
+
+class EarlierPartitionsSensor(PartitionMarkersSensor):
+    """Wait, deferred, until the validated partitions that the day's feature windows read
+    from earlier days are published (days before ``MLOPS_HISTORY_START`` excepted).
+
+    :param validated_uri: the validated zone, folder or ``s3://``. (templated)
+    """
+
+    template_fields = ("validated_uri",)
+    what = "validated partitions of the earlier days"
+    remedy = (
+        "run (or fix and re-run) transactions_daily for those days, or set "
+        "MLOPS_HISTORY_START if the data set starts later; then clear this task"
+    )
+
+    def __init__(self, *, validated_uri: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.validated_uri = validated_uri
+
+    def markers(self, context: Context) -> list[str]:
+        from mlops.features_sql import earlier_input_days
+        from mlops.settings import load_settings
+
+        settings = load_settings()
+        days = earlier_input_days(
+            partition_day(context), settings.label_delay_days, settings.history_start
+        )
+        return [marker_uri(self.validated_uri, day.isoformat()) for day in days]

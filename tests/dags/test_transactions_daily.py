@@ -63,6 +63,19 @@ def land(simulated, root, day_index: int, **kwargs) -> str:
     return config.day(day_index).isoformat()
 
 
+def test_nothing_reads_a_partition_before_its_sensor_has_seen_it_complete():
+    dag = load_dag()
+    upstream = {task.task_id: task.upstream_task_ids for task in dag.tasks}
+    assert upstream == {
+        "wait_for_landing_partition": set(),
+        "wait_for_earlier_days": set(),
+        "ingest_landing_partition": {"wait_for_landing_partition"},
+        "validate_partition": {"ingest_landing_partition"},
+        "build_features": {"validate_partition", "wait_for_earlier_days"},
+        "materialize_features": {"build_features"},
+    }
+
+
 def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated, data_root):
     day = land(simulated, data_root, 0)
     run = run_day(day)
@@ -104,15 +117,41 @@ def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, dat
         assert snapshot(data_root / zone / f"date={day}") == files, zone
 
 
-def test_a_missing_earlier_partition_fails_the_features_at_once(airflow_db, simulated, data_root):
+def test_a_missing_earlier_partition_fails_the_wait_naming_it(
+    airflow_db, simulated, data_root, monkeypatch
+):
     day = land(simulated, data_root, 2)
-    os.environ["MLOPS_HISTORY_START"] = simulated[0].day(1).isoformat()  # day 1 never landed
+    missing = simulated[0].day(1).isoformat()
+    os.environ["MLOPS_HISTORY_START"] = missing  # day 1 never landed
+    monkeypatch.setenv(
+        "MLOPS_SENSOR_TIMEOUT_S", "0"
+    )  # dag.test runs triggers without their timeout
     run = run_day(day)
     assert str(run.state) == "failed"
-    (build,) = [ti for ti in run.get_task_instances() if ti.task_id == "build_features"]
-    assert (str(build.state), build.try_number) == ("failed", 1)  # no retry for missing data
+    (wait,) = [ti for ti in run.get_task_instances() if ti.task_id == "wait_for_earlier_days"]
+    assert str(wait.state) == "failed"
+    assert states(run)["build_features"] == "upstream_failed"
     assert states(run)["materialize_features"] == "upstream_failed"
     assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
+    assert not (data_root / "features" / "daily" / f"date={day}").exists()
+
+
+def test_features_wait_for_an_earlier_day_validated_later(airflow_db, simulated, data_root):
+    """A backfill runs days side by side: day 2's features start once day 1 is validated."""
+    first = land(simulated, data_root, 1)
+    assert str(run_day(first).state) == "success"
+    day = land(simulated, data_root, 2)
+    os.environ["MLOPS_HISTORY_START"] = first
+    earlier = data_root / "validated" / f"date={first}"
+    hidden = data_root / "hidden"
+    earlier.rename(hidden)
+    threading.Timer(3.0, hidden.rename, args=[earlier]).start()
+    started = time.monotonic()
+    run = run_day(day)
+    assert str(run.state) == "success", states(run)
+    assert time.monotonic() - started >= 3.0
+    features = pd.read_parquet(data_root / "features" / "daily" / f"date={day}" / "data.parquet")
+    assert features["CUSTOMER_ID_NB_TX_7DAY_WINDOW"].max() > 1  # day 1 was in the windows
 
 
 def test_the_sensor_defers_until_the_producer_marks_the_day_complete(

@@ -6,6 +6,7 @@ Each backfilled date must give its own model, trained only on data known at that
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -80,16 +81,10 @@ def backfill_runs(db_url: str) -> dict[str, str]:
     return {row[0].date().isoformat(): row[1] for row in rows}
 
 
-def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db, tmp_path):
-    import mlflow
-    import pandas as pd
-
-    root = build_data_root(tmp_path / "data")
-    port = free_port()
-    env = {
+def airflow_environment(metadata_db: str, airflow_home: Path, port: int) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE__")},
-        **environment(root),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
@@ -99,23 +94,32 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
     }
+
+
+def run_backfill(env, log_path: Path, dag_id: str, dates: list[date], to_date: date, parallel: int):
+    """``airflow backfill create --from-date <first date> --to-date <to_date>`` (inclusive),
+    executed by an api-server, a scheduler and a triggerer (for deferred sensors) until the
+    runs of ``dates`` have all ended."""
     airflow(env, "db", "migrate")
     airflow(env, "dags", "reserialize")
     airflow(
-        env, "backfill", "create", "--dag-id", "model_training",
-        "--from-date", DATES[0].isoformat(), "--to-date", (DATES[-1] + timedelta(days=1)).isoformat(),
-        "--max-active-runs", "1",
+        env, "backfill", "create", "--dag-id", dag_id,
+        "--from-date", dates[0].isoformat(), "--to-date", to_date.isoformat(),
+        "--max-active-runs", str(parallel),
     )  # fmt: skip
-    airflow(env, "dags", "unpause", "model_training")
-    log = (tmp_path / "airflow.log").open("w")
+    airflow(env, "dags", "unpause", dag_id)
+    expected = len(dates)
+    db_url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    log = log_path.open("w")
     services = [subprocess.Popen([AIRFLOW, "api-server"], env=env, stdout=log, stderr=log)]
     try:
-        wait_for_health(f"http://127.0.0.1:{port}/api/v2/monitor/health")
-        services.append(subprocess.Popen([AIRFLOW, "scheduler"], env=env, stdout=log, stderr=log))
+        wait_for_health(f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/api/v2/monitor/health")
+        for service in ("scheduler", "triggerer"):
+            services.append(subprocess.Popen([AIRFLOW, service], env=env, stdout=log, stderr=log))
         deadline = time.monotonic() + 20 * 60
         while time.monotonic() < deadline:
-            runs = backfill_runs(metadata_db)
-            if len(runs) == len(DATES) and all(s in ("success", "failed") for s in runs.values()):
+            runs = backfill_runs(db_url)
+            if len(runs) == expected and all(s in ("success", "failed") for s in runs.values()):
                 break
             time.sleep(5)
     finally:
@@ -123,6 +127,18 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
             service.terminate()
         for service in services:
             service.wait(timeout=60)
+    return backfill_runs(db_url)
+
+
+def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db, tmp_path):
+    import mlflow
+    import pandas as pd
+
+    root = build_data_root(tmp_path / "data")
+    env = airflow_environment(metadata_db, tmp_path / "airflow", free_port()) | environment(root)
+    # The runs are at Monday 03:00: the range ends the day after the last.
+    last = DATES[-1] + timedelta(days=1)
+    runs = run_backfill(env, tmp_path / "airflow.log", "model_training", DATES, last, 1)
     assert runs == {d.isoformat(): "success" for d in DATES}, tmp_path / "airflow.log"
 
     client = mlflow.MlflowClient(environment(root)["MLOPS_MLFLOW_TRACKING_URI"])
@@ -140,3 +156,52 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
         for table in ("training.parquet", "evaluation.parquet"):
             latest = pd.read_parquet(sets / table)["TX_DATETIME"].max()
             assert latest.date() < known_until, (as_of, table, latest)
+
+
+def run_spans(db_url: str) -> list[tuple]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    query = "SELECT start_date, end_date FROM dag_run WHERE run_type = 'backfill'"
+    with engine.connect() as conn:
+        spans = [tuple(row) for row in conn.execute(sqlalchemy.text(query))]
+    engine.dispose()
+    return spans
+
+
+def test_a_parallel_backfill_of_transactions_daily_equals_the_sequential_features(
+    metadata_db, tmp_path
+):
+    """Days run side by side (max-active-runs 4, the DAG's own limit is 1): each day's
+    features wait, deferred, for the days before it, and come out as a one-pass backfill."""
+    import pandas as pd
+
+    from mlops.features import build_feature_partitions
+    from mlops.simulator import SimulationConfig, simulate, write_landing
+
+    config = SimulationConfig(n_customers=300, n_terminals=600, n_days=5, seed=3)
+    root = tmp_path / "data"
+    write_landing(simulate(config), str(root / "landing"), config, days=range(5))
+    days = [config.day(i) for i in range(5)]
+    first, last = days[0], days[-1]
+    env = airflow_environment(metadata_db, tmp_path / "airflow", free_port()) | {
+        "MLOPS_DATA_ROOT": str(root),
+        "MLOPS_HISTORY_START": first.isoformat(),
+        "MLOPS_START_DATE": first.isoformat(),
+        "MLOPS_END_DATE": last.isoformat(),  # no scheduled runs besides the backfill's
+        "MLOPS_SENSOR_POKE_S": "2",
+    }
+    runs = run_backfill(env, tmp_path / "airflow.log", "transactions_daily", days, last, 4)
+    assert runs == {d.isoformat(): "success" for d in days}, tmp_path / "airflow.log"
+    spans = sorted(run_spans(metadata_db))
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+
+    expected = tmp_path / "sequential"
+    build_feature_partitions(
+        first, last, str(root / "validated"), str(expected), history_start=first
+    )
+    for i in range(5):
+        day = (first + timedelta(days=i)).isoformat()
+        produced = pd.read_parquet(root / "features" / "daily" / f"date={day}" / "data.parquet")
+        reference = pd.read_parquet(expected / f"date={day}" / "data.parquet")
+        pd.testing.assert_frame_equal(produced, reference, check_exact=True)

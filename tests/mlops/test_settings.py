@@ -18,7 +18,6 @@ def test_local_profile_keeps_everything_under_one_root(tmp_path):
 def test_production_profile_uses_services():
     settings = load_settings({"MLOPS_PROFILE": "production"})
     assert settings.data_root.startswith("s3://")
-    assert settings.airflow_db_uri.startswith("postgresql")
     assert settings.mlflow_tracking_uri.startswith("http")
 
 

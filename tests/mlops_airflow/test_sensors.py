@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from mlops_airflow.context import partition_day
-from mlops_airflow.sensors import LandingPartitionSensor
+from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
 
 DAY = pendulum.datetime(2018, 4, 1, tz="UTC")
 
@@ -32,7 +32,7 @@ def test_local_landing_defers_to_a_file_trigger_until_the_marker_exists(tmp_path
         sensor.execute(context())
     assert type(deferred.value.trigger).__name__ == "FileTrigger"
     assert deferred.value.trigger.filepath == f"{tmp_path}/date=2018-04-01/_SUCCESS"
-    assert deferred.value.timeout.total_seconds() == 60
+    assert 59 < deferred.value.timeout.total_seconds() <= 60
 
     (tmp_path / "date=2018-04-01").mkdir()
     (tmp_path / "date=2018-04-01" / "_SUCCESS").touch()
@@ -55,7 +55,10 @@ def test_s3_landing_defers_to_the_amazon_s3_key_trigger(s3_server, bucket, monke
         sensor.execute(context())
     trigger = deferred.value.trigger
     assert type(trigger).__name__ == "S3KeyTrigger"
-    assert (trigger.bucket_name, trigger.bucket_key) == (bucket, "landing/date=2018-04-01/_SUCCESS")
+    assert (trigger.bucket_name, trigger.bucket_key) == (
+        bucket,
+        ["landing/date=2018-04-01/_SUCCESS"],
+    )
 
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     s3.put_object(Bucket=bucket, Key="landing/date=2018-04-01/_SUCCESS", Body=b"")
@@ -74,3 +77,57 @@ def test_a_timeout_names_the_missing_partition(tmp_path):
         AirflowSensorTimeout, match="date=2018-04-01/_SUCCESS did not appear within 90 s"
     ):
         sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, context())
+
+
+def publish(zone, *days):
+    for day in days:
+        (zone / f"date={day}").mkdir(parents=True)
+        (zone / f"date={day}" / "_SUCCESS").touch()
+
+
+@pytest.fixture
+def validated(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_HISTORY_START", "2018-04-28")
+    monkeypatch.setenv("MLOPS_LABEL_DELAY_DAYS", "7")
+    return tmp_path / "validated"
+
+
+def test_features_wait_for_each_earlier_day_within_one_deadline(validated):
+    sensor = EarlierPartitionsSensor(task_id="wait", validated_uri=str(validated), timeout=60)
+    day = context(data_interval_start=pendulum.datetime(2018, 5, 1, tz="UTC"))
+    assert sensor.markers(day) == [
+        f"{validated}/date=2018-04-{d}/_SUCCESS" for d in ("28", "29", "30")
+    ]
+    publish(validated, "2018-04-28")
+    with pytest.raises(TaskDeferred) as first:
+        sensor.execute(day)
+    assert first.value.trigger.filepath == f"{validated}/date=2018-04-29/_SUCCESS"
+    deadline = first.value.kwargs["deadline"]
+
+    publish(validated, "2018-04-29")
+    with pytest.raises(TaskDeferred) as second:
+        sensor.execute_complete(day, event=None, deadline=deadline)
+    assert second.value.trigger.filepath == f"{validated}/date=2018-04-30/_SUCCESS"
+    assert second.value.kwargs["deadline"] == deadline
+    assert second.value.timeout <= first.value.timeout
+
+    publish(validated, "2018-04-30")
+    assert sensor.execute_complete(day, event=None, deadline=deadline) is None
+
+
+def test_the_first_day_of_the_history_waits_for_nothing(validated):
+    sensor = EarlierPartitionsSensor(task_id="wait", validated_uri=str(validated))
+    first_day = context(data_interval_start=pendulum.datetime(2018, 4, 28, tz="UTC"))
+    assert sensor.markers(first_day) == []
+    assert sensor.execute(first_day) is None
+
+
+def test_a_passed_deadline_fails_naming_the_missing_days(validated):
+    sensor = EarlierPartitionsSensor(task_id="wait", validated_uri=str(validated), timeout=5)
+    day = context(data_interval_start=pendulum.datetime(2018, 4, 30, tz="UTC"))
+    publish(validated, "2018-04-29")
+    with pytest.raises(AirflowSensorTimeout, match=r"date=2018-04-28/_SUCCESS did not appear"):
+        sensor.execute_complete(day, event=None, deadline="2018-01-01T00:00:00+00:00")
+    with pytest.raises(AirflowSensorTimeout, match="MLOPS_HISTORY_START") as timeout:
+        sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, day)
+    assert "2018-04-29" not in str(timeout.value)
