@@ -22,7 +22,8 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
     && rm /tmp/requirements.txt
 
 # The project itself, editable from /opt/airflow: include/mlops and plugins/mlops_airflow import
-# from these paths, which docker-compose bind-mounts for development.
+# from these paths, which docker-compose bind-mounts for development. DuckDB's httpfs (Feast's
+# s3:// reads) is installed from its wheel into ~/.duckdb now, not on a worker's first task.
 COPY --chown=airflow:0 README.md /opt/airflow/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
@@ -30,4 +31,5 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 feature_repo/ /opt/airflow/feature_repo/
 RUN uv pip install --no-cache --no-deps --editable . \
     && mkdir -p /opt/airflow/auth \
-    && python -c "import airflow.providers.celery.executors.celery_executor, psycopg2, mlops, mlops_airflow"
+    && python -c "import airflow.providers.celery.executors.celery_executor, psycopg2, mlops, mlops_airflow" \
+    && python -c "import duckdb; from mlops.duckdb_s3 import load_httpfs; load_httpfs(duckdb.connect())"
