@@ -60,17 +60,21 @@ def evaluate_against_champion(
     which cards investigators already know. ``champion`` is None for the first model.
     """
     known = first_fraud_days(history)
-    rows = window.loc[eligible_mask(window, known, delay_days)].reset_index(drop=True)
-    cand_scores = predict_scores(candidate, rows)
-    cand_metrics = evaluate_scores(
-        rows, cand_scores, k=policy.k, known_compromised=known, delay_days=delay_days
-    )
+    eligible = eligible_mask(window, known, delay_days)
+    rows = window.loc[eligible].reset_index(drop=True)
+
+    def scores_and_metrics(model: Any) -> tuple[Any, Metrics]:
+        # Metrics see the whole window, so they report how many rows the removal took.
+        scores = predict_scores(model, window)
+        metrics = evaluate_scores(
+            window, scores, k=policy.k, known_compromised=known, delay_days=delay_days
+        )
+        return scores[eligible], metrics
+
+    cand_scores, cand_metrics = scores_and_metrics(candidate)
     champ_metrics, bootstrap = None, None
     if champion is not None:
-        champ_scores = predict_scores(champion, rows)
-        champ_metrics = evaluate_scores(
-            rows, champ_scores, k=policy.k, known_compromised=known, delay_days=delay_days
-        )
+        champ_scores, champ_metrics = scores_and_metrics(champion)
         bootstrap = paired_bootstrap(
             rows,
             cand_scores,
