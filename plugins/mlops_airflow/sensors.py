@@ -21,6 +21,7 @@ loads boto3, about a second on every parse. On timeout the task fails naming wha
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,9 @@ class PartitionMarkersSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.aws_conn_id = aws_conn_id
 
+    @abstractmethod
     def markers(self, context: Context) -> list[str]:
-        raise NotImplementedError
+        """The markers to wait for, resolved for this run."""
 
     def missing(self, context: Context) -> list[str]:
         markers = self.markers(context)
