@@ -103,3 +103,52 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
         f"name = 'fraud_model' and tags.`mlops.run_key` = '{key}'"
     )
     assert [v.run_id for v in versions] == [second["run_id"]]
+
+
+@pytest.mark.integration
+def test_a_data_root_on_s3_through_the_airflow_aws_connection(
+    airflow_db, data_root, s3_server, bucket, redis_db, tmp_path, monkeypatch
+):
+    """The production shape: partitions, Feast registry and training sets on S3."""
+    import mlflow
+
+    from mlops import storage
+    from mlops.feature_store import apply_definitions
+    from mlops.settings import load_settings
+    from tests.dags.training_data import FIRST
+
+    options = storage.s3_options(endpoint_url=s3_server, key="testing", secret="testing")
+    fs, _ = storage.filesystem(f"s3://{bucket}", options)
+    for zone in ("validated", "features"):
+        fs.put(str(data_root / zone), f"{bucket}/data/{zone}", recursive=True)
+    root = f"s3://{bucket}/data"
+    environment = {
+        "MLOPS_DATA_ROOT": root,
+        "MLOPS_HISTORY_START": FIRST.isoformat(),
+        "MLOPS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLOPS_S3_ENDPOINT_URL": s3_server,
+        "FEAST_S3_ENDPOINT_URL": s3_server,
+        "MLOPS_ONLINE_STORE": "redis",
+        "MLOPS_REDIS_URL": redis_db,
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+            }
+        ),
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    apply_definitions(load_settings())
+
+    run, states, outcome = run_as_of(monday(0))
+    assert str(run.state) == "success", states
+    assert outcome["outcome"] == "approve", outcome["reasons"]
+    sets = f"{root}/training_sets/date={monday(0)}"
+    training = storage.read_parquet(f"{sets}/training.parquet", options)
+    assert len(training) > 1000 and storage.exists(f"{sets}/_SUCCESS", options)
+    client = mlflow.MlflowClient(environment["MLOPS_MLFLOW_TRACKING_URI"])
+    inputs = client.get_run(outcome["run_id"]).inputs.dataset_inputs
+    assert any(sets in d.dataset.source for d in inputs), [d.dataset.source for d in inputs]
