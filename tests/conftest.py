@@ -7,6 +7,7 @@ below is set at conftest import time: pytest imports this file before any test m
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -127,6 +129,22 @@ def s3_server() -> Iterator[str]:
         mp.delenv("AWS_PROFILE", raising=False)
         yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def aws_connection(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Airflow's ``aws_default`` connection on the session's S3 server; returns the s3fs
+    options of the same identity, for a test to read what the tasks wrote."""
+    from mlops.storage import s3_options
+
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    return s3_options(endpoint_url=s3_server, key="testing", secret="testing")
 
 
 @pytest.fixture

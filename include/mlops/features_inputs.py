@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops import storage
-from mlops.features_sql import INPUT_COLUMNS
+from mlops.features_sql import INPUT_COLUMNS, lookback_days
 from mlops.schema import MANIFEST, partition_name
 
 DayLike = date | str
@@ -57,6 +57,18 @@ def as_date(day: DayLike) -> date:
 
 def day_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def earlier_input_days(
+    day: DayLike, delay_days: int, history_start: date | None = None
+) -> list[date]:
+    """The days before ``day`` whose validated partitions its features read (none before
+    ``history_start``): what a day's feature run must wait for."""
+    day = as_date(day)
+    first = day - timedelta(days=lookback_days(delay_days))
+    if history_start is not None:
+        first = max(first, history_start)
+    return day_range(first, day - timedelta(days=1))
 
 
 def input_partitions(

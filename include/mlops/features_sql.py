@@ -29,7 +29,6 @@ integers, ``cents / (100 * count)``; a risk is ``frauds / count``, 0 when the wi
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Literal
 
 Definition = Literal["handbook", "daily"]
@@ -82,18 +81,6 @@ DAY_NUMBER_SQL = "date_diff('day', DATE '1970-01-01', CAST(TX_DATETIME AS DATE))
 def lookback_days(delay_days: int) -> int:
     """How many days before ``D`` the features of ``D`` can reach, in both definitions."""
     return delay_days + max(WINDOWS)
-
-
-def earlier_input_days(
-    day: date | str, delay_days: int, history_start: date | None = None
-) -> list[date]:
-    """The days before ``day`` whose validated partitions its features read (none before
-    ``history_start``): what a day's feature run must wait for."""
-    day = day if isinstance(day, date) else date.fromisoformat(day)
-    first = day - timedelta(days=lookback_days(delay_days))
-    if history_start is not None:
-        first = max(first, history_start)
-    return [first + timedelta(days=i) for i in range((day - first).days)]
 
 
 def check_definition(definition: str, delay_days: int) -> None:

@@ -61,17 +61,15 @@ class PartitionMarkersSensor(BaseSensorOperator):
     def missing(self, context: Context) -> list[str]:
         markers = self.markers(context)
         self.log.info("Looking for %d marker(s): %s", len(markers), ", ".join(markers))
-        return [marker for marker in markers if not self._exists(marker)]
+        if not markers or not markers[0].startswith("s3://"):
+            import os
 
-    def _exists(self, marker: str) -> bool:
-        if marker.startswith("s3://"):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            return [marker for marker in markers if not os.path.isfile(marker)]
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-            bucket, key = S3Hook.parse_s3_url(marker)
-            return S3Hook(aws_conn_id=self.aws_conn_id).check_for_key(key, bucket)
-        import os
-
-        return os.path.isfile(marker)
+        hook = S3Hook(aws_conn_id=self.aws_conn_id)  # one connection lookup per poke
+        locations = [(marker, *S3Hook.parse_s3_url(marker)) for marker in markers]
+        return [m for m, bucket, key in locations if not hook.check_for_key(key, bucket)]
 
     def poke(self, context: Context) -> bool:
         return not self.missing(context)
@@ -170,7 +168,7 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
         self.validated_uri = validated_uri
 
     def markers(self, context: Context) -> list[str]:
-        from mlops.features_sql import earlier_input_days
+        from mlops.features_inputs import earlier_input_days
         from mlops.settings import load_settings
 
         settings = load_settings()

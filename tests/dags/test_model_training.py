@@ -107,7 +107,7 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
 
 @pytest.mark.integration
 def test_a_data_root_on_s3_through_the_airflow_aws_connection(
-    airflow_db, data_root, s3_server, bucket, redis_db, tmp_path, monkeypatch
+    airflow_db, data_root, s3_server, bucket, redis_db, aws_connection, tmp_path, monkeypatch
 ):
     """The production shape: partitions, Feast registry and training sets on S3."""
     import mlflow
@@ -117,7 +117,7 @@ def test_a_data_root_on_s3_through_the_airflow_aws_connection(
     from mlops.settings import load_settings
     from tests.dags.training_data import FIRST
 
-    options = storage.s3_options(endpoint_url=s3_server, key="testing", secret="testing")
+    options = aws_connection
     fs, _ = storage.filesystem(f"s3://{bucket}", options)
     for zone in ("validated", "features"):
         fs.put(str(data_root / zone), f"{bucket}/data/{zone}", recursive=True)
@@ -130,14 +130,6 @@ def test_a_data_root_on_s3_through_the_airflow_aws_connection(
         "FEAST_S3_ENDPOINT_URL": s3_server,
         "MLOPS_ONLINE_STORE": "redis",
         "MLOPS_REDIS_URL": redis_db,
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
-            }
-        ),
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -200,7 +200,7 @@ def test_a_run_without_logical_date_processes_the_day_param(airflow_db, simulate
 
 @pytest.mark.integration
 def test_s3_data_root_through_the_airflow_aws_connection(
-    airflow_db, simulated, s3_server, bucket, redis_db, monkeypatch
+    airflow_db, simulated, s3_server, bucket, redis_db, aws_connection, monkeypatch
 ):
     """The production shape: data, features and the Feast registry on S3, Redis online."""
     from mlops import storage
@@ -212,14 +212,7 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     monkeypatch.setenv("MLOPS_REDIS_URL", redis_db)
     monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "1")
     monkeypatch.setenv("MLOPS_HISTORY_START", "2018-04-06")  # day 5, the one landed below
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
-    options = storage.s3_options(endpoint_url=s3_server, key="testing", secret="testing")
+    options = aws_connection
 
     from mlops.simulator import write_landing
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pendulum
@@ -40,16 +39,9 @@ def test_local_landing_defers_to_a_file_trigger_until_the_marker_exists(tmp_path
 
 
 @pytest.mark.integration
-def test_s3_landing_defers_to_the_amazon_s3_key_trigger(s3_server, bucket, monkeypatch):
+def test_s3_landing_defers_to_the_amazon_s3_key_trigger(s3_server, bucket, aws_connection):
     import boto3
 
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
     sensor = LandingPartitionSensor(task_id="wait", landing_uri=f"s3://{bucket}/landing/")
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context())
