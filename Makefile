@@ -72,7 +72,7 @@ airflow: venv ## Airflow UI on http://127.0.0.1:8080 (standalone, SQLite, this p
 	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone  # it starts its components as `airflow ...`
 
 feast-apply: venv ## apply feature_repo/ to the Feast registry of the current settings (idempotent)
-	$(PY) -m mlops.feature_store
+	$(PY) -m mlops.features.store
 
 compose-config: venv ## validate docker-compose.yaml against the Compose specification
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml

@@ -26,7 +26,7 @@ def _child(home: Path) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.db import initdb
 
-    from tests.dags.training_data import build_data_root, monday
+    from tests.support.training_data import build_data_root, monday
 
     initdb()
     build_data_root(Path(os.environ["MLOPS_DATA_ROOT"]))

@@ -7,7 +7,7 @@ throughput is entity rows (cards + terminals) per second over the other days. Re
 on ``BENCH_REDIS_URL`` (default db 14 of the local Redis, flushed before and after); its
 throughput is compared with ``redis-benchmark -t set -P 16 -q -n 200000`` on the same
 server, plain pipelined SETs, an upper bound no store of hashes per entity can reach.
-Lookups: ``LOOKUPS`` calls of ``mlops.online_store.online_features`` (the feature service
+Lookups: ``LOOKUPS`` calls of ``mlops.features.online.online_features`` (the feature service
 read plus the request-time arithmetic) and of Feast's bare ``get_online_features``, one
 transaction of the following day each.
 """
@@ -66,8 +66,8 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def materialise(settings: Any, days: list[Any]) -> dict[str, Any]:
-    from mlops.feature_store import apply_definitions, feature_store
-    from mlops.online_store import materialize_day
+    from mlops.features.online import materialize_day
+    from mlops.features.store import apply_definitions, feature_store
 
     store = feature_store(settings)
     apply_definitions(settings, store)
@@ -88,8 +88,8 @@ def materialise(settings: Any, days: list[Any]) -> dict[str, Any]:
 
 
 def lookups(settings: Any, transactions: Any) -> dict[str, Any]:
-    from mlops.feature_store import FEATURE_SERVICE, feature_store
-    from mlops.online_store import online_features
+    from mlops.features.online import online_features
+    from mlops.features.store import FEATURE_SERVICE, feature_store
 
     store = feature_store(settings)
     rows = transactions.sample(n=LOOKUPS, random_state=0).itertuples(index=False)
@@ -112,7 +112,7 @@ def lookups(settings: Any, transactions: Any) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     from bench.features_bench import write_validated
-    from mlops.feature_pipeline import build_day_features
+    from mlops.features.pipeline import build_day_features
     from mlops.settings import load_settings
     from mlops.simulator import SimulationConfig, simulate
 

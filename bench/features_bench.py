@@ -29,7 +29,7 @@ def write_validated(frame: Any, root: Path, config: Any) -> int:
     """One published validated partition per simulated day, as validation writes them."""
     import pandas as pd
 
-    from mlops import storage
+    from mlops.io import storage
     from mlops.schema import SOURCE_FILE, SOURCE_ROW, partition_name
 
     frame = frame.assign(**{SOURCE_FILE: "simulated.parquet", SOURCE_ROW: 0})
@@ -48,7 +48,7 @@ def write_validated(frame: Any, root: Path, config: Any) -> int:
 def plain_one_pass(validated: Path, definition: str) -> tuple[float, Any]:
     import duckdb
 
-    from mlops.features_sql import feature_sql
+    from mlops.features.sql import feature_sql
 
     began = time.perf_counter()
     con = duckdb.connect()
@@ -63,7 +63,7 @@ def measure(validated: Path, out: Path, config: Any, definition: str) -> dict[st
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlops.features import build_feature_partition, build_feature_partitions
+    from mlops.features.offline import build_feature_partition, build_feature_partitions
 
     first, last = config.day(0), config.day(config.n_days - 1)
     one_pass_runs, batch_runs = [], []

@@ -14,9 +14,9 @@ from typing import Any
 
 
 def _process_day(root: str, day: str) -> int:
-    from mlops.ingest import ingest_partition
-    from mlops.partition_validation import validate_partition
+    from mlops.ingestion.landing import ingest_partition
     from mlops.settings import ValidationRules
+    from mlops.validation.partition import validate_partition
 
     ingest_partition(day, f"{root}/landing", f"{root}/raw", f"{root}/quarantine")
     result = validate_partition(

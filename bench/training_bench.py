@@ -29,7 +29,7 @@ def _between(frame: Any, start: date, end: date) -> Any:
 
 def _features(definition: str) -> Any:
     from bench.features_bench import write_validated
-    from mlops.features import compute_features_all
+    from mlops.features.offline import compute_features_all
     from mlops.simulator import SimulationConfig, simulate
 
     config = SimulationConfig()
@@ -42,8 +42,8 @@ def _features(definition: str) -> Any:
 
 
 def _protocol(frame: Any) -> dict[str, Any]:
-    from mlops.metrics import evaluate_scores, first_fraud_days
-    from mlops.training import FAMILIES, predict_scores, train
+    from mlops.evaluation.metrics import evaluate_scores, first_fraud_days
+    from mlops.training.estimators import FAMILIES, predict_scores, train
 
     train_rows, test_rows = _between(frame, *TRAIN), _between(frame, *TEST)
     known = first_fraud_days(train_rows)
@@ -65,9 +65,9 @@ def _protocol(frame: Any) -> dict[str, Any]:
 
 
 def _timings(frame: Any) -> dict[str, Any]:
-    from mlops.evaluation import evaluate_against_champion
-    from mlops.gate import GatePolicy
-    from mlops.training import DEFAULT_FAMILY, train
+    from mlops.evaluation.compare import evaluate_against_champion
+    from mlops.gate.decision import GatePolicy
+    from mlops.training.estimators import DEFAULT_FAMILY, train
 
     train_rows, test_rows = _between(frame, *TRAIN), _between(frame, *TEST)
     began = time.perf_counter()
@@ -94,7 +94,7 @@ def _timings(frame: Any) -> dict[str, Any]:
 
 
 def _selection(frame: Any) -> dict[str, Any]:
-    from mlops.model_selection import select_model
+    from mlops.training.selection import select_model
 
     before_eval = frame.loc[frame["TX_DATETIME"].dt.date < TEST[0]]
     began = time.perf_counter()

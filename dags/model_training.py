@@ -82,9 +82,9 @@ FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
 def model_training():
     @task
     def build_training_sets(**context) -> dict:
-        from mlops.features_inputs import MissingPartitionError
+        from mlops.features.inputs import MissingPartitionError
         from mlops.settings import load_settings
-        from mlops.training_job import build_training_sets as build
+        from mlops.training.job import build_training_sets as build
         from mlops_airflow.context import (
             as_of_day,
             data_errors_fail_the_task,
@@ -100,9 +100,9 @@ def model_training():
 
     @task
     def train_and_gate(built: dict, **context) -> dict:
+        from mlops.registry.tracking import RunContext
         from mlops.settings import load_settings
-        from mlops.tracking import RunContext
-        from mlops.training_job import train_and_gate as run
+        from mlops.training.job import train_and_gate as run
         from mlops_airflow.context import as_of_day, storage_options, training_request
 
         settings = load_settings()

@@ -82,7 +82,7 @@ def transactions_daily():
 
     @task
     def ingest_landing_partition(**context) -> dict:
-        from mlops.ingest import LandingFileError, ingest_partition
+        from mlops.ingestion.landing import LandingFileError, ingest_partition
         from mlops.settings import load_settings
         from mlops_airflow.context import data_errors_fail_the_task, partition_day, storage_options
 
@@ -100,8 +100,8 @@ def transactions_daily():
 
     @task(outlets=[VALIDATED_TRANSACTIONS])
     def validate_partition(ingested: dict, *, outlet_events=None) -> dict:
-        from mlops.partition_validation import ValidationFailed, validate_partition
         from mlops.settings import load_settings
+        from mlops.validation.partition import ValidationFailed, validate_partition
         from mlops_airflow.context import data_errors_fail_the_task, storage_options
 
         settings = load_settings()
@@ -125,8 +125,8 @@ def transactions_daily():
 
     @task
     def build_features(validated: dict) -> dict:
-        from mlops.feature_pipeline import build_day_features
-        from mlops.features_inputs import MissingPartitionError, PartitionDayMismatch
+        from mlops.features.inputs import MissingPartitionError, PartitionDayMismatch
+        from mlops.features.pipeline import build_day_features
         from mlops.settings import load_settings
         from mlops_airflow.context import data_errors_fail_the_task, storage_options
 
@@ -141,8 +141,8 @@ def transactions_daily():
 
     @task(outlets=[FEATURES], max_active_tis_per_dag=1)
     def materialize_features(features: dict, *, outlet_events=None) -> dict:
-        from mlops.feature_pipeline import materialize_day_features
-        from mlops.features_snapshot import SnapshotMissingError
+        from mlops.features.pipeline import materialize_day_features
+        from mlops.features.snapshots import SnapshotMissingError
         from mlops.settings import ConfigError, load_settings
         from mlops_airflow.context import data_errors_fail_the_task, storage_options
 

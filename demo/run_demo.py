@@ -97,7 +97,7 @@ def print_validation(data_root: Path, days: list[str]) -> None:
 
 
 def print_online_lookup(transactions) -> None:
-    from mlops.online_store import online_features
+    from mlops.features.online import online_features
     from mlops.settings import load_settings
 
     tx = transactions.loc[transactions["TX_DATETIME"].dt.date == TRAINING_DATE]
@@ -140,7 +140,7 @@ def train_first_model(training_dag) -> int:
 def print_decision_record(run_id: str) -> None:
     import mlflow
 
-    from mlops.registry import DECISION_RECORD, MODEL_CARD
+    from mlops.registry.versions import DECISION_RECORD, MODEL_CARD
     from mlops.settings import load_settings
 
     client = mlflow.MlflowClient(load_settings().mlflow_tracking_uri)

@@ -15,7 +15,7 @@ fraud_model_v1 = FeatureService(
     features=[customer_daily_spending, terminal_daily_risk],
     description=(
         "Day-end snapshots behind the handbook's 15 inputs (daily definition); combine them "
-        "with the transaction via mlops.features_serving.request_features."
+        "with the transaction via mlops.features.serving.request_features."
     ),
     tags={"model": "fraud", "inputs": "15", "definition": "daily"},
     owner=OWNER,

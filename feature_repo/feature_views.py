@@ -7,11 +7,11 @@ such a row, and the training-set builder refuses an unpublished snapshot partiti
 entity absent from the snapshot had empty windows and reads as zeros on both sides; at
 exactly midnight the join may reach the snapshot before, whose row for such an entity is
 its row of zeros. Feast does not apply the TTL to online reads, so
-``mlops.features_serving`` checks ``SNAPSHOT_DAY`` itself.
+``mlops.features.serving`` checks ``SNAPSHOT_DAY`` itself.
 
 ``SNAPSHOT_DAY`` is the day a row describes (ISO string: Feast has no date type). Counts and
 cents are integers so that adding the request's own transaction reproduces the offline
-features exactly (``mlops.features_sql``).
+features exactly (``mlops.features.sql``).
 """
 
 from __future__ import annotations

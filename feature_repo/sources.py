@@ -2,7 +2,7 @@
 
 ``<data root>/features/snapshots/{customer,terminal}/date=D/data.parquet`` hold one row per
 entity as of the end of day D, stamped ``event_timestamp`` = D + 1 at 00:00 UTC (see
-``mlops.features_snapshot``). A glob over the day partitions is one source for DuckDB
+``mlops.features.snapshots``). A glob over the day partitions is one source for DuckDB
 (``read_parquet`` expands it), so a new day needs no new definition.
 
 Feast definitions are static, so the data root comes from the environment when this file

@@ -135,7 +135,7 @@ def s3_server() -> Iterator[str]:
 def aws_connection(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Airflow's ``aws_default`` connection on the session's S3 server; returns the s3fs
     options of the same identity, for a test to read what the tasks wrote."""
-    from mlops.storage import s3_options
+    from mlops.io.storage import s3_options
 
     connection = {
         "conn_type": "aws",

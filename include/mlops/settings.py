@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ValidationRules:
-    """Thresholds of the transactions suite (see mlops.validation)."""
+    """Thresholds of the transactions suite (see mlops.validation.run)."""
 
     max_amount: float = 10_000.0
     min_rows: int = 1
@@ -61,7 +61,7 @@ class Settings:
     validation: ValidationRules = field(default_factory=ValidationRules)
     # The first day of the data set: feature windows may reach before it, into nothing.
     history_start: date = HISTORY_START
-    # Feast (mlops.feature_store): None means the profile's choice, derived when used, so
+    # Feast (mlops.features.store): None means the profile's choice, derived when used, so
     # that ``with_overrides(data_root=...)`` moves the registry along with the data.
     online_store: str | None = None  # sqlite (local) or redis (production)
     feast_registry: str | None = None  # path, s3:// URI or SQLAlchemy URL

@@ -32,7 +32,7 @@ def storage_options(uri: str, aws_conn_id: str) -> dict[str, Any]:
         return {}
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from mlops.storage import s3_options
+    from mlops.io.storage import s3_options
 
     hook = S3Hook(aws_conn_id=aws_conn_id)
     credentials = hook.get_credentials()
@@ -64,8 +64,8 @@ def as_of_day(context: Any) -> date:
 
 
 def training_request(params: Any, day: date, settings: Any) -> Any:
-    """The run's validated Params as an ``mlops.training_job.TrainingRequest``."""
-    from mlops.training_job import TrainingRequest
+    """The run's validated Params as an ``mlops.training.job.TrainingRequest``."""
+    from mlops.training.job import TrainingRequest
 
     return TrainingRequest(
         as_of=day,

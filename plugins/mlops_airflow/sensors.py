@@ -168,7 +168,7 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
         self.validated_uri = validated_uri
 
     def markers(self, context: Context) -> list[str]:
-        from mlops.features_inputs import earlier_input_days
+        from mlops.features.inputs import earlier_input_days
         from mlops.settings import load_settings
 
         settings = load_settings()

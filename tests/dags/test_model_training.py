@@ -10,7 +10,7 @@ import numpy as np
 import pendulum
 import pytest
 
-from tests.dags.training_data import build_data_root, environment, monday
+from tests.support.training_data import build_data_root, environment, monday
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -46,7 +46,7 @@ def run_as_of(day, **conf):
 
 
 def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, env, monkeypatch):
-    from mlops import registry
+    from mlops.registry import versions as registry
 
     tracking_uri = env["MLOPS_MLFLOW_TRACKING_URI"]
     run, states, outcome = run_as_of(monday(0))
@@ -70,7 +70,7 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
     registry.promote_challenger(tracking_uri)  # what the deployment DAG does after rollout
     champion = registry.alias_state(tracking_uri).champion
 
-    import mlops.training_job as job
+    import mlops.training.job as job
 
     real_train = job.train
 
@@ -112,10 +112,10 @@ def test_a_data_root_on_s3_through_the_airflow_aws_connection(
     """The production shape: partitions, Feast registry and training sets on S3."""
     import mlflow
 
-    from mlops import storage
-    from mlops.feature_store import apply_definitions
+    from mlops.features.store import apply_definitions
+    from mlops.io import storage
     from mlops.settings import load_settings
-    from tests.dags.training_data import FIRST
+    from tests.support.training_data import FIRST
 
     options = aws_connection
     fs, _ = storage.filesystem(f"s3://{bucket}", options)

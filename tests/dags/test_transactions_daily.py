@@ -12,7 +12,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tests.mlops.landing_files import snapshot
+from tests.support.landing_files import snapshot
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SMALL = {"n_customers": 300, "n_terminals": 600, "n_days": 6, "seed": 7}
@@ -95,7 +95,7 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     snapshots = data_root / "features" / "snapshots"
     customers = pd.read_parquet(snapshots / "customer" / f"date={day}" / "data.parquet")
     assert (snapshots / "terminal" / f"date={day}" / "_SUCCESS").exists()
-    from mlops.online_store import online_features
+    from mlops.features.online import online_features
     from mlops.settings import load_settings
 
     card = int(customers["CUSTOMER_ID"].iloc[0])
@@ -203,7 +203,7 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     airflow_db, simulated, s3_server, bucket, redis_db, aws_connection, monkeypatch
 ):
     """The production shape: data, features and the Feast registry on S3, Redis online."""
-    from mlops import storage
+    from mlops.io import storage
 
     root = f"s3://{bucket}/data"
     monkeypatch.setenv("MLOPS_DATA_ROOT", root)
@@ -230,7 +230,7 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     assert storage.exists(f"{root}/docs/validation/index.html", options)
     assert storage.exists(f"{root}/feast/registry.db", options)
 
-    from mlops.online_store import online_features
+    from mlops.features.online import online_features
     from mlops.settings import load_settings
 
     customers = storage.read_parquet(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dags.training_data import build_data_root, environment, monday
+from tests.support.training_data import build_data_root, environment, monday
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -176,7 +176,7 @@ def test_a_parallel_backfill_of_transactions_daily_equals_the_sequential_feature
     features wait, deferred, for the days before it, and come out as a one-pass backfill."""
     import pandas as pd
 
-    from mlops.features import build_feature_partitions
+    from mlops.features.offline import build_feature_partitions
     from mlops.simulator import SimulationConfig, simulate, write_landing
 
     config = SimulationConfig(n_customers=300, n_terminals=600, n_days=5, seed=3)

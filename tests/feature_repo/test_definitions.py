@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.feature_store import (
+from mlops.features.snapshots import SNAPSHOTS_ZONE, build_snapshot_partitions
+from mlops.features.sql_day import (
+    CUSTOMER_SNAPSHOT_COLUMNS,
+    ENTITY_KEYS,
+    SNAPSHOT_DAY,
+    TERMINAL_SNAPSHOT_COLUMNS,
+)
+from mlops.features.store import (
     CUSTOMER_VIEW,
     FEATURE_SERVICE,
     PROJECT,
@@ -21,15 +28,8 @@ from mlops.feature_store import (
     load_definitions,
     repo_config,
 )
-from mlops.features_snapshot import SNAPSHOTS_ZONE, build_snapshot_partitions
-from mlops.features_sql_day import (
-    CUSTOMER_SNAPSHOT_COLUMNS,
-    ENTITY_KEYS,
-    SNAPSHOT_DAY,
-    TERMINAL_SNAPSHOT_COLUMNS,
-)
 from mlops.settings import load_settings
-from tests.mlops.reference_features import edge_frame, publish_validated
+from tests.support.reference_features import edge_frame, publish_validated
 
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 DEFINITION_FILES = sorted(REPO.glob("*.py"))
@@ -145,7 +145,7 @@ def test_a_glob_source_reads_every_day_partition_through_duckdb(tmp_path):
     snapshot of the day before it, from a different partition file each."""
     import pandas as pd
 
-    from mlops.feature_store import apply_definitions
+    from mlops.features.store import apply_definitions
 
     frame = edge_frame().drop(columns="NAME")
     first = pd.Timestamp("2018-04-01").date()

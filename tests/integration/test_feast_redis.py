@@ -11,10 +11,10 @@ import socket
 
 import pytest
 
-from mlops.feature_store import apply_definitions, feature_store
-from mlops.online_store import OnlineStoreUnavailable, materialize_day
-from tests.mlops.feature_data import day, publish_all, settings_for, transactions
-from tests.mlops.test_feature_store import check_skew, fresh_root, online_rows
+from mlops.features.online import OnlineStoreUnavailable, materialize_day
+from mlops.features.store import apply_definitions, feature_store
+from tests.mlops.features.test_store import check_skew, fresh_root, online_rows
+from tests.support.feature_data import day, publish_all, settings_for, transactions
 
 pytestmark = pytest.mark.integration
 

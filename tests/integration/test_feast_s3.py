@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from mlops import storage
-from mlops.feature_store import apply_definitions
-from mlops.features_snapshot import SNAPSHOTS_ZONE
-from mlops.training_sets import build_training_set, training_window
-from tests.mlops.feature_data import day, publish_all, settings_for, transactions
-from tests.mlops.test_feature_store import check_skew
+from mlops.features.snapshots import SNAPSHOTS_ZONE
+from mlops.features.store import apply_definitions
+from mlops.io import storage
+from mlops.training.sets import build_training_set, training_window
+from tests.mlops.features.test_store import check_skew
+from tests.support.feature_data import day, publish_all, settings_for, transactions
 
 pytestmark = pytest.mark.integration
 

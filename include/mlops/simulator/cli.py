@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from mlops.io.storage import is_remote, s3_options
 from mlops.simulator.config import DRIFT_SCENARIOS, SimulationConfig
 from mlops.simulator.landing import FORMATS, day_indices, write_landing
 from mlops.simulator.simulation import simulate
-from mlops.storage import is_remote, s3_options
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.io.storage import StorageOptions, filesystem, join, write_bytes_atomic, write_json_atomic
 from mlops.schema import SUCCESS_MARKER, TRANSACTION_COLUMNS, partition_name
 from mlops.simulator.config import SimulationConfig
-from mlops.storage import StorageOptions, filesystem, join, write_bytes_atomic, write_json_atomic
 
 FORMATS: tuple[str, ...] = ("parquet", "csv")
 SCENARIO_FILE = "_scenario.json"

@@ -1,0 +1,218 @@
+"""One training as of a logical date D: data windows, training sets, the candidate, the gate.
+
+Everything a run uses is known at D: labels mature ``delay`` days after the transaction, so
+the data window is ``[D - delay - window_days, D - delay)``. Its last ``eval_days`` are the
+held-out evaluation window, the most recent matured days; the candidate trains on the days
+before it, minus a gap of ``delay`` days, as the handbook's protocol does (train 7, skip 7,
+test 7 for the default window of 21 days): a deployed model scores transactions whose
+recent labels it has never seen. Candidate and champion are judged on the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from mlops.evaluation.compare import evaluate_against_champion
+from mlops.gate.decision import GateDecision, GatePolicy
+from mlops.io import storage
+from mlops.registry import tracking
+from mlops.registry import versions as registry
+from mlops.schema import partition_name
+from mlops.training.estimators import DEFAULT_FAMILY, train, validate_params
+from mlops.training.sets import evaluation_window, training_window
+
+log = logging.getLogger(__name__)
+
+TRAINING_TABLE = "training.parquet"
+EVALUATION_TABLE = "evaluation.parquet"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a run of ``model_training`` was asked to do (its Params, validated)."""
+
+    as_of: date
+    window_days: int = 21
+    eval_days: int = 7
+    delay_days: int = 7
+    family: str = DEFAULT_FAMILY
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    force_review: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "as_of", date.fromisoformat(str(self.as_of)[:10]))
+        object.__setattr__(self, "params", validate_params(self.family, self.params))
+        train_days = self.window_days - self.delay_days - self.eval_days
+        if self.eval_days < 1 or train_days < 1:
+            raise ValueError(
+                f"window_days={self.window_days} leaves {train_days} training days after "
+                f"{self.eval_days} evaluation days and the {self.delay_days}-day label gap"
+            )
+
+    @property
+    def window(self) -> tracking.DataWindow:
+        """The held-out days are the most recent matured ones; the training days are those
+        matured when the held-out window starts, so the label delay separates the two."""
+        held_out = evaluation_window(self.as_of, self.eval_days, self.delay_days)
+        train_days = self.window_days - self.delay_days - self.eval_days
+        training = training_window(held_out.start, train_days, self.delay_days)
+        return tracking.DataWindow(
+            training.start, training.end, held_out.start, held_out.end, self.delay_days
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "as_of": self.as_of.isoformat()}
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    outcome: str
+    reasons: tuple[str, ...]
+    run_id: str
+    model_version: str
+    aliases: dict[str, Any]
+    metrics: dict[str, Any]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": list(self.reasons)}
+
+
+def training_sets_uri(training_sets_root: str, as_of: date) -> str:
+    return storage.join(training_sets_root, partition_name(as_of.isoformat()))
+
+
+def publish_training_sets(
+    uri: str,
+    training: Any,
+    evaluation: Any,
+    inputs: dict[str, dict[str, str]],
+    options: storage.StorageOptions | None = None,
+) -> dict[str, Any]:
+    """Both frames of one run as one partition; its manifest keeps their input digests."""
+    files = {
+        TRAINING_TABLE: storage.parquet_bytes(training),
+        EVALUATION_TABLE: storage.parquet_bytes(evaluation),
+    }
+    metadata = {
+        "inputs": inputs,
+        "rows": {"training": len(training), "evaluation": len(evaluation)},
+    }
+    return storage.publish_partition(uri, files, metadata, options)
+
+
+def build_training_sets(
+    settings: Any, request: TrainingRequest, options: storage.StorageOptions | None = None
+) -> dict[str, Any]:
+    """Retrieve the training and evaluation sets of the request through the feature store
+    (point in time, as of each transaction) and publish them for the training task."""
+    from mlops.training.sets import build_training_set
+
+    window = request.window
+    sets = {
+        name: build_training_set(
+            settings,
+            start=start,
+            end=end,
+            validated_uri=settings.zone("validated"),
+            storage_options=options,
+        )
+        for name, start, end in (
+            ("training", window.train_start, window.train_end),
+            ("evaluation", window.eval_start, window.eval_end),
+        )
+    }
+    uri = training_sets_uri(settings.zone("training_sets"), request.as_of)
+    publish_training_sets(
+        uri,
+        sets["training"].frame,
+        sets["evaluation"].frame,
+        {name: dict(s.inputs) for name, s in sets.items()},
+        options,
+    )
+    return {
+        "sets_uri": uri,
+        "rows": {name: len(s.frame) for name, s in sets.items()},
+        "window": window.to_params(),
+    }
+
+
+def train_and_gate(
+    request: TrainingRequest,
+    context: tracking.RunContext,
+    *,
+    sets_uri: str,
+    tracking_uri: str,
+    policy: GatePolicy | None = None,
+    storage_options: storage.StorageOptions | None = None,
+) -> TrainingOutcome:
+    """Train the candidate, judge it against the champion, record and register it."""
+    policy = policy or GatePolicy()
+    manifest = storage.read_manifest(sets_uri, storage_options) or {}
+    training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
+    evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)
+    model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
+    champion_version = registry.champion_version(tracking_uri)
+    champion = None
+    if champion_version is not None:
+        champion = registry.load_model(tracking_uri, champion_version)
+    result = evaluate_against_champion(
+        model, champion, evaluation, training, policy, delay_days=request.delay_days
+    )
+    decision = _with_request(result.decision, request, champion_version)
+    inputs = manifest.get("inputs", {})
+    logged = tracking.log_training_run(
+        tracking_uri,
+        context,
+        model,
+        family=request.family,
+        params=request.params,
+        seed=request.seed,
+        window=request.window,
+        training=tracking.DatasetSpec("training", training, inputs.get("training", {}), sets_uri),
+        evaluation=tracking.DatasetSpec(
+            "evaluation", evaluation, inputs.get("evaluation", {}), sets_uri
+        ),
+        candidate_metrics=result.candidate,
+        champion_metrics=result.champion,
+        decision=decision,
+    )
+    version = registry.register_candidate(tracking_uri, logged.run_id)
+    aliases = registry.apply_decision(tracking_uri, decision, version.version)
+    log.info(
+        "gate decision for %s, version %s: %s\n%s\naliases: %s",
+        context.run_key,
+        version.version,
+        decision.outcome.upper(),
+        "\n".join(f"- {reason}" for reason in decision.reasons),
+        aliases.reason,
+    )
+    return TrainingOutcome(
+        outcome=decision.outcome,
+        reasons=tuple(decision.reasons),
+        run_id=logged.run_id,
+        model_version=version.version,
+        aliases=aliases.to_dict(),
+        metrics=result.to_dict(),
+    )
+
+
+def _with_request(
+    decision: GateDecision, request: TrainingRequest, champion_version: str | None
+) -> GateDecision:
+    """The request's own words join the evidence; ``force_review`` turns an approval into a
+    question for a person, never the other way round."""
+    evidence = {
+        **decision.evidence,
+        "request": request.to_dict(),
+        "champion_version": champion_version,
+    }
+    outcome, reasons = decision.outcome, tuple(decision.reasons)
+    if request.force_review and outcome == "approve":
+        outcome = "needs_review"
+        reasons = (*reasons, "force_review: the run asked for a person to confirm")
+    return GateDecision(outcome, reasons, evidence)

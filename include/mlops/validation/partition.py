@@ -1,0 +1,178 @@
+"""A published raw partition -> the validated partition, the quarantine and the report.
+
+Rows that break a row-level rule go to ``quarantine/date=D`` with the rules they broke;
+the rest go to ``validated/date=D``. When the batch as a whole is unusable (broken schema,
+row count out of bounds, too many bad rows) every row goes to quarantine, any validated
+partition of that day from an earlier run is withdrawn, and ValidationFailed stops the
+run. The report (``reports/validation/date=D.json``) and the Data Docs keep the evidence.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from mlops.ingestion.landing import INGEST_ERROR, read_raw_partition
+from mlops.io import storage
+from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
+from mlops.settings import ValidationRules
+from mlops.validation.run import validate_transactions
+from mlops.validation.suite import BATCH_REJECTED
+
+UNPARSEABLE_LINE = "unparseable_line"
+VALIDATED_TABLE = "transactions.parquet"
+QUARANTINE_TABLE = "quarantine.parquet"
+
+
+class ValidationFailed(ValueError):
+    """The day's batch was quarantined whole; the message names files, rules and counts."""
+
+
+@dataclass(frozen=True)
+class PartitionValidation:
+    day: str
+    validated_uri: str | None
+    quarantine_uri: str
+    report_uri: str
+    rows: int
+    good: int
+    bad: int
+    rule_counts: dict[str, int]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def validate_partition(
+    day: str,
+    *,
+    raw_uri: str,
+    validated_uri: str,
+    quarantine_uri: str,
+    reports_uri: str,
+    docs_uri: str,
+    rules: ValidationRules,
+    storage_options: storage.StorageOptions | None = None,
+) -> PartitionValidation:
+    """Validate the day's raw partition and publish what passed and what did not."""
+    part = partition_name(day)
+    rows, unparsed = read_raw_partition(storage.join(raw_uri, part), storage_options)
+    ingest_errors = rows.pop(INGEST_ERROR) if INGEST_ERROR in rows else None
+    with _local_docs(docs_uri, storage_options) as docs_dir:
+        report = validate_transactions(
+            rows, day=date.fromisoformat(day), rules=rules, data_docs_dir=docs_dir
+        )
+    bad = _stack(_with_ingest_errors(report.bad, rows, ingest_errors), _unparsed_rows(unparsed))
+    good = report.good
+    total = len(rows) + len(unparsed)
+    failed_rows = len(bad)
+    too_many = total > 0 and failed_rows / total > rules.bad_row_tolerance
+    batch_failed = report.batch_failed or too_many
+    if batch_failed and len(good):
+        bad = _stack(bad, good.assign(**{FAILED_RULES: BATCH_REJECTED}))
+        good = good.iloc[0:0]
+    rule_counts = _rule_counts(bad)
+    lineage = {
+        "day": day,
+        "raw": storage.read_manifest(storage.join(raw_uri, part), storage_options),
+    }
+    quarantine_part = storage.join(quarantine_uri, part)
+    storage.publish_partition(
+        quarantine_part,
+        {QUARANTINE_TABLE: storage.parquet_bytes(bad.reset_index(drop=True))},
+        metadata={**lineage, "rows": len(bad), "rules": rule_counts, "batch_failed": batch_failed},
+        options=storage_options,
+    )
+    validated_part = storage.join(validated_uri, part)
+    if batch_failed:
+        storage.remove(validated_part, storage_options)
+    else:
+        storage.publish_partition(
+            validated_part,
+            {VALIDATED_TABLE: storage.parquet_bytes(good.reset_index(drop=True))},
+            metadata={**lineage, "rows": len(good)},
+            options=storage_options,
+        )
+    report_uri = storage.join(reports_uri, f"{part}.json")
+    summary = {
+        **report.summary,
+        "unparsed_lines": len(unparsed),
+        "rows_total": total,
+        "good": len(good),
+        "bad": len(bad),
+        "rule_counts": rule_counts,
+        "batch_failed": batch_failed,
+        "validated_uri": None if batch_failed else validated_part,
+        "quarantine_uri": quarantine_part,
+        "gx_result": report.gx_result,
+    }
+    storage.write_json_atomic(report_uri, summary, storage_options)
+    if batch_failed:
+        raise ValidationFailed(_failure_message(report, too_many, failed_rows, total, rules))
+    return PartitionValidation(
+        day, validated_part, quarantine_part, report_uri, total, len(good), len(bad), rule_counts
+    )
+
+
+def _with_ingest_errors(
+    bad: pd.DataFrame, rows: pd.DataFrame, ingest_errors: pd.Series | None
+) -> pd.DataFrame:
+    """Attach the original text of values that could not be typed to their quarantined rows."""
+    if ingest_errors is None:
+        return bad
+    notes = rows[[SOURCE_FILE, SOURCE_ROW]].assign(**{INGEST_ERROR: ingest_errors.values})
+    return bad.merge(notes, on=[SOURCE_FILE, SOURCE_ROW], how="left")
+
+
+def _unparsed_rows(unparsed: pd.DataFrame) -> pd.DataFrame:
+    return unparsed.rename(columns={"line": "_raw_line", "reason": INGEST_ERROR}).assign(
+        **{FAILED_RULES: UNPARSEABLE_LINE}
+    )
+
+
+def _stack(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Rows of all frames; empty ones are left out so they cannot change column types."""
+    kept = [f for f in frames if len(f)] or [frames[0]]
+    return pd.concat(kept, ignore_index=True)
+
+
+def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:
+    if bad.empty:
+        return {}
+    rules = bad[FAILED_RULES].astype("string").str.split(";").explode()
+    return {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
+
+
+def _failure_message(
+    report: Any, too_many: bool, bad: int, total: int, rules: ValidationRules
+) -> str:
+    message = report.message()
+    if too_many and not report.batch_failed:
+        message += (
+            f"; with unparseable lines {bad} of {total} rows are bad, above the tolerance "
+            f"of {rules.bad_row_tolerance:.1%}"
+        )
+    return f"{message}; the whole batch is quarantined and nothing was validated"
+
+
+@contextmanager
+def _local_docs(docs_uri: str, options: storage.StorageOptions | None) -> Iterator[str]:
+    """A local folder for the Data Docs site: the docs zone itself when it is local,
+    otherwise a temporary copy pulled before and pushed back after the build."""
+    if not storage.is_remote(docs_uri):
+        os.makedirs(docs_uri, exist_ok=True)
+        yield docs_uri
+        return
+    fs, path = storage.filesystem(docs_uri, options)
+    with tempfile.TemporaryDirectory() as local:
+        if fs.exists(path):
+            fs.get(path.rstrip("/") + "/", local + "/", recursive=True)
+        yield local
+        fs.put(local + "/", path.rstrip("/") + "/", recursive=True)

@@ -1,0 +1,197 @@
+"""Every kind of bad landing input, through ingestion and validation as the DAG runs them.
+
+Each case states what must happen: the run fails naming the file and the rule, or the bad
+rows are quarantined with their rule and the good ones validated. In every case landing is
+untouched, no temporary file is left visible, and a rerun after the file is fixed succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from mlops.ingestion.landing import LandingFileError, ingest_partition
+from mlops.settings import ValidationRules
+from mlops.validation.partition import ValidationFailed, validate_partition
+from tests.support.landing_files import HEADER, day_frame, land, snapshot
+
+DAY = "2018-04-01"
+ROWS = 100
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    files: Callable[[], dict[str, bytes | pd.DataFrame]]
+    error: type[Exception] | None  # the run fails with this, or quarantines rows and succeeds
+    rule: str  # named in the error or in the quarantined rows
+    quarantined: int | None = None  # rows expected in quarantine when the run succeeds
+
+
+def edited(**changes) -> pd.DataFrame:
+    frame = day_frame(rows=ROWS)
+    for column, (rows, value) in changes.items():
+        if value is None or isinstance(value, str):
+            frame[column] = frame[column].astype(object)
+        frame.loc[rows, column] = value
+    return frame
+
+
+def truncated() -> bytes:
+    whole = day_frame(rows=ROWS).to_parquet(index=False)
+    return whole[: len(whole) // 2]
+
+
+CASES = [
+    Case("empty file", lambda: {"t.parquet": b""}, LandingFileError, "empty file"),
+    Case("truncated parquet", lambda: {"t.parquet": truncated()}, LandingFileError, "Parquet"),
+    Case(
+        "csv with garbage lines",
+        lambda: {"t.csv": day_frame(rows=ROWS).to_csv(index=False).encode() + b"\x00\xff;;\n"},
+        None,
+        "unparseable_line",
+        quarantined=1,
+    ),
+    Case(
+        "missing column",
+        lambda: {"t.parquet": day_frame(rows=ROWS).drop(columns=["TX_AMOUNT"])},
+        ValidationFailed,
+        "columns_match_schema",
+    ),
+    Case(
+        "extra column",
+        lambda: {"t.parquet": day_frame(rows=ROWS).assign(COUNTRY="BE")},
+        ValidationFailed,
+        "columns_match_schema",
+    ),
+    Case(
+        "wrong types in a whole column",
+        lambda: {"t.csv": day_frame(rows=ROWS).assign(TX_AMOUNT="12,50")},
+        ValidationFailed,
+        "tx_amount_not_null",
+    ),
+    Case(
+        "a few wrong-typed values",
+        lambda: {"t.csv": edited(CUSTOMER_ID=([3, 4], "abc"))},
+        None,
+        "customer_id_not_null",
+        quarantined=2,
+    ),
+    Case(
+        "nulls",
+        lambda: {"t.parquet": edited(TERMINAL_ID=([5], None))},
+        None,
+        "terminal_id_not_null",
+        1,
+    ),
+    Case(
+        "duplicate ids",
+        lambda: {"t.parquet": edited(TRANSACTION_ID=([7], 8))},
+        None,
+        "transaction_id_unique",
+        quarantined=2,
+    ),
+    Case(
+        "negative amounts",
+        lambda: {"t.parquet": edited(TX_AMOUNT=([1, 2, 3], -4.0))},
+        None,
+        "tx_amount_non_negative",
+        quarantined=3,
+    ),
+    Case(
+        "timestamps from another day and the future",
+        lambda: {
+            "t.parquet": edited(TX_DATETIME=([0], pd.Timestamp("2018-03-31 23:59:59"))).assign(
+                TX_DATETIME=lambda f: f["TX_DATETIME"].where(
+                    f.index != 9, pd.Timestamp("2030-01-01")
+                )
+            )
+        },
+        None,
+        "tx_datetime_in_partition_day",
+        quarantined=2,
+    ),
+    Case(
+        "a second file repeating the first",
+        lambda: {"a.parquet": day_frame(rows=ROWS), "b.csv": day_frame(rows=ROWS)},
+        ValidationFailed,
+        "transaction_id_unique",
+    ),
+    Case(
+        "a second file with new rows",
+        lambda: {"a.parquet": day_frame(rows=ROWS), "b.csv": day_frame(rows=10, first_id=500)},
+        None,
+        "",
+        quarantined=0,
+    ),
+]
+
+
+def run(tmp_path):
+    zones = {z: str(tmp_path / z) for z in ("landing", "raw", "validated", "quarantine")}
+    ingest_partition(DAY, zones["landing"], zones["raw"], zones["quarantine"])
+    return validate_partition(
+        DAY,
+        raw_uri=zones["raw"],
+        validated_uri=zones["validated"],
+        quarantine_uri=zones["quarantine"],
+        reports_uri=str(tmp_path / "reports"),
+        docs_uri=str(tmp_path / "docs"),
+        rules=ValidationRules(bad_row_tolerance=0.05),
+    )
+
+
+def visible_temporaries(tmp_path) -> list[str]:
+    return [str(p) for p in tmp_path.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(tmp_path, case: Case):
+    landing = tmp_path / "landing"
+    for name, content in case.files().items():
+        land(landing, DAY, name, content)
+    before = snapshot(landing)
+
+    if case.error is not None:
+        with pytest.raises(case.error) as failure:
+            run(tmp_path)
+        message = str(failure.value)
+        assert case.rule in message and f"date={DAY}/" in message  # names the file and rule
+        assert not (tmp_path / "validated" / f"date={DAY}").exists()
+        assert any((tmp_path / "quarantine" / f"date={DAY}").iterdir())
+    else:
+        result = run(tmp_path)
+        assert result.bad == case.quarantined
+        if case.quarantined:
+            bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
+            assert bad["_failed_rules"].str.contains(case.rule).all()
+            assert bad["_source_file"].str.contains(f"date={DAY}/").all()
+        assert result.good + result.bad == result.rows  # nothing lost
+
+    assert snapshot(landing) == before
+    assert (tmp_path / "raw").exists() or case.error is LandingFileError
+    assert visible_temporaries(tmp_path) == []
+
+    for path in (landing / f"date={DAY}").iterdir():  # the producer fixes the day
+        path.unlink()
+    land(landing, DAY, "fixed.parquet", day_frame(rows=ROWS))
+    fixed = run(tmp_path)
+    assert (fixed.good, fixed.bad) == (ROWS, 0)
+
+
+def test_a_csv_with_too_many_garbage_lines_is_rejected_whole(tmp_path):
+    text = day_frame(rows=20).to_csv(index=False) + "x\n" * 5
+    land(tmp_path / "landing", DAY, "t.csv", text.encode())
+    with pytest.raises(ValidationFailed, match="unparseable lines 5 of 25"):
+        run(tmp_path)
+    bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
+    assert len(bad) == 25 and set(bad["_failed_rules"]) == {"unparseable_line", "batch_rejected"}
+
+
+def test_header_only_file_fails_the_row_count_rule(tmp_path):
+    land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n").encode())
+    with pytest.raises(ValidationFailed, match="row_count_in_bounds"):
+        run(tmp_path)
