@@ -49,7 +49,7 @@ from mlops_airflow.deployment import (
     schedule_start,
     sensor_poke_s,
     sensor_timeout_s,
-    zone_uri,
+    validated_uri,
 )
 from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
 
@@ -164,7 +164,7 @@ def transactions_daily():
 
     wait_for_earlier_days = EarlierPartitionsSensor(
         task_id="wait_for_earlier_days",
-        validated_uri=zone_uri("validated"),
+        validated_uri=validated_uri(),
         poke_interval=sensor_poke_s(),
         timeout=sensor_timeout_s(),
     )

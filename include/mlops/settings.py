@@ -13,10 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+from mlops import zones
+
 PREFIX = "MLOPS_"
 PROFILES = ("local", "production")
 ONLINE_STORES = ("sqlite", "redis")
 HISTORY_START = date(2018, 4, 1)
+PRODUCTION_DATA_ROOT = "s3://mlops-fraud/data"
 # The checkout this package runs from (an editable install, as in the Docker image).
 DEFAULT_FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 
@@ -78,8 +81,8 @@ class Settings:
             )
 
     def zone(self, name: str) -> str:
-        """URI of a zone under the data root: raw, validated, quarantine, reports, docs..."""
-        return f"{self.data_root.rstrip('/')}/{name}"
+        """URI of a zone under the data root (one of ``mlops.zones.ZONES``)."""
+        return zones.zone_uri(self.data_root, name)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -109,16 +112,30 @@ def _date(env: Mapping[str, str], name: str, default: date) -> date:
         raise ConfigError(f"{PREFIX}{name} must be a YYYY-MM-DD date, got {raw!r}") from None
 
 
+def default_data_root(env: Mapping[str, str]) -> str:
+    """``MLOPS_DATA_ROOT``, else the profile's default; parse-time code calls this too."""
+    root = env.get(PREFIX + "DATA_ROOT")
+    if root:
+        return root
+    if env.get(PREFIX + "PROFILE") == "production":
+        return PRODUCTION_DATA_ROOT
+    return str(Path.home() / "mlops-data")
+
+
+def default_landing_uri(env: Mapping[str, str]) -> str:
+    """``MLOPS_LANDING_URI``, else the landing zone under the data root."""
+    return env.get(PREFIX + "LANDING_URI") or zones.zone_uri(default_data_root(env), zones.LANDING)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (``os.environ`` by default); pure in its input."""
     env = os.environ if env is None else env
     get = env.get
     profile = get(PREFIX + "PROFILE", "local")
+    data_root = default_data_root(env)
     if profile == "production":
-        data_root = get(PREFIX + "DATA_ROOT", "s3://mlops-fraud/data")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     else:
-        data_root = get(PREFIX + "DATA_ROOT") or str(Path.home() / "mlops-data")
         mlflow_uri = get(PREFIX + "MLFLOW_TRACKING_URI", f"sqlite:///{data_root}/mlflow.db")
     rules = ValidationRules(
         max_amount=_float(env, "MAX_AMOUNT", ValidationRules.max_amount),
@@ -129,7 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         profile=profile,
         data_root=data_root,
-        landing_uri=get(PREFIX + "LANDING_URI") or f"{data_root.rstrip('/')}/landing",
+        landing_uri=default_landing_uri(env),
         aws_conn_id=get(PREFIX + "AWS_CONN_ID", "aws_default"),
         s3_endpoint_url=get(PREFIX + "S3_ENDPOINT_URL") or None,
         mlflow_tracking_uri=mlflow_uri,

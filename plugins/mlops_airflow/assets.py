@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from mlops import zones
 from mlops_airflow.deployment import zone_uri
 
 
@@ -16,9 +17,9 @@ def _data_asset(name: str, zone: str, group: str) -> Asset:
     return Asset(name=name, group=group, extra={"location": zone_uri(zone)})
 
 
-VALIDATED_TRANSACTIONS = _data_asset("validated_transactions", "validated", "transactions")
+VALIDATED_TRANSACTIONS = _data_asset("validated_transactions", zones.VALIDATED, "transactions")
 # The day's feature partition and day-end snapshots, materialised to the online store.
-FEATURES = _data_asset("features", "features", "features")
+FEATURES = _data_asset("features", zones.FEATURES, "features")
 # Anyone may ask for a retraining by emitting an event on this asset (the monitoring
 # policy does, with its reasons in the event's extra); model_training is scheduled on it.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="model")

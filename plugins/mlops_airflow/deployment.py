@@ -3,35 +3,38 @@
 Only environment variables are read here (cheap, no I/O): the landing and data locations
 that sensors and Asset URIs are built from, the calendar of the data set and the sensor's
 patience. Everything
-else comes from ``mlops.settings.load_settings()`` when a task runs. The defaults must match
-``mlops.settings`` (a test checks that they do).
+else comes from ``mlops.settings.load_settings()`` when a task runs. The defaults are
+``mlops.settings``'s own: the few light functions and constants imported from ``mlops`` here
+(settings, zones) import nothing heavy.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pendulum
 
-DEFAULT_START_DATE = "2018-04-01"
+from mlops import zones
+from mlops.settings import HISTORY_START, default_data_root, default_landing_uri
+
+DEFAULT_START_DATE = HISTORY_START.isoformat()
 
 
 def data_root() -> str:
-    root = os.environ.get("MLOPS_DATA_ROOT")
-    if root:
-        return root
-    if os.environ.get("MLOPS_PROFILE") == "production":
-        return "s3://mlops-fraud/data"
-    return str(Path.home() / "mlops-data")
+    return default_data_root(os.environ)
 
 
 def landing_uri() -> str:
-    return os.environ.get("MLOPS_LANDING_URI") or f"{data_root().rstrip('/')}/landing"
+    return default_landing_uri(os.environ)
+
+
+def validated_uri() -> str:
+    return zone_uri(zones.VALIDATED)
 
 
 def zone_uri(name: str) -> str:
-    return f"{data_root().rstrip('/')}/{name}"
+    """URI of a zone (one of ``mlops.zones.ZONES``) under the data root."""
+    return zones.zone_uri(data_root(), name)
 
 
 def _date(variable: str, default: str | None) -> pendulum.DateTime | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.features.snapshots import SNAPSHOTS_ZONE, build_snapshot_partitions
+from mlops import zones
+from mlops.features.snapshots import build_snapshot_partitions
 from mlops.features.sql_day import (
     CUSTOMER_SNAPSHOT_COLUMNS,
     ENTITY_KEYS,
@@ -95,7 +96,7 @@ def test_sources_glob_the_snapshot_partitions_of_the_settings_data_root(contents
     paths = {s.name: s.path for s in repo.data_sources}
     for entity in ENTITY_KEYS:
         assert (
-            paths[f"{entity}_snapshots"] == f"{root}/{SNAPSHOTS_ZONE}/{entity}/date=*/data.parquet"
+            paths[f"{entity}_snapshots"] == f"{root}/{zones.SNAPSHOTS}/{entity}/date=*/data.parquet"
         )
     monkeypatch.setenv("MLOPS_DATA_ROOT", "/elsewhere")
     load_definitions(load_settings({"MLOPS_DATA_ROOT": str(root)}))
@@ -119,7 +120,7 @@ def test_the_definitions_default_data_root_is_the_settings_one(env, monkeypatch)
     sources = importlib.import_module("sources")
     try:
         assert sources.data_root() == load_settings(env).data_root
-        assert sources.SNAPSHOTS == f"{load_settings(env).zone(SNAPSHOTS_ZONE)}"
+        assert sources.SNAPSHOTS == f"{load_settings(env).zone(zones.SNAPSHOTS)}"
     finally:
         sys.modules.pop("sources", None)
         sys.modules.pop("entities", None)
@@ -152,7 +153,7 @@ def test_a_glob_source_reads_every_day_partition_through_duckdb(tmp_path):
     publish_validated(tmp_path / "validated", frame, first, pd.Timestamp("2018-05-03").date())
     for day in ("2018-04-02", "2018-04-03"):
         build_snapshot_partitions(
-            day, str(tmp_path / "validated"), str(tmp_path / SNAPSHOTS_ZONE), history_start=first
+            day, str(tmp_path / "validated"), str(tmp_path / zones.SNAPSHOTS), history_start=first
         )
     settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
     apply_definitions(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.features.snapshots import SNAPSHOTS_ZONE
+from mlops import zones
 from mlops.features.store import apply_definitions
 from mlops.io import storage
 from mlops.training.sets import build_training_set, training_window
@@ -59,7 +59,7 @@ def test_training_set_from_s3_equals_the_one_from_a_local_folder(settings, local
     assert {k.removeprefix(root): v for k, v in remote.inputs.items()} == {
         k.removeprefix(str(local_root)): v for k, v in expected.inputs.items()
     }
-    assert any(uri.startswith(f"{root}/{SNAPSHOTS_ZONE}") for uri in remote.inputs)
+    assert any(uri.startswith(f"{root}/{zones.SNAPSHOTS}") for uri in remote.inputs)
 
 
 def test_snapshots_on_s3_served_from_redis_equal_the_training_rows(settings):

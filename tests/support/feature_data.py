@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mlops import zones
 from mlops.features.offline import build_feature_partitions
-from mlops.features.pipeline import FEATURES_ZONE
-from mlops.features.snapshots import SNAPSHOTS_ZONE, build_snapshot_partitions
+from mlops.features.snapshots import build_snapshot_partitions
 from mlops.settings import Settings, load_settings
 from mlops.simulator import SimulationConfig, simulate
 from mlops.training.sets import COLUMNS
@@ -45,10 +45,12 @@ def publish_all(root: Path, frame: pd.DataFrame, snapshot_days: range = SNAPSHOT
     ``snapshot_days``, as transactions_daily would have left them."""
     validated = str(root / "validated")
     publish_validated(root / "validated", frame, FIRST, LAST)
-    build_feature_partitions(FIRST, LAST, validated, str(root / FEATURES_ZONE), history_start=FIRST)
+    build_feature_partitions(
+        FIRST, LAST, validated, str(root / zones.DAILY_FEATURES), history_start=FIRST
+    )
     for index in snapshot_days:
         build_snapshot_partitions(
-            day(index), validated, str(root / SNAPSHOTS_ZONE), history_start=FIRST
+            day(index), validated, str(root / zones.SNAPSHOTS), history_start=FIRST
         )
     return root
 
@@ -57,6 +59,7 @@ def offline_rows(root: Path, first: date, end: date) -> pd.DataFrame:
     """The feature partitions of ``[first, end)`` in the training set's columns."""
     days = [first + timedelta(days=i) for i in range((end - first).days)]
     parts = [
-        pq.read_table(root / FEATURES_ZONE / f"date={d}" / "data.parquet").to_pandas() for d in days
+        pq.read_table(root / zones.DAILY_FEATURES / f"date={d}" / "data.parquet").to_pandas()
+        for d in days
     ]
     return pd.concat(parts, ignore_index=True)[list(COLUMNS)]

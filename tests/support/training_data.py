@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from mlops.features.snapshots import SNAPSHOTS_ZONE, build_snapshot_partitions
+from mlops import zones
+from mlops.features.snapshots import build_snapshot_partitions
 from mlops.features.store import apply_definitions
 from mlops.settings import load_settings
 from mlops.simulator import SimulationConfig, simulate
@@ -34,7 +35,7 @@ def build_data_root(root: Path) -> Path:
         build_snapshot_partitions(
             FIRST + timedelta(days=offset),
             str(root / "validated"),
-            str(root / SNAPSHOTS_ZONE),
+            str(root / zones.SNAPSHOTS),
             history_start=FIRST,
         )
     apply_definitions(load_settings(environment(root)))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.features.inputs import DayLike, as_date
 from mlops.features.names import FEATURES
 from mlops.features.serving import request_features, transaction_time
-from mlops.features.snapshots import SNAPSHOTS_ZONE, published_snapshots
+from mlops.features.snapshots import published_snapshots
 from mlops.features.sql_day import ENTITY_KEYS, SNAPSHOT_DAY
 from mlops.features.store import (
     CUSTOMER_VIEW,
@@ -44,6 +44,7 @@ from mlops.io import storage
 from mlops.io.duckdb_s3 import enable_feast_s3_reads
 from mlops.schema import partition_name
 from mlops.settings import Settings
+from mlops.zones import SNAPSHOTS
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -142,14 +143,14 @@ def materialize_day(
     """Write the snapshots of ``day`` to the online store (the definitions must be applied)."""
     day = as_date(day)
     manifests = published_snapshots(
-        settings.zone(SNAPSHOTS_ZONE),
+        settings.zone(SNAPSHOTS),
         [day],
         history_start=None,
         needed_for=f"materialising {day}",
         storage_options=storage_options,
     )
     rows = {
-        entity: int(manifests[storage.join(settings.zone(SNAPSHOTS_ZONE), entity, name)]["rows"])
+        entity: int(manifests[storage.join(settings.zone(SNAPSHOTS), entity, name)]["rows"])
         for entity, name in ((e, partition_name(day.isoformat())) for e in ENTITY_KEYS)
     }
     store = store or feature_store(settings)
@@ -163,7 +164,7 @@ def materialize_day(
     )
     began = time.perf_counter()
     if views:
-        enable_feast_s3_reads(settings.zone(SNAPSHOTS_ZONE), storage_options)
+        enable_feast_s3_reads(settings.zone(SNAPSHOTS), storage_options)
         with _reachable(store, f"materialising {day}"):
             store.materialize(instant, instant, feature_views=list(views))
     return MaterializationResult(

@@ -15,12 +15,11 @@ from typing import Any
 from mlops.features.inputs import DayLike, as_date
 from mlops.features.offline import build_feature_partition
 from mlops.features.online import materialize_day
-from mlops.features.snapshots import SNAPSHOTS_ZONE, build_snapshot_partitions
+from mlops.features.snapshots import build_snapshot_partitions
 from mlops.features.store import apply_definitions, feature_store
 from mlops.io import storage
 from mlops.settings import Settings
-
-FEATURES_ZONE = "features/daily"  # the offline feature partitions, under the data root
+from mlops.zones import DAILY_FEATURES, SNAPSHOTS, VALIDATED
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,10 @@ def build_day_features(
         "storage_options": storage_options,
     }
     features = build_feature_partition(
-        day, settings.zone("validated"), settings.zone(FEATURES_ZONE), definition="daily", **common
+        day, settings.zone(VALIDATED), settings.zone(DAILY_FEATURES), definition="daily", **common
     )
     snapshots = build_snapshot_partitions(
-        day, settings.zone("validated"), settings.zone(SNAPSHOTS_ZONE), **common
+        day, settings.zone(VALIDATED), settings.zone(SNAPSHOTS), **common
     )
     return DayFeatures(
         day=day.isoformat(),

@@ -33,7 +33,6 @@ from mlops.io import storage
 from mlops.schema import partition_name
 
 EPOCH = date(1970, 1, 1)
-SNAPSHOTS_ZONE = "features/snapshots"  # under the data root; feature_repo/sources.py agrees
 SNAPSHOT_FILE = "data.parquet"
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from mlops.settings import PREFIX, ConfigError, Settings, load_settings
+from mlops.zones import FEAST
 
 if TYPE_CHECKING:
     from feast import FeatureStore, RepoConfig
@@ -50,7 +51,7 @@ def online_store_type(settings: Settings) -> str:
 
 
 def registry_uri(settings: Settings) -> str:
-    return settings.feast_registry or f"{settings.data_root.rstrip('/')}/feast/registry.db"
+    return settings.feast_registry or f"{settings.zone(FEAST)}/registry.db"
 
 
 def sqlite_path(settings: Settings) -> str:
@@ -59,7 +60,7 @@ def sqlite_path(settings: Settings) -> str:
             f"{PREFIX}ONLINE_STORE=sqlite needs a local {PREFIX}DATA_ROOT, got "
             f"{settings.data_root}; use {PREFIX}ONLINE_STORE=redis with a remote data root"
         )
-    return str(Path(settings.data_root) / "feast" / "online.db")
+    return f"{settings.zone(FEAST)}/online.db"
 
 
 def redis_connection_string(url: str) -> str:

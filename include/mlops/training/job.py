@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from mlops import zones
 from mlops.evaluation.compare import evaluate_against_champion
 from mlops.gate.decision import GateDecision, GatePolicy
 from mlops.io import storage
@@ -118,7 +119,7 @@ def build_training_sets(
             settings,
             start=start,
             end=end,
-            validated_uri=settings.zone("validated"),
+            validated_uri=settings.zone(zones.VALIDATED),
             storage_options=options,
         )
         for name, start, end in (
@@ -126,7 +127,7 @@ def build_training_sets(
             ("evaluation", window.eval_start, window.eval_end),
         )
     }
-    uri = training_sets_uri(settings.zone("training_sets"), request.as_of)
+    uri = training_sets_uri(settings.zone(zones.TRAINING_SETS), request.as_of)
     publish_training_sets(
         uri,
         sets["training"].frame,

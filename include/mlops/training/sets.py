@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mlops.features.inputs import INPUT, as_date, day_range, input_partitions, query_partitions
 from mlops.features.names import FEATURES, LABEL
 from mlops.features.serving import StaleSnapshotError, amount_cents, customer_window
-from mlops.features.snapshots import SNAPSHOT_FILE, SNAPSHOTS_ZONE, published_snapshots
+from mlops.features.snapshots import SNAPSHOT_FILE, published_snapshots
 from mlops.features.sql import EVENT_TIMESTAMP, WINDOWS
 from mlops.features.sql_day import SNAPSHOT_DAY
 from mlops.features.store import ENTITY_VIEWS, FEATURE_SERVICE, feature_store
 from mlops.io import storage
 from mlops.io.duckdb_s3 import enable_feast_s3_reads
 from mlops.settings import Settings
+from mlops.zones import SNAPSHOTS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,7 +184,7 @@ def build_training_set(
         raise ValueError(f"empty training window [{start}, {end})")
     if isinstance(source, Settings):
         store = feature_store(source)
-        snapshots_uri = snapshots_uri or source.zone(SNAPSHOTS_ZONE)
+        snapshots_uri = snapshots_uri or source.zone(SNAPSHOTS)
         history_start = history_start or source.history_start
     elif snapshots_uri is None:
         raise ValueError("snapshots_uri is needed with a FeatureStore")

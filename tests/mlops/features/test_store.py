@@ -9,10 +9,11 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
+from mlops import zones
 from mlops.features.names import FEATURES
 from mlops.features.online import materialize_day, online_features, snapshot_time
 from mlops.features.serving import StaleSnapshotError
-from mlops.features.snapshots import SNAPSHOTS_ZONE, SnapshotMissingError
+from mlops.features.snapshots import SnapshotMissingError
 from mlops.features.store import (
     FEATURE_SERVICE,
     apply_definitions,
@@ -142,9 +143,9 @@ def test_materialising_a_day_loads_exactly_its_snapshot_and_twice_changes_nothin
     store = feature_store(settings)
     result = materialize_day(settings, day(40), store=store)
     assert result.snapshot_time == snapshot_time(day(40)).isoformat() == "2018-05-12T00:00:00+00:00"
-    snapshot = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/customer/date={day(40)}")
+    snapshot = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(40)}")
     assert result.customers == len(snapshot) > 0 and result.skipped_reason == ""
-    terminals = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/terminal/date={day(40)}")
+    terminals = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(40)}")
     online = online_rows(store, snapshot["CUSTOMER_ID"], terminals["TERMINAL_ID"][: len(snapshot)])
     assert set(online["customer_daily_spending__SNAPSHOT_DAY"]) == {str(day(40))}
     assert online["customer_daily_spending__CUSTOMER_ID_PREV_CENTS_30DAY"].tolist() == (
@@ -169,7 +170,7 @@ def test_an_older_day_never_overwrites_a_later_one(settings):
 
 def test_a_corrected_rerun_of_a_day_replaces_its_rows(settings):
     store = feature_store(settings)
-    folder = f"{settings.zone(SNAPSHOTS_ZONE)}/customer/date={day(43)}"
+    folder = f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(43)}"
     original = storage.read_bytes(f"{folder}/data.parquet")
     metadata = {k: v for k, v in storage.read_manifest(folder).items() if k != "files"}
     materialize_day(settings, day(43), store=store)
@@ -209,7 +210,7 @@ def check_skew(settings, materialised) -> int:
         start=next_day,
         end=next_day + timedelta(days=1),
         validated_uri=settings.zone("validated"),
-        snapshots_uri=settings.zone(SNAPSHOTS_ZONE),
+        snapshots_uri=settings.zone(zones.SNAPSHOTS),
     ).frame
     statuses = set()
     for tx in training.itertuples(index=False):
@@ -232,7 +233,7 @@ def check_skew(settings, materialised) -> int:
 def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
     store = feature_store(settings)
     materialize_day(settings, day(45), store=store)
-    snapshot = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/customer/date={day(45)}")
+    snapshot = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(45)}")
     busy = int(snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] > 0, "CUSTOMER_ID"].iloc[0])
     tx = {"TX_DATETIME": f"{day(46)}T08:00", "TX_AMOUNT": 12.5}
     served = online_features(store, busy, 10**9, tx)

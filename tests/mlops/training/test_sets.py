@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops import zones
 from mlops.features.inputs import MissingPartitionError
 from mlops.features.names import FEATURES
-from mlops.features.pipeline import FEATURES_ZONE
 from mlops.features.serving import StaleSnapshotError, request_features
-from mlops.features.snapshots import SNAPSHOTS_ZONE, SnapshotMissingError
+from mlops.features.snapshots import SnapshotMissingError
 from mlops.features.store import apply_definitions
 from mlops.io import storage
 from mlops.training.sets import (
@@ -78,7 +78,7 @@ def test_inputs_name_every_validated_and_snapshot_partition_with_its_hash(base):
     root, _, training = base
     validated = {k for k in training.inputs if "/validated/" in k}
     assert len(validated) == 14
-    snapshots = sorted(k for k in training.inputs if f"/{SNAPSHOTS_ZONE}/" in k)
+    snapshots = sorted(k for k in training.inputs if f"/{zones.SNAPSHOTS}/" in k)
     assert len(snapshots) == 2 * 15  # both entities, days start - 2 .. end - 2
     assert snapshots[0].endswith(f"customer/date={WINDOW.start - timedelta(days=2)}")
     manifest = storage.read_manifest(f"{root}/validated/date={WINDOW.start}")
@@ -120,8 +120,8 @@ def test_no_leakage_later_data_young_labels_and_later_features_change_nothing(
     # feature values dated at or after the window's end: snapshots of days >= end - 1 are
     # stamped end or later; feature partitions of the days after the window
     for entity in ("customer", "terminal"):
-        tamper(other, f"{SNAPSHOTS_ZONE}/{entity}", WINDOW.end - timedelta(days=1))
-    tamper(other, FEATURES_ZONE, WINDOW.end)
+        tamper(other, f"{zones.SNAPSHOTS}/{entity}", WINDOW.end - timedelta(days=1))
+    tamper(other, zones.DAILY_FEATURES, WINDOW.end)
     settings = settings_for(other)
     apply_definitions(settings)
     again = build(settings)
@@ -148,7 +148,7 @@ def test_missing_partitions_fail_naming_them(base, tmp_path):
     settings = settings_for(copy)
     apply_definitions(settings)
     gap = WINDOW.start + timedelta(days=3)
-    shutil.rmtree(copy / SNAPSHOTS_ZONE / "terminal" / f"date={gap}")
+    shutil.rmtree(copy / zones.SNAPSHOTS / "terminal" / f"date={gap}")
     with pytest.raises(SnapshotMissingError, match=f"terminal/date={gap}"):
         build(settings)
     shutil.rmtree(copy / "validated" / f"date={gap}")
@@ -176,7 +176,7 @@ def test_lost_entity_rows_are_an_error(base):
             start=WINDOW.start,
             end=WINDOW.end,
             validated_uri=settings.zone("validated"),
-            snapshots_uri=settings.zone(SNAPSHOTS_ZONE),
+            snapshots_uri=settings.zone(zones.SNAPSHOTS),
         )
 
 
