@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops import zones
+
 DAYS = 4
 LOOKUPS = 250
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -123,7 +125,7 @@ def run() -> dict[str, Any]:
         frame = simulate(config)
         write_validated(
             frame,
-            root / "validated",
+            root / zones.VALIDATED,
             config,
         )
         last = config.day(config.n_days - 1)
@@ -134,13 +136,13 @@ def run() -> dict[str, Any]:
             build_day_features(load_settings(env), day)
         figures["build_day_features_s_per_day"] = round((time.perf_counter() - began) / DAYS, 3)
         next_day = frame[frame["TX_DATETIME"].dt.date == last]
-        stores = {"sqlite": {"MLOPS_FEAST_REGISTRY": str(root / "feast" / "sqlite.db")}}
+        stores = {"sqlite": {"MLOPS_FEAST_REGISTRY": str(root / zones.FEAST / "sqlite.db")}}
         reason = redis_reason(REDIS_URL)
         if reason is None:
             stores["redis"] = {
                 "MLOPS_ONLINE_STORE": "redis",
                 "MLOPS_REDIS_URL": REDIS_URL,
-                "MLOPS_FEAST_REGISTRY": str(root / "feast" / "redis.db"),
+                "MLOPS_FEAST_REGISTRY": str(root / zones.FEAST / "redis.db"),
             }
         else:
             figures["redis"] = {"skipped": reason}

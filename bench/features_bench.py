@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlops import zones
+
 TARGET_RATIO = 1.5
 REPEATS = 3
 
@@ -123,11 +125,13 @@ def run(definitions: tuple[str, ...] = ("daily", "handbook")) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mlops-features-bench-") as tmp:
         root = Path(tmp)
         frame = simulate(config)
-        figures["days"] = write_validated(frame, root / "validated", config)
+        figures["days"] = write_validated(frame, root / zones.VALIDATED, config)
         del frame
         figures["load_avg_1m_before"] = round(os.getloadavg()[0], 2)
         for definition in definitions:
-            figures[definition] = measure(root / "validated", root / definition, config, definition)
+            figures[definition] = measure(
+                root / zones.VALIDATED, root / definition, config, definition
+            )
     return figures
 
 

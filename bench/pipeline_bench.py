@@ -15,33 +15,26 @@ from typing import Any
 
 def _process_day(root: str, day: str) -> int:
     from mlops.ingestion.landing import ingest_partition
-    from mlops.settings import ValidationRules
+    from mlops.settings import load_settings
     from mlops.validation.partition import validate_partition
 
-    ingest_partition(day, f"{root}/landing", f"{root}/raw", f"{root}/quarantine")
-    result = validate_partition(
-        day,
-        raw_uri=f"{root}/raw",
-        validated_uri=f"{root}/validated",
-        quarantine_uri=f"{root}/quarantine",
-        reports_uri=f"{root}/reports/validation",
-        docs_uri=f"{root}/docs/validation",
-        rules=ValidationRules(),
-    )
-    return result.rows
+    settings = load_settings({"MLOPS_DATA_ROOT": root})
+    ingest_partition(settings, day)
+    return validate_partition(settings, day).rows
 
 
 def run(days: int | None = None) -> dict[str, Any]:
     from mlops.simulator import SimulationConfig, simulate, write_landing
+    from mlops.zones import LANDING, zone_uri
 
     config = SimulationConfig()
     frame = simulate(config)
     n_days = days or config.n_days
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as root:
-        write_landing(frame, f"{root}/landing", config, days=range(n_days))
+        write_landing(frame, zone_uri(root, LANDING), config, days=range(n_days))
         dates = [config.day(d).isoformat() for d in range(n_days)]
         with tempfile.TemporaryDirectory() as warm_root:  # imports, GX and Jinja warm-up
-            write_landing(frame, f"{warm_root}/landing", config, days=[0])
+            write_landing(frame, zone_uri(warm_root, LANDING), config, days=[0])
             _process_day(warm_root, dates[0])
 
         began = time.perf_counter()

@@ -88,33 +88,35 @@ def model_training():
         from mlops_airflow.context import (
             as_of_day,
             data_errors_fail_the_task,
-            storage_options,
+            task_storage_options,
             training_request,
         )
 
         settings = load_settings()
         request = training_request(context["params"], as_of_day(context), settings)
-        options = storage_options(settings.data_root, settings.aws_conn_id)
         with data_errors_fail_the_task(MissingPartitionError):
-            return build(settings, request, options)
+            return build(settings, request, task_storage_options(settings)).to_xcom()
 
     @task
     def train_and_gate(built: dict, **context) -> dict:
-        from mlops.registry.tracking import RunContext
         from mlops.settings import load_settings
         from mlops.training.job import train_and_gate as run
-        from mlops_airflow.context import as_of_day, storage_options, training_request
+        from mlops_airflow.context import (
+            as_of_day,
+            run_context,
+            task_storage_options,
+            training_request,
+        )
 
         settings = load_settings()
         day = as_of_day(context)
         request = training_request(context["params"], day, settings)
-        run_context = RunContext(context["dag"].dag_id, day, context["run_id"])
         outcome = run(
+            settings,
             request,
-            run_context,
+            task_storage_options(settings),
+            context=run_context(context, day),
             sets_uri=built["sets_uri"],
-            tracking_uri=settings.mlflow_tracking_uri,
-            storage_options=storage_options(settings.data_root, settings.aws_conn_id),
         )
         return outcome.to_xcom()
 

@@ -84,17 +84,16 @@ def transactions_daily():
     def ingest_landing_partition(**context) -> dict:
         from mlops.ingestion.landing import LandingFileError, ingest_partition
         from mlops.settings import load_settings
-        from mlops_airflow.context import data_errors_fail_the_task, partition_day, storage_options
+        from mlops_airflow.context import (
+            data_errors_fail_the_task,
+            partition_day,
+            task_storage_options,
+        )
 
         settings = load_settings()
-        options = storage_options(settings.data_root, settings.aws_conn_id)
         with data_errors_fail_the_task(LandingFileError):
             result = ingest_partition(
-                partition_day(context),
-                settings.landing_uri,
-                settings.zone("raw"),
-                settings.zone("quarantine"),
-                options,
+                settings, partition_day(context), task_storage_options(settings)
             )
         return result.to_xcom()
 
@@ -102,20 +101,11 @@ def transactions_daily():
     def validate_partition(ingested: dict, *, outlet_events=None) -> dict:
         from mlops.settings import load_settings
         from mlops.validation.partition import ValidationFailed, validate_partition
-        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
 
         settings = load_settings()
         with data_errors_fail_the_task(ValidationFailed):
-            result = validate_partition(
-                ingested["day"],
-                raw_uri=settings.zone("raw"),
-                validated_uri=settings.zone("validated"),
-                quarantine_uri=settings.zone("quarantine"),
-                reports_uri=settings.zone("reports/validation"),
-                docs_uri=settings.zone("docs/validation"),
-                rules=settings.validation,
-                storage_options=storage_options(settings.data_root, settings.aws_conn_id),
-            )
+            result = validate_partition(settings, ingested["day"], task_storage_options(settings))
         outlet_events[VALIDATED_TRANSACTIONS].extra = {
             "day": result.day,
             "rows": result.good,
@@ -128,15 +118,11 @@ def transactions_daily():
         from mlops.features.inputs import MissingPartitionError, PartitionDayMismatch
         from mlops.features.pipeline import build_day_features
         from mlops.settings import load_settings
-        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
 
         settings = load_settings()
         with data_errors_fail_the_task(MissingPartitionError, PartitionDayMismatch):
-            result = build_day_features(
-                settings,
-                validated["day"],
-                storage_options(settings.data_root, settings.aws_conn_id),
-            )
+            result = build_day_features(settings, validated["day"], task_storage_options(settings))
         return result.to_xcom()
 
     @task(outlets=[FEATURES], max_active_tis_per_dag=1)
@@ -144,23 +130,22 @@ def transactions_daily():
         from mlops.features.pipeline import materialize_day_features
         from mlops.features.snapshots import SnapshotMissingError
         from mlops.settings import ConfigError, load_settings
-        from mlops_airflow.context import data_errors_fail_the_task, storage_options
+        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
 
         settings = load_settings()
         with data_errors_fail_the_task(SnapshotMissingError, ConfigError):
             result = materialize_day_features(
-                settings,
-                features["day"],
-                storage_options(settings.data_root, settings.aws_conn_id),
+                settings, features["day"], task_storage_options(settings)
             )
+        online = result.materialized
         outlet_events[FEATURES].extra = {
             "day": features["day"],
             "rows": features["rows"],
-            "customers": result["customers"],
-            "terminals": result["terminals"],
-            "online_store": result["online_store"],
+            "customers": online.customers,
+            "terminals": online.terminals,
+            "online_store": online.online_store,
         }
-        return result
+        return result.to_xcom()
 
     wait_for_earlier_days = EarlierPartitionsSensor(
         task_id="wait_for_earlier_days",

@@ -18,6 +18,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from mlops import zones
+
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = 36  # 2018-04-01 .. 2018-05-06: enough matured days for a 21-day training window
 TRAINING_DATE = date(2018, 5, 7)  # a Monday, as the weekly schedule would run
@@ -46,7 +48,7 @@ def land_days(data_root: Path):
     config = SimulationConfig()
     transactions = simulate(config)
     print(f"simulated {len(transactions):,} transactions over {config.n_days} days")
-    write_landing(transactions, str(data_root / "landing"), config, days=range(DAYS + 1))
+    write_landing(transactions, str(data_root / zones.LANDING), config, days=range(DAYS + 1))
     return transactions, [config.day(d).isoformat() for d in range(DAYS)]
 
 
@@ -86,14 +88,14 @@ def run_day(dag, day: str) -> str:
 def print_validation(data_root: Path, days: list[str]) -> None:
     print("\nvalidation (first days):")
     for day in days[:5]:
-        report_path = data_root / "reports" / "validation" / f"date={day}.json"
+        report_path = data_root / zones.VALIDATION_REPORTS / f"date={day}.json"
         report = json.loads(report_path.read_text())
         print(
             f"  {day}: {report['good']:>6,} good, {report['bad']:>3} quarantined "
             f"{report['rule_counts'] or ''}"
         )
-    print(f"quarantine:  {data_root / 'quarantine'}")
-    print(f"Data Docs:   {data_root / 'docs' / 'validation' / 'index.html'}")
+    print(f"quarantine:  {data_root / zones.QUARANTINE}")
+    print(f"Data Docs:   {data_root / zones.VALIDATION_DOCS / 'index.html'}")
 
 
 def print_online_lookup(transactions) -> None:
@@ -158,7 +160,7 @@ def main() -> int:
 
     initdb()
     transactions, days = land_days(data_root)
-    landing = data_root / "landing"
+    landing = data_root / zones.LANDING
     inject_broken_rows(landing, days[3])
     original = drop_a_column(landing, days[4])
     bag = DagBag(dag_folder=str(ROOT / "dags"))
@@ -167,7 +169,7 @@ def main() -> int:
     for day in days:
         states[day] = run_day(daily, day)
         if day == days[4]:
-            report = data_root / "reports" / "validation" / f"date={day}.json"
+            report = data_root / zones.VALIDATION_REPORTS / f"date={day}.json"
             reasons = json.loads(report.read_text())["batch_failures"]
             print(f"{day} failed as it should: {reasons}; fixing the file, re-running")
             (landing / f"date={day}" / "transactions.parquet").write_bytes(original)

@@ -45,6 +45,11 @@ def storage_options(uri: str, aws_conn_id: str) -> dict[str, Any]:
     )
 
 
+def task_storage_options(settings: Any) -> dict[str, Any]:
+    """The storage options every stage entry of a task takes: those of the data root."""
+    return storage_options(settings.data_root, settings.aws_conn_id)
+
+
 @contextmanager
 def data_errors_fail_the_task(*errors: type[Exception]) -> Iterator[None]:
     """Bad data will not fix itself on retry: fail at once with the message as it is."""
@@ -61,6 +66,14 @@ def as_of_day(context: Any) -> date:
     (asset-triggered, or manual without a date), the moment the run was due."""
     moment = context.get("logical_date") or context["dag_run"].run_after
     return date(moment.year, moment.month, moment.day)
+
+
+def run_context(context: Any, day: date) -> Any:
+    """The run's identity in MLflow (``mlops.registry.tracking.RunContext``): a rerun of the
+    same DAG and day replaces its run and model version."""
+    from mlops.registry.tracking import RunContext
+
+    return RunContext(context["dag"].dag_id, day, context["run_id"])
 
 
 def training_request(params: Any, day: date, settings: Any) -> Any:

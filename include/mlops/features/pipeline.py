@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops.features.inputs import DayLike, as_date
 from mlops.features.offline import build_feature_partition
-from mlops.features.online import materialize_day
+from mlops.features.online import MaterializationResult, materialize_day
 from mlops.features.snapshots import build_snapshot_partitions
 from mlops.features.store import apply_definitions, feature_store
 from mlops.io import storage
@@ -69,11 +69,25 @@ def build_day_features(
     )
 
 
+@dataclass(frozen=True)
+class DayOnline:
+    """What one night's materialisation did: the definitions it applied, the rows it wrote."""
+
+    materialized: MaterializationResult
+    definitions_changed: tuple[str, ...]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            **self.materialized.to_xcom(),
+            "definitions_changed": list(self.definitions_changed),
+        }
+
+
 def materialize_day_features(
     settings: Settings, day: DayLike, storage_options: storage.StorageOptions | None = None
-) -> dict[str, Any]:
+) -> DayOnline:
     """Apply the definitions if they changed, then load the day's snapshots online."""
     store = feature_store(settings)
     applied = apply_definitions(settings, store)
     result = materialize_day(settings, day, store=store, storage_options=storage_options)
-    return {**result.to_xcom(), "definitions_changed": list(applied.changes)}
+    return DayOnline(materialized=result, definitions_changed=tuple(applied.changes))

@@ -24,6 +24,8 @@ from mlops.schema import (
     TRANSACTION_DTYPES,
     partition_name,
 )
+from mlops.settings import Settings
+from mlops.zones import QUARANTINE, RAW
 
 INGEST_ERROR = "_ingest_error"
 RAW_TABLE = "transactions.parquet"
@@ -146,13 +148,12 @@ def _coerce(values: pd.Series, dtype: str) -> pd.Series:
 
 
 def ingest_partition(
-    day: str,
-    landing_uri: str,
-    raw_uri: str,
-    quarantine_uri: str,
-    storage_options: storage.StorageOptions | None = None,
+    settings: Settings, day: str, storage_options: storage.StorageOptions | None = None
 ) -> IngestResult:
-    """Read every data file of the day's landing partition and publish the raw partition."""
+    """The ingestion stage: read every data file of the day's landing partition and publish
+    the raw partition (unreadable files go to the quarantine zone)."""
+    landing_uri = settings.landing_uri
+    raw_uri, quarantine_uri = settings.zone(RAW), settings.zone(QUARANTINE)
     landing_part = storage.join(landing_uri, partition_name(day))
     uris = storage.list_data_files(landing_part, storage_options)
     if not uris:

@@ -22,6 +22,7 @@ from mlops.io import storage
 from mlops.registry import tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
+from mlops.settings import Settings
 from mlops.training.estimators import DEFAULT_FAMILY, train, validate_params
 from mlops.training.sets import evaluation_window, training_window
 
@@ -83,8 +84,21 @@ class TrainingOutcome:
         return {**asdict(self), "reasons": list(self.reasons)}
 
 
-def training_sets_uri(training_sets_root: str, as_of: date) -> str:
-    return storage.join(training_sets_root, partition_name(as_of.isoformat()))
+@dataclass(frozen=True)
+class TrainingSets:
+    """Where one run's training and evaluation sets were published, and their sizes."""
+
+    sets_uri: str
+    rows: dict[str, int]
+    window: dict[str, Any]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def training_sets_uri(settings: Settings, as_of: date) -> str:
+    """The partition of the training-sets zone that a run as of ``as_of`` writes."""
+    return storage.join(settings.zone(zones.TRAINING_SETS), partition_name(as_of.isoformat()))
 
 
 def publish_training_sets(
@@ -107,8 +121,8 @@ def publish_training_sets(
 
 
 def build_training_sets(
-    settings: Any, request: TrainingRequest, options: storage.StorageOptions | None = None
-) -> dict[str, Any]:
+    settings: Settings, request: TrainingRequest, options: storage.StorageOptions | None = None
+) -> TrainingSets:
     """Retrieve the training and evaluation sets of the request through the feature store
     (point in time, as of each transaction) and publish them for the training task."""
     from mlops.training.sets import build_training_set
@@ -127,7 +141,7 @@ def build_training_sets(
             ("evaluation", window.eval_start, window.eval_end),
         )
     }
-    uri = training_sets_uri(settings.zone(zones.TRAINING_SETS), request.as_of)
+    uri = training_sets_uri(settings, request.as_of)
     publish_training_sets(
         uri,
         sets["training"].frame,
@@ -135,24 +149,29 @@ def build_training_sets(
         {name: dict(s.inputs) for name, s in sets.items()},
         options,
     )
-    return {
-        "sets_uri": uri,
-        "rows": {name: len(s.frame) for name, s in sets.items()},
-        "window": window.to_params(),
-    }
+    return TrainingSets(
+        sets_uri=uri,
+        rows={name: len(s.frame) for name, s in sets.items()},
+        window=window.to_params(),
+    )
 
 
 def train_and_gate(
+    settings: Settings,
     request: TrainingRequest,
-    context: tracking.RunContext,
-    *,
-    sets_uri: str,
-    tracking_uri: str,
-    policy: GatePolicy | None = None,
     storage_options: storage.StorageOptions | None = None,
+    *,
+    context: tracking.RunContext,
+    sets_uri: str | None = None,
+    policy: GatePolicy | None = None,
 ) -> TrainingOutcome:
-    """Train the candidate, judge it against the champion, record and register it."""
+    """Train the candidate, judge it against the champion, record and register it.
+
+    The sets are read from ``sets_uri``, by default where ``build_training_sets`` published
+    them for the same request."""
     policy = policy or GatePolicy()
+    sets_uri = sets_uri or training_sets_uri(settings, request.as_of)
+    tracking_uri = settings.mlflow_tracking_uri
     manifest = storage.read_manifest(sets_uri, storage_options) or {}
     training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
     evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)

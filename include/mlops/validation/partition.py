@@ -22,9 +22,10 @@ import pandas as pd
 from mlops.ingestion.landing import INGEST_ERROR, read_raw_partition
 from mlops.io import storage
 from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
-from mlops.settings import ValidationRules
+from mlops.settings import Settings, ValidationRules
 from mlops.validation.run import validate_transactions
 from mlops.validation.suite import BATCH_REJECTED
+from mlops.zones import QUARANTINE, RAW, VALIDATED, VALIDATION_DOCS, VALIDATION_REPORTS
 
 UNPARSEABLE_LINE = "unparseable_line"
 VALIDATED_TABLE = "transactions.parquet"
@@ -51,17 +52,13 @@ class PartitionValidation:
 
 
 def validate_partition(
-    day: str,
-    *,
-    raw_uri: str,
-    validated_uri: str,
-    quarantine_uri: str,
-    reports_uri: str,
-    docs_uri: str,
-    rules: ValidationRules,
-    storage_options: storage.StorageOptions | None = None,
+    settings: Settings, day: str, storage_options: storage.StorageOptions | None = None
 ) -> PartitionValidation:
-    """Validate the day's raw partition and publish what passed and what did not."""
+    """The validation stage: validate the day's raw partition and publish what passed, what
+    did not, the report and the Data Docs, each in its zone under the data root."""
+    raw_uri, validated_uri = settings.zone(RAW), settings.zone(VALIDATED)
+    quarantine_uri, reports_uri = settings.zone(QUARANTINE), settings.zone(VALIDATION_REPORTS)
+    docs_uri, rules = settings.zone(VALIDATION_DOCS), settings.validation
     part = partition_name(day)
     rows, unparsed = read_raw_partition(storage.join(raw_uri, part), storage_options)
     ingest_errors = rows.pop(INGEST_ERROR) if INGEST_ERROR in rows else None

@@ -12,6 +12,7 @@ from mlops.ingestion.landing import (
     read_raw_partition,
 )
 from mlops.schema import SOURCE_FILE, SOURCE_ROW, TRANSACTION_DTYPES
+from mlops.settings import load_settings
 from tests.support.landing_files import HEADER, day_frame, land, snapshot
 
 DAY = "2018-04-01"
@@ -23,7 +24,8 @@ def zones(tmp_path):
 
 
 def ingest(zones):
-    return ingest_partition(DAY, str(zones["landing"]), str(zones["raw"]), str(zones["quarantine"]))
+    root = zones["landing"].parent  # the data root whose zones the fixture names
+    return ingest_partition(load_settings({"MLOPS_DATA_ROOT": str(root)}), DAY)
 
 
 def test_parquet_day_is_published_with_schema_types_and_lineage(zones):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlops.ingestion.landing import LandingFileError, ingest_partition
-from mlops.settings import ValidationRules
+from mlops.settings import ValidationRules, load_settings
 from mlops.validation.partition import ValidationFailed, validate_partition
 from tests.support.landing_files import HEADER, day_frame, land, snapshot
 
@@ -131,17 +131,10 @@ CASES = [
 
 
 def run(tmp_path):
-    zones = {z: str(tmp_path / z) for z in ("landing", "raw", "validated", "quarantine")}
-    ingest_partition(DAY, zones["landing"], zones["raw"], zones["quarantine"])
-    return validate_partition(
-        DAY,
-        raw_uri=zones["raw"],
-        validated_uri=zones["validated"],
-        quarantine_uri=zones["quarantine"],
-        reports_uri=str(tmp_path / "reports"),
-        docs_uri=str(tmp_path / "docs"),
-        rules=ValidationRules(bad_row_tolerance=0.05),
-    )
+    settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
+    assert settings.validation == ValidationRules(bad_row_tolerance=0.05)
+    ingest_partition(settings, DAY)
+    return validate_partition(settings, DAY)
 
 
 def visible_temporaries(tmp_path) -> list[str]:
