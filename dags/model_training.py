@@ -28,7 +28,7 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
-from mlops_airflow.deployment import schedule_start
+from mlops_airflow.parse_time import schedule_start
 
 FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
 

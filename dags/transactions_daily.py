@@ -43,7 +43,7 @@ from datetime import timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
-from mlops_airflow.deployment import (
+from mlops_airflow.parse_time import (
     landing_uri,
     schedule_end,
     schedule_start,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 from mlops import zones
-from mlops_airflow.deployment import zone_uri
+from mlops_airflow.parse_time import zone_uri
 
 
 def _data_asset(name: str, zone: str, group: str) -> Asset:

@@ -49,7 +49,7 @@ def test_settings_are_frozen():
 
 
 def test_parse_time_locations_agree_with_settings(monkeypatch):
-    from mlops_airflow import deployment
+    from mlops_airflow import parse_time
 
     for env in ({}, {"MLOPS_PROFILE": "production"}, {"MLOPS_DATA_ROOT": "/srv/data"}):
         for name in ("MLOPS_PROFILE", "MLOPS_DATA_ROOT", "MLOPS_LANDING_URI"):
@@ -57,7 +57,7 @@ def test_parse_time_locations_agree_with_settings(monkeypatch):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         settings = load_settings(env)
-        assert deployment.data_root() == settings.data_root
-        assert deployment.landing_uri() == settings.landing_uri
-        assert deployment.zone_uri("validated") == settings.zone("validated")
+        assert parse_time.data_root() == settings.data_root
+        assert parse_time.landing_uri() == settings.landing_uri
+        assert parse_time.zone_uri("validated") == settings.zone("validated")
     assert Path(load_settings({}).data_root).is_absolute()

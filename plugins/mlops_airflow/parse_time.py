@@ -1,4 +1,6 @@
-"""Facts fixed for a whole deployment that DAG files need at parse time.
+"""What DAG files need to know when they are parsed, from the environment alone.
+
+Facts fixed for a whole installation of the project (nothing to do with model deployment).
 
 Only environment variables are read here (cheap, no I/O): the landing and data locations
 that sensors and Asset URIs are built from, the calendar of the data set and the sensor's
