@@ -43,7 +43,8 @@ def _features(definition: str) -> Any:
 
 def _protocol(frame: Any) -> dict[str, Any]:
     from mlops.evaluation.metrics import evaluate_scores, first_fraud_days
-    from mlops.training.estimators import FAMILIES, predict_scores, train
+    from mlops.training.estimators import predict_scores, train
+    from mlops.training.families import FAMILIES
 
     train_rows, test_rows = _between(frame, *TRAIN), _between(frame, *TEST)
     known = first_fraud_days(train_rows)
@@ -67,7 +68,8 @@ def _protocol(frame: Any) -> dict[str, Any]:
 def _timings(frame: Any) -> dict[str, Any]:
     from mlops.evaluation.compare import evaluate_against_champion
     from mlops.gate.decision import GatePolicy
-    from mlops.training.estimators import DEFAULT_FAMILY, train
+    from mlops.training.estimators import train
+    from mlops.training.families import DEFAULT_FAMILY
 
     train_rows, test_rows = _between(frame, *TRAIN), _between(frame, *TEST)
     began = time.perf_counter()

@@ -28,9 +28,7 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
-from mlops_airflow.parse_time import schedule_start
-
-FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
+from mlops_airflow.parse_time import DEFAULT_MODEL_FAMILY, MODEL_FAMILIES, schedule_start
 
 
 @dag(
@@ -59,7 +57,7 @@ FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
             description="Held-out days at the end of the window.",
         ),
         "family": Param(
-            "hist_gradient_boosting", type="string", enum=FAMILIES, description="Model family."
+            DEFAULT_MODEL_FAMILY, type="string", enum=MODEL_FAMILIES, description="Model family."
         ),
         "hyperparameters": Param(
             {}, type="object", description='Family hyperparameters, e.g. {"max_iter": 300}.'

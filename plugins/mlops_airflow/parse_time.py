@@ -4,10 +4,10 @@ Facts fixed for a whole installation of the project (nothing to do with model de
 
 Only environment variables are read here (cheap, no I/O): the landing and data locations
 that sensors and Asset URIs are built from, the calendar of the data set and the sensor's
-patience. Everything
-else comes from ``mlops.settings.load_settings()`` when a task runs. The defaults are
-``mlops.settings``'s own: the few light functions and constants imported from ``mlops`` here
-(settings, zones) import nothing heavy.
+patience, the model families of the training form. Everything else comes from
+``mlops.settings.load_settings()`` when a task runs. The defaults are ``mlops``'s own: the
+modules imported from it here (settings, zones, training.families) import nothing heavy,
+which tests/dags checks by importing each DAG file in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ import pendulum
 
 from mlops import zones
 from mlops.settings import HISTORY_START, default_data_root, default_landing_uri
+from mlops.training.families import DEFAULT_FAMILY, FAMILIES
 
 DEFAULT_START_DATE = HISTORY_START.isoformat()
+# The choices of model_training's ``family`` Param (light: no scikit-learn behind them).
+MODEL_FAMILIES: list[str] = list(FAMILIES)
+DEFAULT_MODEL_FAMILY = DEFAULT_FAMILY
 
 
 def data_root() -> str:

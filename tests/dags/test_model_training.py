@@ -45,6 +45,14 @@ def run_as_of(day, **conf):
     return run, states, outcome.xcom_pull(task_ids="train_and_gate")
 
 
+def test_the_family_param_offers_the_families_the_training_code_knows():
+    from mlops.training.families import DEFAULT_FAMILY, FAMILIES
+
+    family = load_dag().params.get_param("family")
+    assert family.value == DEFAULT_FAMILY
+    assert family.schema["enum"] == list(FAMILIES)
+
+
 def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, env, monkeypatch):
     from mlops.registry import versions as registry
 

@@ -23,7 +23,8 @@ from mlops.registry import tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
 from mlops.settings import Settings
-from mlops.training.estimators import DEFAULT_FAMILY, train, validate_params
+from mlops.training.estimators import train
+from mlops.training.families import DEFAULT_FAMILY, validate_params
 from mlops.training.sets import evaluation_window, training_window
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ from mlops.registry.tracking import (
     log_training_run,
     runs_by_key,
 )
-from mlops.training.estimators import FAMILIES, predict_scores, train
+from mlops.training.estimators import predict_scores, train
+from mlops.training.families import FAMILIES
 
 DAG_ID = "model_training"
 # floors low enough for 400 synthetic rows; the gate itself is tested in test_gate.py

@@ -14,13 +14,8 @@ from mlops.evaluation.metrics import eligible_mask, evaluate_scores, first_fraud
 from mlops.features.names import FEATURES, LABEL
 from mlops.gate.decision import GatePolicy, check_behaviour, decide, measure_latency
 from mlops.simulator import SimulationConfig, simulate
-from mlops.training.estimators import (
-    DEFAULT_PARAMS,
-    FAMILIES,
-    predict_scores,
-    train,
-    validate_params,
-)
+from mlops.training.estimators import predict_scores, train
+from mlops.training.families import DEFAULT_PARAMS, FAMILIES, validate_params
 from mlops.training.selection import Candidate, prequential_folds, select_model
 
 CONFIG = SimulationConfig(n_customers=1000, n_terminals=2000, n_days=60, seed=0)
