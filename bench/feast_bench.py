@@ -90,8 +90,9 @@ def materialise(settings: Any, days: list[Any]) -> dict[str, Any]:
 
 
 def lookups(settings: Any, transactions: Any) -> dict[str, Any]:
+    from mlops.features.names import FEATURE_SERVICE
     from mlops.features.online import online_features
-    from mlops.features.store import FEATURE_SERVICE, feature_store
+    from mlops.features.store import feature_store
 
     store = feature_store(settings)
     rows = transactions.sample(n=LOOKUPS, random_state=0).itertuples(index=False)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlops import zones
+from mlops.features.names import FEATURE_SERVICE, WINDOWS
 from mlops.features.snapshots import build_snapshot_partitions
 from mlops.features.sql_day import (
     CUSTOMER_SNAPSHOT_COLUMNS,
@@ -22,7 +23,6 @@ from mlops.features.sql_day import (
 )
 from mlops.features.store import (
     CUSTOMER_VIEW,
-    FEATURE_SERVICE,
     PROJECT,
     TERMINAL_VIEW,
     feature_store,
@@ -89,6 +89,18 @@ def test_the_feature_service_is_versioned_and_covers_both_views(contents):
     assert service.name == FEATURE_SERVICE == "fraud_model_v1"
     assert {p.name for p in service.feature_view_projections} == {CUSTOMER_VIEW, TERMINAL_VIEW}
     assert service.description and service.owner
+
+
+def test_the_definitions_windows_are_the_pipelines():
+    """feature_views.py keeps its own WINDOWS (the definitions do not import mlops)."""
+    tree = ast.parse((REPO / "feature_views.py").read_text(encoding="utf-8"))
+    (value,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(target, "id", None) for target in node.targets] == ["WINDOWS"]
+    ]
+    assert ast.literal_eval(value) == WINDOWS
 
 
 def test_sources_glob_the_snapshot_partitions_of_the_settings_data_root(contents, monkeypatch):

@@ -50,6 +50,7 @@ from mlops.features.sql import (
     WINDOWS,
     Definition,
     check_definition,
+    day_number,
     feature_sql,
     lookback_days,
 )
@@ -58,7 +59,6 @@ from mlops.io import storage
 from mlops.schema import partition_name
 
 DATA_FILE = "data.parquet"
-EPOCH = date(1970, 1, 1)
 ONE_DAY = timedelta(days=1)
 PUBLISH_THREADS = 8
 
@@ -131,7 +131,7 @@ def build_feature_partition(
     )
     (table,) = query_partitions(
         partitions,
-        day_feature_sql(INPUT, (day - EPOCH).days, definition=definition, delay_days=delay_days),
+        day_feature_sql(INPUT, day_number(day), definition=definition, delay_days=delay_days),
         storage_options=storage_options,
     )
     return _publish(day, table, partitions, features_uri, definition, delay_days, storage_options)

@@ -26,14 +26,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops.features.inputs import DayLike, as_date
-from mlops.features.names import FEATURES
+from mlops.features.names import FEATURE_SERVICE, FEATURES
 from mlops.features.serving import request_features, transaction_time
 from mlops.features.snapshots import published_snapshots
 from mlops.features.sql_day import ENTITY_KEYS, SNAPSHOT_DAY
 from mlops.features.store import (
     CUSTOMER_VIEW,
     ENTITY_VIEWS,
-    FEATURE_SERVICE,
     FEATURE_VIEWS,
     REGISTRY_CACHE_TTL_S,
     TERMINAL_VIEW,

@@ -27,12 +27,11 @@ from mlops.features.inputs import (
     parquet_bytes,
     query_partitions,
 )
-from mlops.features.sql import lookback_days
+from mlops.features.sql import day_number, lookback_days
 from mlops.features.sql_day import ENTITY_KEYS, snapshot_sql
 from mlops.io import storage
 from mlops.schema import partition_name
 
-EPOCH = date(1970, 1, 1)
 SNAPSHOT_FILE = "data.parquet"
 
 
@@ -83,8 +82,7 @@ def compute_snapshots(
         needed_for=f"the snapshot of {day}",
         storage_options=storage_options,
     )
-    number = (day - EPOCH).days
-    queries = [snapshot_sql(INPUT, e, number, delay_days=delay_days) for e in ENTITY_KEYS]
+    queries = [snapshot_sql(INPUT, e, day_number(day), delay_days=delay_days) for e in ENTITY_KEYS]
     results = query_partitions(partitions, *queries, storage_options=storage_options)
     tables = dict(zip(ENTITY_KEYS, results, strict=True))
     return tables, partitions

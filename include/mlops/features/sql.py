@@ -29,11 +29,16 @@ integers, ``cents / (100 * count)``; a risk is ``frauds / count``, 0 when the wi
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
+
+from mlops.features.names import WINDOWS
 
 Definition = Literal["handbook", "daily"]
 DEFINITIONS: tuple[Definition, ...] = ("handbook", "daily")
-WINDOWS: tuple[int, ...] = (1, 7, 30)
+# Days are numbered from EPOCH in the SQL (``_day``) and in the Python that builds it.
+EPOCH = date(1970, 1, 1)
+EPOCH_SQL = f"DATE '{EPOCH.isoformat()}'"
 
 KEY_COLUMNS: tuple[str, ...] = (
     "TRANSACTION_ID",
@@ -75,7 +80,12 @@ INPUT_TYPES: dict[str, str] = {
 INPUT_COLUMNS: tuple[str, ...] = tuple(INPUT_TYPES)
 
 CENTS_SQL = "CAST(floor(TX_AMOUNT * 100 + 0.5) AS BIGINT)"
-DAY_NUMBER_SQL = "date_diff('day', DATE '1970-01-01', CAST(TX_DATETIME AS DATE))"
+DAY_NUMBER_SQL = f"date_diff('day', {EPOCH_SQL}, CAST(TX_DATETIME AS DATE))"
+
+
+def day_number(day: date) -> int:
+    """The number of ``day`` in the SQL's count of days (``_day``): days since EPOCH."""
+    return (day - EPOCH).days
 
 
 def lookback_days(delay_days: int) -> int:

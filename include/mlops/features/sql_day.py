@@ -12,6 +12,7 @@ hold the two paths equal on every row.
 from __future__ import annotations
 
 from mlops.features.sql import (
+    EPOCH_SQL,
     EVENT_TIMESTAMP,
     TERMINAL_FEATURES,
     WINDOWS,
@@ -98,7 +99,7 @@ def _handbook_joins(day_number: int, delay_days: int) -> str:
 def day_feature_sql(
     source: str, day_number: int, *, definition: Definition, delay_days: int
 ) -> str:
-    """``OUTPUT_COLUMNS`` for the transactions of day ``day_number`` (days since 1970-01-01)."""
+    """``OUTPUT_COLUMNS`` for the transactions of day ``day_number`` (days since ``EPOCH``)."""
     check_definition(definition, delay_days)
     aggregates = [
         f"coalesce({prefix}_{kind}_{n}, 0) AS {prefix}_{kind}_{n}"
@@ -151,9 +152,9 @@ def snapshot_sql(source: str, entity: str, day_number: int, *, delay_days: int =
         ]
     return f"""
 WITH {base_sql(source)}, aggregates AS ({previous_days_sql(entity, day_number, delay_days)})
-SELECT {key}, CAST(DATE '1970-01-01' + {day_number} AS VARCHAR) AS {SNAPSHOT_DAY},
+SELECT {key}, CAST({EPOCH_SQL} + {day_number} AS VARCHAR) AS {SNAPSHOT_DAY},
     {", ".join(columns)},
-    CAST(CAST(DATE '1970-01-01' + {day_number + 1} AS TIMESTAMP) AS TIMESTAMPTZ)
+    CAST(CAST({EPOCH_SQL} + {day_number + 1} AS TIMESTAMP) AS TIMESTAMPTZ)
         AS {EVENT_TIMESTAMP}
 FROM aggregates
 ORDER BY {key}

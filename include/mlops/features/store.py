@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from feast.repo_contents import RepoContents
 
 PROJECT = "fraud"
-FEATURE_SERVICE = "fraud_model_v1"
 CUSTOMER_VIEW = "customer_daily_spending"
 TERMINAL_VIEW = "terminal_daily_risk"
 FEATURE_VIEWS = (CUSTOMER_VIEW, TERMINAL_VIEW)

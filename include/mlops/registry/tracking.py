@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.evaluation.metrics import Metrics
-from mlops.features.names import FEATURES, LABEL
+from mlops.features.names import FEATURE_SERVICE, FEATURES, LABEL
 from mlops.gate.decision import GateDecision
 from mlops.gate.report import decision_record, render_model_card
 from mlops.registry import versions as registry
@@ -57,7 +57,7 @@ class RunContext:
     dag_id: str
     logical_date: date
     airflow_run_id: str = ""
-    feature_service: str = "fraud_model_v1"
+    feature_service: str = FEATURE_SERVICE
     code_version: str = ""  # "" resolves to the git commit, else the package version
 
     def __post_init__(self) -> None:

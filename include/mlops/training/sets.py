@@ -24,12 +24,12 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops.features.inputs import INPUT, as_date, day_range, input_partitions, query_partitions
-from mlops.features.names import FEATURES, LABEL
+from mlops.features.names import FEATURE_SERVICE, FEATURES, LABEL
 from mlops.features.serving import StaleSnapshotError, amount_cents, customer_window
 from mlops.features.snapshots import SNAPSHOT_FILE, published_snapshots
 from mlops.features.sql import EVENT_TIMESTAMP, WINDOWS
 from mlops.features.sql_day import SNAPSHOT_DAY
-from mlops.features.store import ENTITY_VIEWS, FEATURE_SERVICE, feature_store
+from mlops.features.store import ENTITY_VIEWS, feature_store
 from mlops.io import storage
 from mlops.io.duckdb_s3 import enable_feast_s3_reads
 from mlops.settings import Settings

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 
 from mlops import zones
-from mlops.features.names import FEATURES
+from mlops.features.names import FEATURE_SERVICE, FEATURES
 from mlops.features.online import materialize_day, online_features, snapshot_time
 from mlops.features.serving import StaleSnapshotError
 from mlops.features.snapshots import SnapshotMissingError
 from mlops.features.store import (
-    FEATURE_SERVICE,
     apply_definitions,
     feature_store,
     redacted,
