@@ -78,7 +78,7 @@ from mlops_airflow.parse_time import DEFAULT_MODEL_FAMILY, MODEL_FAMILIES, sched
     },
 )
 def model_training():
-    @task
+    @task(multiple_outputs=False)
     def build_training_sets(**context) -> dict:
         from mlops.features.inputs import MissingPartitionError
         from mlops.settings import load_settings
@@ -95,7 +95,7 @@ def model_training():
         with data_errors_fail_the_task(MissingPartitionError):
             return build(settings, request, task_storage_options(settings)).to_xcom()
 
-    @task
+    @task(multiple_outputs=False)
     def train_and_gate(built: dict, **context) -> dict:
         from mlops.settings import load_settings
         from mlops.training.job import train_and_gate as run

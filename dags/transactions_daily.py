@@ -80,7 +80,7 @@ def transactions_daily():
         timeout=sensor_timeout_s(),
     )
 
-    @task
+    @task(multiple_outputs=False)
     def ingest_landing_partition(**context) -> dict:
         from mlops.ingestion.landing import LandingFileError, ingest_partition
         from mlops.settings import load_settings
@@ -97,7 +97,7 @@ def transactions_daily():
             )
         return result.to_xcom()
 
-    @task(outlets=[VALIDATED_TRANSACTIONS])
+    @task(multiple_outputs=False, outlets=[VALIDATED_TRANSACTIONS])
     def validate_partition(ingested: dict, *, outlet_events=None) -> dict:
         from mlops.settings import load_settings
         from mlops.validation.partition import ValidationFailed, validate_partition
@@ -113,7 +113,7 @@ def transactions_daily():
         }
         return result.to_xcom()
 
-    @task
+    @task(multiple_outputs=False)
     def build_features(validated: dict) -> dict:
         from mlops.features.inputs import MissingPartitionError, PartitionDayMismatch
         from mlops.features.pipeline import build_day_features
@@ -125,7 +125,7 @@ def transactions_daily():
             result = build_day_features(settings, validated["day"], task_storage_options(settings))
         return result.to_xcom()
 
-    @task(outlets=[FEATURES], max_active_tis_per_dag=1)
+    @task(multiple_outputs=False, outlets=[FEATURES], max_active_tis_per_dag=1)
     def materialize_features(features: dict, *, outlet_events=None) -> dict:
         from mlops.features.pipeline import materialize_day_features
         from mlops.features.snapshots import SnapshotMissingError

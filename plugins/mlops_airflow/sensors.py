@@ -1,4 +1,4 @@
-"""Deferrable sensors for partition markers, on a local folder or on S3.
+"""Sensors for partition markers, on a local folder or on S3; deferrable by default.
 
 A writer signals that a day's partition is complete with ``<zone>/date=YYYY-MM-DD/_SUCCESS``
 after its data files; waiting for the marker, not for any file, never reads a half-written
@@ -16,7 +16,10 @@ amazon provider's ``S3KeyTrigger`` (what ``S3KeySensor(deferrable=True)`` defers
 the Airflow AWS connection, all keys at once) and the standard provider's ``FileTrigger``
 (one file, so a local wait defers once per missing marker, within one deadline). They are
 imported when the task runs, not when the DAG file is parsed: importing the amazon provider
-loads boto3, about a second on every parse. On timeout the task fails naming what never came.
+loads boto3, about a second on every parse. On timeout the task fails naming what never came,
+or is skipped with ``soft_fail=True``. With ``deferrable=False`` the sensors are classic ones
+(``poke`` in ``mode="poke"`` or ``"reschedule"``, Airflow's own loop and timeout), for a
+deployment without a triggerer.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from mlops_airflow.context import partition_day
 
@@ -42,17 +45,26 @@ def marker_uri(zone_uri: str, day: str) -> str:
 
 
 class PartitionMarkersSensor(BaseSensorOperator):
-    """Wait, deferred, until every marker that ``markers(context)`` names exists.
+    """Wait until every marker that ``markers(context)`` names exists.
+
+    Deferred (the default): ``execute`` pokes once, then defers to the provider's trigger for
+    the first missing marker(s); ``execute_complete`` pokes again when it fires, and defers
+    again within the same deadline while markers are missing. Not deferred: Airflow's sensor
+    loop calls ``poke`` (``mode="poke"`` holds the worker slot, ``"reschedule"`` frees it).
+    ``soft_fail`` turns a timeout into a skip on both paths.
 
     :param aws_conn_id: Airflow connection used for ``s3://`` markers.
+    :param deferrable: wait in the triggerer rather than in a worker slot (default True:
+        a day's data may take hours to land).
     """
 
     what = "partition markers"
     remedy = "write the partitions, then clear this task"
 
-    def __init__(self, *, aws_conn_id: str = "aws_default", **kwargs: Any):
+    def __init__(self, *, aws_conn_id: str = "aws_default", deferrable: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.aws_conn_id = aws_conn_id
+        self.deferrable = deferrable
 
     @abstractmethod
     def markers(self, context: Context) -> list[str]:
@@ -75,7 +87,13 @@ class PartitionMarkersSensor(BaseSensorOperator):
         return not self.missing(context)
 
     def execute(self, context: Context) -> None:
-        self._wait(context, deadline=None)
+        if self.deferrable:
+            self._wait(context, deadline=None)
+            return
+        try:
+            super().execute(context)  # the poke loop: mode, timeout, soft_fail, backoff
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(self._timeout_message(self.missing(context))) from err
 
     def _wait(self, context: Context, deadline: datetime | None) -> None:
         missing = self.missing(context)
@@ -85,7 +103,10 @@ class PartitionMarkersSensor(BaseSensorOperator):
         now = datetime.now(UTC)
         deadline = deadline or now + timedelta(seconds=self.timeout)
         if now >= deadline:
-            raise AirflowSensorTimeout(self._timeout_message(missing))
+            message = self._timeout_message(missing)
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
         self.log.info("Waiting for %d missing: %s", len(missing), ", ".join(missing))
         self.defer(
             trigger=self._trigger(missing),

@@ -4,7 +4,12 @@ from types import SimpleNamespace
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 from mlops_airflow.context import partition_day
 from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
@@ -123,3 +128,68 @@ def test_a_passed_deadline_fails_naming_the_missing_days(validated):
     with pytest.raises(AirflowSensorTimeout, match="MLOPS_HISTORY_START") as timeout:
         sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, day)
     assert "2018-04-29" not in str(timeout.value)
+
+
+def mark(zone, day="2018-04-01"):
+    (zone / f"date={day}").mkdir(parents=True)
+    (zone / f"date={day}" / "_SUCCESS").touch()
+
+
+def test_not_deferrable_in_poke_mode_pokes_until_the_marker_exists(tmp_path, monkeypatch):
+    sensor = LandingPartitionSensor(
+        task_id="wait", landing_uri=str(tmp_path), deferrable=False, poke_interval=0, timeout=60
+    )
+    pokes = []
+
+    def land_on_second_poke(context):
+        pokes.append(context)
+        if len(pokes) == 2:
+            mark(tmp_path)
+        return LandingPartitionSensor.poke(sensor, context)
+
+    monkeypatch.setattr(sensor, "poke", land_on_second_poke)
+    assert sensor.execute(context()) is None  # no TaskDeferred: it waited in the worker
+    assert len(pokes) == 2
+
+
+def test_not_deferrable_in_poke_mode_times_out_naming_the_partition(tmp_path):
+    sensor = LandingPartitionSensor(
+        task_id="wait", landing_uri=str(tmp_path), deferrable=False, poke_interval=0, timeout=0
+    )
+    with pytest.raises(AirflowSensorTimeout, match="date=2018-04-01/_SUCCESS did not appear"):
+        sensor.execute(context())
+
+
+def test_reschedule_mode_frees_the_worker_until_the_next_poke(tmp_path):
+    sensor = LandingPartitionSensor(
+        task_id="wait",
+        landing_uri=str(tmp_path),
+        deferrable=False,
+        mode="reschedule",
+        poke_interval=120,
+        timeout=3600,
+    )
+    ti = SimpleNamespace(get_first_reschedule_date=lambda context: None)
+    before = pendulum.now("UTC")
+    with pytest.raises(AirflowRescheduleException) as rescheduled:
+        sensor.execute(context(ti=ti))
+    assert 119 <= (rescheduled.value.reschedule_date - before).total_seconds() <= 125
+
+    mark(tmp_path)
+    assert sensor.execute(context(ti=ti)) is None
+
+
+def test_soft_fail_skips_instead_of_failing_on_every_path(tmp_path):
+    def sensor(**kwargs):
+        return LandingPartitionSensor(
+            task_id="wait", landing_uri=str(tmp_path), soft_fail=True, **kwargs
+        )
+
+    with pytest.raises(AirflowSkipException):
+        sensor(deferrable=False, poke_interval=0, timeout=0).execute(context())
+    with pytest.raises(AirflowSkipException, match="did not appear"):
+        sensor(timeout=5).execute_complete(
+            context(), event=None, deadline="2018-01-01T00:00:00+00:00"
+        )
+    with pytest.raises(AirflowSkipException):
+        sensor(timeout=5).resume_execution("__fail__", {"error": "Trigger timeout"}, context())
