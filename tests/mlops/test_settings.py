@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops import zones
 from mlops.settings import ConfigError, load_settings
 
 
@@ -61,3 +62,10 @@ def test_parse_time_locations_agree_with_settings(monkeypatch):
         assert parse_time.landing_uri() == settings.landing_uri
         assert parse_time.zone_uri("validated") == settings.zone("validated")
     assert Path(load_settings({}).data_root).is_absolute()
+
+
+def test_a_zone_name_that_is_not_a_zone_is_refused(tmp_path):
+    settings = load_settings({"MLOPS_DATA_ROOT": f"{tmp_path}/"})
+    assert settings.zone(zones.SNAPSHOTS) == f"{tmp_path}/features/snapshots"
+    with pytest.raises(ValueError, match="unknown zone 'validatd'"):
+        settings.zone("validatd")
