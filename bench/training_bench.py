@@ -66,7 +66,7 @@ def _protocol(frame: Any) -> dict[str, Any]:
 
 def _timings(frame: Any) -> dict[str, Any]:
     from mlops.evaluation.compare import evaluate_against_champion
-    from mlops.gate.decision import GatePolicy
+    from mlops.gate.policy import GatePolicy
     from mlops.training.estimators import DEFAULT_FAMILY, train
 
     train_rows, test_rows = _between(frame, *TRAIN), _between(frame, *TEST)

@@ -16,7 +16,8 @@ from datetime import date
 from typing import Any
 
 from mlops.evaluation.compare import evaluate_against_champion
-from mlops.gate.decision import GateDecision, GatePolicy
+from mlops.gate.decision import GateDecision
+from mlops.gate.policy import GatePolicy
 from mlops.io import storage
 from mlops.registry import tracking
 from mlops.registry import versions as registry

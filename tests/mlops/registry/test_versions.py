@@ -20,7 +20,9 @@ import pytest
 
 from mlops.evaluation.metrics import Metrics, evaluate_scores
 from mlops.features.names import FEATURES, LABEL
-from mlops.gate.decision import BehaviourResult, CheckResult, GatePolicy, LatencyResult, decide
+from mlops.gate.decision import decide
+from mlops.gate.evidence import BehaviourResult, CheckResult, LatencyResult
+from mlops.gate.policy import GatePolicy
 from mlops.registry import versions as registry
 from mlops.registry.tracking import (
     SKOPS_TRUSTED_TYPES,
