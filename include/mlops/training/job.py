@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from mlops.evaluation.compare import evaluate_against_champion
+from mlops.gate.compare import evaluate_against_champion
 from mlops.gate.decision import GateDecision
 from mlops.gate.policy import GatePolicy
 from mlops.io import storage
