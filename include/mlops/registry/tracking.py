@@ -114,7 +114,7 @@ class LoggedRun:
 def code_version() -> str:
     """The git commit (``+dirty`` if modified) when running from the source tree, else the
     package version; never the commit of some unrelated repository around an install."""
-    repo = Path(__file__).resolve().parents[2]  # <repo>/include/mlops/tracking.py
+    repo = Path(__file__).resolve().parents[3]  # <repo>/include/mlops/registry/tracking.py
     cmd = ["git", "describe", "--always", "--dirty=+dirty", "--abbrev=40", "--exclude=*"]
     if (repo / ".git").exists():
         with suppress(OSError, subprocess.SubprocessError):
