@@ -11,7 +11,6 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # The stamp lives inside .venv, so deleting .venv also forgets that it was synced.
 STAMP := $(VENV)/.synced-from-lock
-HOUSE_CHECK := $(CURDIR)/../shared/tools/house-check
 
 # uv: the one on PATH, else a private copy in a bootstrap venv outside the work tree
 # (a venv rather than `pip install --user`, which PEP 668 systems refuse).
@@ -51,13 +50,17 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: venv ## run the closed loop on simulated data (local profile)
 	$(PY) demo/run_demo.py
 
-test: lint ## lint, house rules, then the whole test suite
+test: lint ## lint (contracts, house rules), then the whole test suite
 	$(BIN)/pytest
 
-lint: venv ## ruff check, ruff format --check, house rules (when ../shared has them)
+# The rules live in the project: ruff (with banned APIs; include/ruff.toml adds the logic's),
+# the import contracts in pyproject.toml ([tool.importlinter], run from the repo root) and
+# the house rules neither can say (tests/test_house_rules.py).
+lint: venv ## ruff check, ruff format --check, import contracts, house rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if [ -x "$(HOUSE_CHECK)" ]; then echo "house-check"; "$(HOUSE_CHECK)"; fi
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_house_rules.py
 
 format: venv ## apply ruff format and the safe ruff fixes
 	$(BIN)/ruff format .
@@ -81,7 +84,7 @@ compose-config: venv ## validate docker-compose.yaml against the Compose specifi
 	else echo "docker compose plugin not installed: schema check only"; fi
 
 clean: ## remove caches, the local Airflow home and bench output (keeps .venv and data/)
-	rm -rf .airflow .pytest_cache .ruff_cache bench/results.json
+	rm -rf .airflow .pytest_cache .ruff_cache .import_linter_cache bench/results.json
 	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
 
 distclean: clean ## clean, and remove .venv too

@@ -66,8 +66,8 @@ def _protocol(frame: Any) -> dict[str, Any]:
 
 
 def _timings(frame: Any) -> dict[str, Any]:
-    from mlops.evaluation.compare import evaluate_against_champion
-    from mlops.gate.decision import GatePolicy
+    from mlops.gate.compare import evaluate_against_champion
+    from mlops.gate.policy import GatePolicy
     from mlops.training.estimators import train
     from mlops.training.families import DEFAULT_FAMILY
 

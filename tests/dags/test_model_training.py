@@ -54,6 +54,7 @@ def test_the_family_param_offers_the_families_the_training_code_knows():
 
 
 def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, env, monkeypatch):
+    from mlops.registry import aliases
     from mlops.registry import versions as registry
 
     tracking_uri = env["MLOPS_MLFLOW_TRACKING_URI"]
@@ -61,7 +62,7 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
     assert str(run.state) == "success", states
     assert outcome["outcome"] == "approve", outcome["reasons"]
     assert states["announce_candidate"] == "success"
-    assert registry.alias_state(tracking_uri).challenger == outcome["model_version"]
+    assert aliases.alias_state(tracking_uri).challenger == outcome["model_version"]
 
     import mlflow
 
@@ -75,8 +76,8 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
     )
     assert record["outcome"] == "approve"
 
-    registry.promote_challenger(tracking_uri)  # what the deployment DAG does after rollout
-    champion = registry.alias_state(tracking_uri).champion
+    aliases.promote_challenger(tracking_uri)  # what the deployment DAG does after rollout
+    champion = aliases.alias_state(tracking_uri).champion
 
     import mlops.training.job as job
 
@@ -90,7 +91,7 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
     run, states, outcome = run_as_of(monday(1), reason="shuffled labels on purpose")
     assert outcome["outcome"] == "reject", outcome["reasons"]
     assert states["announce_candidate"] == "skipped"
-    state = registry.alias_state(tracking_uri)
+    state = aliases.alias_state(tracking_uri)
     assert (state.champion, state.challenger) == (champion, None)
 
 

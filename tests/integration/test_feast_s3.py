@@ -13,7 +13,8 @@ import pytest
 from mlops import zones
 from mlops.features.store import apply_definitions
 from mlops.io import storage
-from mlops.training.sets import build_training_set, training_window
+from mlops.training.sets import build_training_set
+from mlops.training.windows import training_window
 from tests.mlops.features.test_store import check_skew
 from tests.support.feature_data import day, publish_all, settings_for, transactions
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlops.registry import aliases
 from mlops.registry import versions as registry
 from mlops.registry.tracking import runs_by_key
 from mlops.training.estimators import predict_scores
@@ -131,17 +132,17 @@ def test_log_register_and_alias_flow_against_a_real_server(mlflow_server: str) -
     files = {f.path for f in client.list_artifacts(rerun.logged.run_id, "gate")}
     assert files == {"gate/decision_record.json", "gate/model_card.md"}
     # approve -> challenger -> champion, and the champion loads back through the proxy
-    assert registry.apply_decision(uri, "approve", v2.version).changed
-    assert registry.promote_challenger(uri, expected_version=v2.version).changed
-    assert registry.champion_version(uri) == v2.version
+    assert aliases.apply_decision(uri, "approve", v2.version).changed
+    assert aliases.promote_challenger(uri, expected_version=v2.version).changed
+    assert aliases.champion_version(uri) == v2.version
     loaded = registry.load_model(uri, "champion")
     expected = predict_scores(rerun.model, rerun.evaluation)
     np.testing.assert_array_equal(predict_scores(loaded, rerun.evaluation), expected)
     # a rejected candidate for the next date gets a version but never an alias
-    before = registry.alias_state(uri)
+    before = aliases.alias_state(uri)
     rejected = train_and_log(uri, "2018-08-15", behaviour=BROKEN)
     v3 = registry.register_candidate(uri, rejected.logged.run_id)
     assert v3.gate_outcome == "reject"
-    assert not registry.apply_decision(uri, v3.gate_outcome, v3.version).changed
-    assert registry.alias_state(uri) == before
+    assert not aliases.apply_decision(uri, v3.gate_outcome, v3.version).changed
+    assert aliases.alias_state(uri) == before
     print(f"flow against the server: {time.perf_counter() - started:.1f} s")

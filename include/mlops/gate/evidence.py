@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,9 @@ from mlops.evaluation.metrics import (
     transaction_days,
 )
 from mlops.features.names import LABEL
-
-if TYPE_CHECKING:
-    from mlops.gate.decision import GatePolicy
+from mlops.gate.policy import GATE_METRICS, UNITS, GatePolicy
 
 PredictProba = Callable[[pd.DataFrame], Any]
-GATE_METRICS: tuple[str, ...] = ("average_precision", "roc_auc", "card_precision_at_k")
-UNITS: tuple[str, ...] = ("card", "day")
 _SATURATED = 1.0 - 1e-9
 
 

@@ -19,7 +19,7 @@ import json
 import subprocess
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -27,10 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlops.evaluation.metrics import Metrics
 from mlops.features.names import FEATURE_SERVICE, FEATURES, LABEL
-from mlops.gate.decision import GateDecision
-from mlops.gate.report import decision_record, render_model_card
 from mlops.registry import versions as registry
 from mlops.registry.versions import TAG_GATE_OUTCOME, TAG_RUN_KEY, tracking_scope
 
@@ -70,22 +67,6 @@ class RunContext:
         return f"{self.dag_id}/{self.logical_date.isoformat()}"
 
 
-@dataclass(frozen=True)
-class DataWindow:
-    """Half-open day ranges [start, end), as in ``mlops.training.selection``."""
-
-    train_start: date
-    train_end: date
-    eval_start: date
-    eval_end: date
-    label_delay_days: int
-
-    def to_params(self) -> dict[str, Any]:
-        days = {k: _day(v).isoformat() for k, v in asdict(self).items() if k != "label_delay_days"}
-        window_days = (_day(self.train_end) - _day(self.train_start)).days
-        return days | {"label_delay_days": self.label_delay_days, "window_days": window_days}
-
-
 @dataclass(frozen=True, eq=False)
 class DatasetSpec:
     """A frame the model saw, fingerprinted by its partitions (name -> manifest sha256):
@@ -101,6 +82,18 @@ class DatasetSpec:
         """Order-independent digest of the partitions; None lets MLflow hash the frame."""
         canonical = json.dumps(dict(self.partitions), sort_keys=True, default=str).encode()
         return hashlib.sha256(canonical).hexdigest()[:_DIGEST_CHARS] if self.partitions else None
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate's outcome as the registry keeps it: the outcome tag, and ``render``, which
+    turns the run's metadata into documents (artifact path -> text, e.g. the decision record
+    at ``versions.DECISION_RECORD``). The metadata (run id, dataset digests) exists only once
+    the run is logged, hence a function; the registry never imports the gate, the stage that
+    runs both (``mlops.training.job``) builds this from a ``GateDecision``."""
+
+    outcome: str
+    render: Callable[[Mapping[str, Any]], Mapping[str, str]] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ class LoggedRun:
 def code_version() -> str:
     """The git commit (``+dirty`` if modified) when running from the source tree, else the
     package version; never the commit of some unrelated repository around an install."""
-    repo = Path(__file__).resolve().parents[2]  # <repo>/include/mlops/tracking.py
+    repo = Path(__file__).resolve().parents[3]  # <repo>/include/mlops/registry/tracking.py
     cmd = ["git", "describe", "--always", "--dirty=+dirty", "--abbrev=40", "--exclude=*"]
     if (repo / ".git").exists():
         with suppress(OSError, subprocess.SubprocessError):
@@ -223,9 +216,9 @@ def _log_model(model: Any, frame: Any) -> Any:
     )
 
 
-def attach_decision(tracking_uri: str, run_id: str, decision: GateDecision) -> None:
-    """The decision record and model card as run artifacts, the outcome as a run tag; usable
-    when a DAG gates after logging (the metadata is read back from the run either way)."""
+def attach_decision(tracking_uri: str, run_id: str, decision: GateVerdict) -> None:
+    """The gate's documents as run artifacts, the outcome as a run tag; usable when a DAG
+    gates after logging (the metadata is read back from the run either way)."""
     with tracking_scope(tracking_uri) as client:
         run = client.get_run(run_id)
         tags, inputs = run.data.tags, run.inputs.dataset_inputs if run.inputs else []
@@ -234,8 +227,8 @@ def attach_decision(tracking_uri: str, run_id: str, decision: GateDecision) -> N
         meta |= {"mlflow_run_id": run_id, "params": dict(sorted(run.data.params.items()))}
         meta |= {"datasets": {i.dataset.name: i.dataset.digest for i in inputs}}
         meta.pop(TAG_GATE_OUTCOME, None)  # the decision itself says it
-        client.log_text(run_id, decision_record(decision, meta), registry.DECISION_RECORD)
-        client.log_text(run_id, render_model_card(decision, meta), registry.MODEL_CARD)
+        for path, text in decision.render(meta).items():
+            client.log_text(run_id, text, path)
         client.set_tag(run_id, TAG_GATE_OUTCOME, decision.outcome)
 
 
@@ -247,16 +240,19 @@ def log_training_run(
     family: str,
     params: Mapping[str, Any],
     seed: int,
-    window: DataWindow,
+    window: Mapping[str, Any],
     training: DatasetSpec,
     evaluation: DatasetSpec,
-    candidate_metrics: Metrics,
-    champion_metrics: Metrics | None = None,
-    decision: GateDecision | None = None,
+    candidate_metrics: Mapping[str, float],
+    champion_metrics: Mapping[str, float] | None = None,
+    decision: GateVerdict | None = None,
     experiment: str = EXPERIMENT,
     artifact_location: str | None = None,
 ) -> LoggedRun:
-    """Log one training as the only run under ``context.run_key`` (see the module doc)."""
+    """Log one training as the only run under ``context.run_key`` (see the module doc).
+
+    ``window`` holds the data window as run params (``DataWindow.to_params()``); the metrics
+    are flat name -> value maps (``Metrics.flat()``): the registry needs no training types."""
     import mlflow
 
     started = time.perf_counter()
@@ -266,7 +262,7 @@ def log_training_run(
     tags |= {"mlops.code_version": context.code_version or code_version()}
     tags |= {"airflow.dag_id": context.dag_id, "airflow.run_id": context.airflow_run_id}
     tags |= {"airflow.logical_date": day}
-    run_params = {"family": family, "seed": seed, **window.to_params()}
+    run_params = {"family": family, "seed": seed, **window}
     run_params |= {f"hp.{key}": value for key, value in sorted(params.items())}
     with tracking_scope(tracking_uri) as client:
         location = artifact_location or default_artifact_location(tracking_uri)
@@ -278,9 +274,9 @@ def log_training_run(
             _log_dataset(client, run_id, training, "training")
             eval_set = _log_dataset(client, run_id, evaluation, "evaluation")
             info = _log_model(model, training.frame)
-            mlflow.log_metrics(candidate_metrics.flat(), model_id=info.model_id, dataset=eval_set)
+            mlflow.log_metrics(dict(candidate_metrics), model_id=info.model_id, dataset=eval_set)
             if champion_metrics is not None:
-                champion = {f"champion/{k}": v for k, v in champion_metrics.flat().items()}
+                champion = {f"champion/{k}": v for k, v in champion_metrics.items()}
                 mlflow.log_metrics(champion, dataset=eval_set)
         if decision is not None:
             attach_decision(tracking_uri, run_id, decision)

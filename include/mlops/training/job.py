@@ -11,21 +11,24 @@ recent labels it has never seen. Candidate and champion are judged on the same r
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
 from mlops import zones
-from mlops.evaluation.compare import evaluate_against_champion
-from mlops.gate.decision import GateDecision, GatePolicy
+from mlops.gate.compare import evaluate_against_champion
+from mlops.gate.decision import GateDecision
+from mlops.gate.policy import GatePolicy
+from mlops.gate.report import decision_record, render_model_card
 from mlops.io import storage
-from mlops.registry import tracking
+from mlops.registry import aliases, tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
 from mlops.settings import Settings
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
-from mlops.training.sets import evaluation_window, training_window
+from mlops.training.windows import DataWindow, evaluation_window, training_window
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +61,13 @@ class TrainingRequest:
             )
 
     @property
-    def window(self) -> tracking.DataWindow:
+    def window(self) -> DataWindow:
         """The held-out days are the most recent matured ones; the training days are those
         matured when the held-out window starts, so the label delay separates the two."""
         held_out = evaluation_window(self.as_of, self.eval_days, self.delay_days)
         train_days = self.window_days - self.delay_days - self.eval_days
         training = training_window(held_out.start, train_days, self.delay_days)
-        return tracking.DataWindow(
+        return DataWindow(
             training.start, training.end, held_out.start, held_out.end, self.delay_days
         )
 
@@ -177,7 +180,7 @@ def train_and_gate(
     training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
     evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)
     model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
-    champion_version = registry.champion_version(tracking_uri)
+    champion_version = aliases.champion_version(tracking_uri)
     champion = None
     if champion_version is not None:
         champion = registry.load_model(tracking_uri, champion_version)
@@ -193,33 +196,47 @@ def train_and_gate(
         family=request.family,
         params=request.params,
         seed=request.seed,
-        window=request.window,
+        window=request.window.to_params(),
         training=tracking.DatasetSpec("training", training, inputs.get("training", {}), sets_uri),
         evaluation=tracking.DatasetSpec(
             "evaluation", evaluation, inputs.get("evaluation", {}), sets_uri
         ),
-        candidate_metrics=result.candidate,
-        champion_metrics=result.champion,
-        decision=decision,
+        candidate_metrics=result.candidate.flat(),
+        champion_metrics=None if result.champion is None else result.champion.flat(),
+        decision=gate_verdict(decision),
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
-    aliases = registry.apply_decision(tracking_uri, decision, version.version)
+    moved = aliases.apply_decision(tracking_uri, decision.outcome, version.version)
     log.info(
         "gate decision for %s, version %s: %s\n%s\naliases: %s",
         context.run_key,
         version.version,
         decision.outcome.upper(),
         "\n".join(f"- {reason}" for reason in decision.reasons),
-        aliases.reason,
+        moved.reason,
     )
     return TrainingOutcome(
         outcome=decision.outcome,
         reasons=tuple(decision.reasons),
         run_id=logged.run_id,
         model_version=version.version,
-        aliases=aliases.to_dict(),
+        aliases=moved.to_dict(),
         metrics=result.to_dict(),
     )
+
+
+def gate_verdict(decision: GateDecision) -> tracking.GateVerdict:
+    """The decision as the registry keeps it: its outcome, and the decision record and model
+    card rendered from the run's metadata. Built here, where gate and registry meet, so that
+    neither imports the other."""
+
+    def render(metadata: Mapping[str, Any]) -> dict[str, str]:
+        return {
+            registry.DECISION_RECORD: decision_record(decision, metadata),
+            registry.MODEL_CARD: render_model_card(decision, metadata),
+        }
+
+    return tracking.GateVerdict(decision.outcome, render)
 
 
 def _with_request(

@@ -9,8 +9,9 @@ what the model would have been served, and it is also what ``build_feature_parti
 computes offline (a test holds all three equal).
 
 Nothing younger than the rows is read: the snapshot of day A uses labels of days up to
-``A - delay``, and one taken after a row's day is never matched to it. ``training_window``
-gives the rows whose labels are known at a date D: ``[D - delay - window, D - delay)``.
+``A - delay``, and one taken after a row's day is never matched to it.
+``mlops.training.windows.training_window`` gives the rows whose labels are known at a date
+D: ``[D - delay - window, D - delay)``.
 ``inputs`` names every validated and snapshot partition the set came from with its sha256,
 for the model's lineage.
 """
@@ -21,7 +22,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from mlops.features.inputs import INPUT, as_date, day_range, input_partitions, query_partitions
 from mlops.features.names import FEATURE_SERVICE, FEATURES, LABEL
@@ -33,6 +34,7 @@ from mlops.features.store import ENTITY_VIEWS, feature_store
 from mlops.io import storage
 from mlops.io.duckdb_s3 import enable_feast_s3_reads
 from mlops.settings import Settings
+from mlops.training.windows import Window
 from mlops.zones import SNAPSHOTS
 
 if TYPE_CHECKING:
@@ -46,30 +48,6 @@ COUNTS = {
     "customer": [f"CUSTOMER_ID_PREV_NB_TX_{n}DAY" for n in WINDOWS],
     "terminal": [f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW" for n in WINDOWS],
 }
-
-
-class Window(NamedTuple):
-    """Days ``[start, end)``."""
-
-    start: date
-    end: date
-
-    def to_dict(self) -> dict[str, str]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
-
-
-def training_window(as_of: date, window_days: int, delay_days: int = 7) -> Window:
-    """The last ``window_days`` whose labels are known at ``as_of``."""
-    if window_days < 1 or delay_days < 0:
-        raise ValueError("window_days must be >= 1 and delay_days >= 0")
-    end = as_of - timedelta(days=delay_days)
-    return Window(end - timedelta(days=window_days), end)
-
-
-def evaluation_window(as_of: date, eval_days: int, delay_days: int = 7) -> Window:
-    """The most recent matured days, held out; train on ``training_window(<its start>, n,
-    delay)``, which leaves the delay as a gap between the two, as deployment will."""
-    return training_window(as_of, eval_days, delay_days)
 
 
 @dataclass(frozen=True, eq=False)

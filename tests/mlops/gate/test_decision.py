@@ -13,17 +13,17 @@ from sklearn.metrics import average_precision_score
 
 from mlops.evaluation.metrics import Metrics
 from mlops.features.names import FEATURES
-from mlops.gate.decision import (
+from mlops.gate.decision import decide
+from mlops.gate.evidence import (
     BehaviourResult,
     BootstrapResult,
     CheckResult,
-    GatePolicy,
     LatencyResult,
     check_behaviour,
-    decide,
     measure_latency,
     paired_bootstrap,
 )
+from mlops.gate.policy import GatePolicy
 from mlops.gate.report import decision_record, render_model_card
 
 POLICY = GatePolicy()  # margin 0.02 on AP, floors AUC 0.70 / AP 0.20 / CP 0.02, 100 frauds

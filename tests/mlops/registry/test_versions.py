@@ -20,12 +20,14 @@ import pytest
 
 from mlops.evaluation.metrics import Metrics, evaluate_scores
 from mlops.features.names import FEATURES, LABEL
-from mlops.gate.decision import BehaviourResult, CheckResult, GatePolicy, LatencyResult, decide
+from mlops.gate.decision import decide
+from mlops.gate.evidence import BehaviourResult, CheckResult, LatencyResult
+from mlops.gate.policy import GatePolicy
+from mlops.registry import aliases
 from mlops.registry import versions as registry
 from mlops.registry.tracking import (
     SKOPS_TRUSTED_TYPES,
     DatasetSpec,
-    DataWindow,
     LoggedRun,
     RunContext,
     attach_decision,
@@ -34,6 +36,8 @@ from mlops.registry.tracking import (
 )
 from mlops.training.estimators import predict_scores, train
 from mlops.training.families import FAMILIES
+from mlops.training.job import gate_verdict
+from mlops.training.windows import DataWindow
 
 DAG_ID = "model_training"
 # floors low enough for 400 synthetic rows; the gate itself is tested in test_gate.py
@@ -98,12 +102,12 @@ def train_and_log(
         family="hist_gradient_boosting",
         params=params,
         seed=seed,
-        window=DataWindow(*(end - timedelta(days=d) for d in (15, 11, 4, 0)), label_delay_days=7),
+        window=DataWindow(*(end - timedelta(days=d) for d in (15, 11, 4, 0)), 7).to_params(),
         training=DatasetSpec("training", train_frame, train_days, "s3://mlops/data/features"),
         evaluation=DatasetSpec("evaluation", eval_frame, eval_days, "s3://mlops/data/features"),
-        candidate_metrics=metrics,
-        champion_metrics=champion,
-        decision=decision,
+        candidate_metrics=metrics.flat(),
+        champion_metrics=None if champion is None else champion.flat(),
+        decision=None if decision is None else gate_verdict(decision),
     )
     return Trained(logged, model, eval_frame, metrics)
 
@@ -176,7 +180,7 @@ def test_run_logs_params_metrics_tags_inputs_signature_and_model(uri: str, clien
 def test_rerun_with_the_same_key_replaces_run_and_version(uri: str, client) -> None:
     first = train_and_log(uri, "2018-08-08").logged
     v1 = registry.register_candidate(uri, first.run_id)
-    registry.set_challenger(uri, v1.version)  # a candidate, not yet serving: replaceable
+    aliases.set_challenger(uri, v1.version)  # a candidate, not yet serving: replaceable
     # a rerun with another hyperparameter: reusing the run would fail (params are immutable)
     second = train_and_log(uri, "2018-08-08", max_iter=25).logged
     v2 = registry.register_candidate(uri, second.run_id)
@@ -188,7 +192,7 @@ def test_rerun_with_the_same_key_replaces_run_and_version(uri: str, client) -> N
     assert client.get_run(second.run_id).data.params["hp.max_iter"] == "25"
     assert versions_with_key(client, second.run_key) == [v2.version] != [v1.version]
     assert v2.replaced_versions == (v1.version,) and not v2.reused
-    assert registry.alias_state(uri).challenger is None  # left with v1; the new gate decides
+    assert aliases.alias_state(uri).challenger is None  # left with v1; the new gate decides
     models = client.search_logged_models([experiment])
     assert [f"models:/{m.model_id}" for m in models] == [second.model_uri]
 
@@ -256,27 +260,27 @@ def test_alias_flow_promote_rollback_and_no_ops(versions_uri: str) -> None:
 
     uri, (v1, v2, v3) = versions_uri, ("1", "2", "3")
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    state = registry.alias_state
-    assert registry.champion_version(uri) is None
-    assert registry.set_challenger(uri, v1).changed
-    assert not registry.set_challenger(uri, v1).changed  # already challenger
-    first = registry.promote_challenger(uri)
-    assert first.changed and state(uri) == registry.AliasState(champion=v1)
-    assert not registry.promote_challenger(uri).changed  # nothing to promote
-    assert not registry.set_challenger(uri, v1).changed  # already champion
-    registry.set_challenger(uri, v2)
-    second = registry.promote_challenger(uri, expected_version=v2)
-    assert second.after == registry.AliasState(champion=v2, previous=v1)
+    state = aliases.alias_state
+    assert aliases.champion_version(uri) is None
+    assert aliases.set_challenger(uri, v1).changed
+    assert not aliases.set_challenger(uri, v1).changed  # already challenger
+    first = aliases.promote_challenger(uri)
+    assert first.changed and state(uri) == aliases.AliasState(champion=v1)
+    assert not aliases.promote_challenger(uri).changed  # nothing to promote
+    assert not aliases.set_challenger(uri, v1).changed  # already champion
+    aliases.set_challenger(uri, v2)
+    second = aliases.promote_challenger(uri, expected_version=v2)
+    assert second.after == aliases.AliasState(champion=v2, previous=v1)
     assert second.to_dict()["before"] == {"champion": v1, "challenger": v2, "previous": None}
-    assert not registry.promote_challenger(uri, expected_version=v2).changed  # a retry
-    registry.set_challenger(uri, v3)
-    with pytest.raises(registry.AliasConflict):  # v1 was never the challenger we watched
-        registry.promote_challenger(uri, expected_version=v1)
-    back = registry.rollback(uri, expected_champion=v2)
-    assert back.after == registry.AliasState(champion=v1, challenger=v3)
+    assert not aliases.promote_challenger(uri, expected_version=v2).changed  # a retry
+    aliases.set_challenger(uri, v3)
+    with pytest.raises(aliases.AliasConflict):  # v1 was never the challenger we watched
+        aliases.promote_challenger(uri, expected_version=v1)
+    back = aliases.rollback(uri, expected_champion=v2)
+    assert back.after == aliases.AliasState(champion=v1, challenger=v3)
     assert client.get_model_version(registry.MODEL_NAME, v2).tags["mlops.rolled_back"] == "true"
-    assert not registry.rollback(uri).changed  # no previous any more
-    assert not registry.rollback(uri, expected_champion=v2).changed
+    assert not aliases.rollback(uri).changed  # no previous any more
+    assert not aliases.rollback(uri, expected_champion=v2).changed
 
 
 def test_interrupted_moves_are_finished_by_a_retry(versions_uri: str) -> None:
@@ -288,11 +292,11 @@ def test_interrupted_moves_are_finished_by_a_retry(versions_uri: str) -> None:
     # promote crashed after moving champion: challenger == champion, previous already set
     for alias, version in (("previous", v1), ("champion", v2), ("challenger", v2)):
         client.set_registered_model_alias(name, alias, version)
-    done = registry.promote_challenger(uri, expected_version=v2)
-    assert done.after == registry.AliasState(champion=v2, previous=v1)
+    done = aliases.promote_challenger(uri, expected_version=v2)
+    assert done.after == aliases.AliasState(champion=v2, previous=v1)
     # rollback crashed after moving champion: champion == previous
     client.set_registered_model_alias(name, "champion", v1)
-    assert registry.rollback(uri, expected_champion=v2).after == registry.AliasState(champion=v1)
+    assert aliases.rollback(uri, expected_champion=v2).after == aliases.AliasState(champion=v1)
 
 
 @pytest.mark.parametrize("outcome", ["reject", "needs_review"])
@@ -302,10 +306,10 @@ def test_reject_and_review_never_touch_aliases(
     import mlflow
 
     uri, (v1, v2, v3) = versions_uri, ("1", "2", "3")
-    registry.set_challenger(uri, v1)
-    registry.promote_challenger(uri)
-    registry.set_challenger(uri, v2)
-    before = registry.alias_state(uri)
+    aliases.set_challenger(uri, v1)
+    aliases.promote_challenger(uri)
+    aliases.set_challenger(uri, v2)
+    before = aliases.alias_state(uri)
 
     def forbidden(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("an alias was written")
@@ -315,17 +319,17 @@ def test_reject_and_review_never_touch_aliases(
     rejected = train_and_log(uri, "2018-08-22", behaviour=BROKEN)
     assert rejected.logged.gate_outcome == "reject"
     decision = rejected.logged.gate_outcome if outcome == "reject" else "needs_review"
-    update = registry.apply_decision(uri, decision, v3)
+    update = aliases.apply_decision(uri, decision, v3)
     assert not update.changed and update.before == update.after == before
     with pytest.raises(ValueError, match="unknown gate outcome"):
-        registry.apply_decision(uri, "approved", v3)
+        aliases.apply_decision(uri, "approved", v3)
 
 
 def test_model_loads_back_by_alias_and_scores_identically(uri: str) -> None:
     trained = train_and_log(uri, "2018-08-08")
     version = registry.register_candidate(uri, trained.logged.run_id).version
-    assert registry.apply_decision(uri, "approve", version).after.challenger == version
-    registry.promote_challenger(uri)
+    assert aliases.apply_decision(uri, "approve", version).after.challenger == version
+    aliases.promote_challenger(uri)
     expected = predict_scores(trained.model, trained.evaluation)
     for ref in ("champion", version):
         loaded = registry.load_model(uri, ref)
@@ -358,7 +362,7 @@ def test_gate_after_logging_then_register(uri: str, client) -> None:
     trained = train_and_log(uri, "2018-08-08", behaviour=None)
     assert trained.logged.gate_outcome == "pending"
     decision = decide(trained.metrics, None, None, BROKEN, FAST, POLICY)
-    attach_decision(uri, trained.logged.run_id, decision)
+    attach_decision(uri, trained.logged.run_id, gate_verdict(decision))
     version = registry.register_candidate(uri, trained.logged.run_id)
     assert version.gate_outcome == "reject"
     assert client.get_run(trained.logged.run_id).data.tags["mlops.gate_outcome"] == "reject"
@@ -367,12 +371,12 @@ def test_gate_after_logging_then_register(uri: str, client) -> None:
 def test_rerun_never_deletes_a_serving_version(uri: str, client) -> None:
     old = train_and_log(uri, "2018-08-08").logged
     v1 = registry.register_candidate(uri, old.run_id).version
-    registry.set_challenger(uri, v1)
-    registry.promote_challenger(uri)
+    aliases.set_challenger(uri, v1)
+    aliases.promote_challenger(uri)
     new = train_and_log(uri, "2018-08-08", max_iter=25).logged
     v2 = registry.register_candidate(uri, new.run_id)
     assert new.superseded_run_ids == (old.run_id,) and v2.superseded_versions == (v1,)
-    assert registry.champion_version(uri) == v1  # production did not move
+    assert aliases.champion_version(uri) == v1  # production did not move
     kept = client.get_model_version(registry.MODEL_NAME, v1).tags
     assert kept["mlops.superseded_run_key"] == old.run_key and "mlops.run_key" not in kept
     assert client.get_run(old.run_id).info.lifecycle_stage == "active"

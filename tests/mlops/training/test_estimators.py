@@ -12,7 +12,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 import mlops.training.selection as selection
 from mlops.evaluation.metrics import eligible_mask, evaluate_scores, first_fraud_days
 from mlops.features.names import FEATURES, LABEL
-from mlops.gate.decision import GatePolicy, check_behaviour, decide, measure_latency
+from mlops.gate.decision import decide
+from mlops.gate.evidence import check_behaviour, measure_latency
+from mlops.gate.policy import GatePolicy
 from mlops.simulator import SimulationConfig, simulate
 from mlops.training.estimators import predict_scores, train
 from mlops.training.families import DEFAULT_PARAMS, FAMILIES, validate_params

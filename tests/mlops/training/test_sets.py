@@ -18,14 +18,8 @@ from mlops.features.serving import StaleSnapshotError, request_features
 from mlops.features.snapshots import SnapshotMissingError
 from mlops.features.store import apply_definitions
 from mlops.io import storage
-from mlops.training.sets import (
-    COLUMNS,
-    Window,
-    build_training_set,
-    evaluation_window,
-    request_time_features,
-    training_window,
-)
+from mlops.training.sets import COLUMNS, build_training_set, request_time_features
+from mlops.training.windows import Window, evaluation_window, training_window
 from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
 
 AS_OF = day(47)

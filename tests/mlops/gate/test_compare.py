@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from mlops.evaluation.compare import evaluate_against_champion
 from mlops.features.names import FEATURES
-from mlops.gate.decision import GatePolicy
+from mlops.gate.compare import evaluate_against_champion
+from mlops.gate.policy import GatePolicy
 
 
 def scorer(weight: float) -> SimpleNamespace:

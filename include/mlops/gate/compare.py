@@ -15,15 +15,9 @@ import pandas as pd
 
 from mlops.evaluation.metrics import Metrics, eligible_mask, evaluate_scores, first_fraud_days
 from mlops.features.names import LABEL
-from mlops.gate.decision import (
-    GateDecision,
-    GatePolicy,
-    check_behaviour,
-    decide,
-    measure_latency,
-    paired_bootstrap,
-)
-from mlops.training.estimators import predict_scores
+from mlops.gate.decision import GateDecision, decide
+from mlops.gate.evidence import check_behaviour, measure_latency, paired_bootstrap, positive_scores
+from mlops.gate.policy import GatePolicy
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ def evaluate_against_champion(
 
     def scores_and_metrics(model: Any) -> tuple[Any, Metrics]:
         # Metrics see the whole window, so they report how many rows the removal took.
-        scores = predict_scores(model, window)
+        scores = positive_scores(model.predict_proba(window))
         metrics = evaluate_scores(
             window, scores, k=policy.k, known_compromised=known, delay_days=delay_days
         )
