@@ -269,16 +269,21 @@ def measure_latency(
 ) -> LatencyResult:
     """Median of ``n_calls`` single-row calls (seconds from ``clock``), after a warm-up.
 
-    The median, not the mean: one garbage-collection pause must not fail a model.
+    The median, not the mean: one garbage-collection pause must not fail a model. The calls
+    run with one OpenMP/BLAS thread, as the model service runs them: a single row gains
+    nothing from threads, and on a busy host their spin-waits multiplied HGB's median by 20.
     """
+    from threadpoolctl import threadpool_limits
+
     one = row.iloc[:1]
-    for _ in range(warmup):
-        predict(one)
     elapsed = []
-    for _ in range(n_calls):
-        start = clock()
-        predict(one)
-        elapsed.append((clock() - start) * 1000.0)
+    with threadpool_limits(limits=1):
+        for _ in range(warmup):
+            predict(one)
+        for _ in range(n_calls):
+            start = clock()
+            predict(one)
+            elapsed.append((clock() - start) * 1000.0)
     ms = np.asarray(elapsed)
     return LatencyResult(
         float(np.median(ms)), float(np.quantile(ms, 0.95)), float(ms.max()), n_calls, budget_ms
