@@ -13,8 +13,8 @@ import pytest
 
 from mlops.features.online import OnlineStoreUnavailable, materialize_day
 from mlops.features.store import apply_definitions, feature_store
-from tests.mlops.features.test_store import check_skew, fresh_root, online_rows
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew, fresh_root, online_rows
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from mlops.features.snapshots import SNAPSHOTS_ZONE
 from mlops.features.store import apply_definitions
 from mlops.io import storage
 from mlops.training.sets import build_training_set, training_window
-from tests.mlops.features.test_store import check_skew
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew
 
 pytestmark = pytest.mark.integration
 

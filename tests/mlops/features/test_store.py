@@ -4,17 +4,13 @@ the training rows (the skew test)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
 import pytest
 
-from mlops.features.names import FEATURES
 from mlops.features.online import materialize_day, online_features, snapshot_time
 from mlops.features.serving import StaleSnapshotError
 from mlops.features.snapshots import SNAPSHOTS_ZONE, SnapshotMissingError
 from mlops.features.store import (
-    FEATURE_SERVICE,
     apply_definitions,
     feature_store,
     redacted,
@@ -23,8 +19,8 @@ from mlops.features.store import (
 )
 from mlops.io import storage
 from mlops.settings import ConfigError, Settings, load_settings
-from mlops.training.sets import build_training_set
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew, fresh_root, online_rows
 
 
 @pytest.mark.parametrize(
@@ -109,33 +105,11 @@ def root(tmp_path_factory):
     return publish_all(tmp_path_factory.mktemp("store"), transactions())
 
 
-def fresh_root(root, folder):
-    """A data root that shares the published partitions but has its own Feast state."""
-    folder.mkdir()
-    for zone in ("validated", "features"):
-        (folder / zone).symlink_to(root / zone, target_is_directory=True)
-    return folder
-
-
 @pytest.fixture
 def settings(root, tmp_path):
     settings = settings_for(fresh_root(root, tmp_path / "data"))
     apply_definitions(settings)
     return settings
-
-
-def online_rows(store, customers, terminals) -> pd.DataFrame:
-    """What the online store holds for these entities, as Feast returns it."""
-    rows = [
-        {"CUSTOMER_ID": int(c), "TERMINAL_ID": int(t)}
-        for c, t in zip(customers, terminals, strict=True)
-    ]
-    response = store.get_online_features(
-        features=store.get_feature_service(FEATURE_SERVICE),
-        entity_rows=rows,
-        full_feature_names=True,
-    )
-    return response.to_df()
 
 
 def test_materialising_a_day_loads_exactly_its_snapshot_and_twice_changes_nothing(settings):
@@ -198,35 +172,6 @@ def test_a_missing_snapshot_fails_naming_it(settings):
 def test_served_features_equal_the_training_rows_of_the_next_day(settings):
     """The skew test on SQLite: materialise D, then score every transaction of D + 1."""
     check_skew(settings, day(44))
-
-
-def check_skew(settings, materialised) -> int:
-    store = feature_store(settings)
-    materialize_day(settings, materialised, store=store)
-    next_day = materialised + timedelta(days=1)
-    training = build_training_set(
-        store,
-        start=next_day,
-        end=next_day + timedelta(days=1),
-        validated_uri=settings.zone("validated"),
-        snapshots_uri=settings.zone(SNAPSHOTS_ZONE),
-    ).frame
-    statuses = set()
-    for tx in training.itertuples(index=False):
-        served = online_features(
-            store,
-            tx.CUSTOMER_ID,
-            tx.TERMINAL_ID,
-            {"TX_DATETIME": tx.TX_DATETIME, "TX_AMOUNT": tx.TX_AMOUNT},
-        )
-        expected = {name: getattr(tx, name) for name in FEATURES}
-        assert served.features == expected, (tx, served)
-        assert [type(v) for v in served.features.values()] == [
-            int if "NB_TX" in n or "DURING" in n else float for n in FEATURES
-        ]
-        statuses |= set(served.status.values())
-    assert "current" in statuses and len(training) > 300
-    return len(training)
 
 
 def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
