@@ -176,6 +176,8 @@ def test_served_features_equal_the_training_rows_of_the_next_day(settings):
 
 def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
     store = feature_store(settings)
+    # day 37 is the day one terminal's windows empty: its snapshot holds a zero row for it
+    materialize_day(settings, day(37), store=store)
     materialize_day(settings, day(45), store=store)
     snapshot = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/customer/date={day(45)}")
     busy = int(snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] > 0, "CUSTOMER_ID"].iloc[0])
@@ -188,12 +190,19 @@ def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(48)}T08:00"})
     with pytest.raises(StaleSnapshotError, match="future"):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(45)}T23:00"})
-    quiet = snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_30DAY"] == 0, "CUSTOMER_ID"]
-    if len(quiet):
-        later = online_features(
-            store, int(quiet.iloc[0]), 1, {**tx, "TX_DATETIME": f"{day(48)}T08:00"}
-        )
-        assert later.status["customer"] == "quiet"
+    emptied = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/terminal/date={day(37)}")
+    counts = [f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW" for n in (1, 7, 30)]
+    (quiet,) = emptied.loc[(emptied[counts] == 0).all(axis=1), "TERMINAL_ID"].tolist()
+    later = pd.read_parquet(f"{settings.zone(SNAPSHOTS_ZONE)}/terminal/date={day(45)}")
+    assert quiet not in set(later["TERMINAL_ID"])  # no row since: the zero row stays online
+    served = online_features(store, busy, quiet, tx)
+    assert served.status == {"customer": "current", "terminal": "quiet"}
+    assert served.snapshot_days == {"customer": str(day(45)), "terminal": str(day(37))}
+    assert {k: v for k, v in served.features.items() if k.startswith("TERMINAL_ID_")} == {
+        f"TERMINAL_ID_{what}_{n}DAY_WINDOW": zero
+        for what, zero in (("NB_TX", 0), ("RISK", 0.0))
+        for n in (1, 7, 30)
+    }
 
 
 @pytest.mark.integration
