@@ -196,7 +196,8 @@ def test_alias_flow_promote_rollback_and_no_ops(versions_uri: str) -> None:
     assert second.to_dict()["before"] == {"champion": v1, "challenger": v2, "previous": None}
     assert not registry.promote_challenger(uri, expected_version=v2).changed  # a retry
     registry.set_challenger(uri, v3)
-    with pytest.raises(registry.AliasConflict):  # v1 was never the challenger we watched
+    # v1 was never the challenger we watched
+    with pytest.raises(registry.AliasConflict, match="challenger is 3, expected v1"):
         registry.promote_challenger(uri, expected_version=v1)
     back = registry.rollback(uri, expected_champion=v2)
     assert back.after == registry.AliasState(champion=v1, challenger=v3)
@@ -343,5 +344,5 @@ def test_dataset_digest_and_run_context() -> None:
     context = RunContext(DAG_ID, datetime(2018, 8, 8, 0, 0))
     assert context.logical_date == date(2018, 8, 8)
     assert context.run_key == "model_training/2018-08-08"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid dag_id"):
         RunContext("x' or '1'='1", "2018-08-08")
