@@ -49,3 +49,22 @@ def test_every_tests_mlops_folder_mirrors_a_subpackage_of_include_mlops():
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     assert folders, "tests/mlops has no stage folders"
     assert sorted(folders - packages) == [], "tests/mlops/<x>/ needs include/mlops/<x>/"
+
+
+# Exceptions that carry no message: control flow, asserted by their attributes instead.
+MESSAGELESS = {"TaskDeferred"}
+
+
+def test_every_expected_exception_is_matched_on_its_message():
+    """``pytest.raises(ValueError)`` passes on any ValueError, even one from a typo."""
+    offenders = []
+    for path in sorted(TESTS.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and ast.unparse(node.func) == "pytest.raises"
+                and not any(k.arg == "match" for k in node.keywords)
+                and not (node.args and ast.unparse(node.args[0]) in MESSAGELESS)
+            ):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert offenders == [], "add match= on the part of the message a user needs"

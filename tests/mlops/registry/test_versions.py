@@ -292,11 +292,13 @@ def test_gate_after_logging_then_register(uri: str, client) -> None:
 
 
 def test_rerun_never_deletes_a_serving_version(uri: str, client) -> None:
-    old = train_and_log(uri, "2018-08-08").logged
+    serving = train_and_log(uri, "2018-08-08")
+    old = serving.logged
     v1 = registry.register_candidate(uri, old.run_id).version
     registry.set_challenger(uri, v1)
     registry.promote_challenger(uri)
-    new = train_and_log(uri, "2018-08-08", max_iter=25).logged
+    rerun = train_and_log(uri, "2018-08-08", max_iter=25)
+    new = rerun.logged
     v2 = registry.register_candidate(uri, new.run_id)
     assert new.superseded_run_ids == (old.run_id,) and v2.superseded_versions == (v1,)
     assert registry.champion_version(uri) == v1  # production did not move
@@ -306,7 +308,10 @@ def test_rerun_never_deletes_a_serving_version(uri: str, client) -> None:
     experiment = client.get_experiment_by_name("fraud_model").experiment_id
     assert [r.info.run_id for r in runs_by_key(client, experiment, old.run_key)] == [new.run_id]
     assert versions_with_key(client, old.run_key) == [v2.version]
-    assert registry.load_model(uri) is not None
+    rows = serving.evaluation
+    expected = predict_scores(serving.model, rows)
+    assert not np.array_equal(predict_scores(rerun.model, rows), expected)
+    np.testing.assert_array_equal(predict_scores(registry.load_model(uri), rows), expected)
 
 
 def test_tracking_scope_restores_the_previous_uris(tmp_path: Path, monkeypatch) -> None:

@@ -143,7 +143,8 @@ def run(tmp_path):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(tmp_path, case: Case):
     landing = tmp_path / "landing"
-    for name, content in case.files().items():
+    files = case.files()
+    for name, content in files.items():
         land(landing, DAY, name, content)
     before = snapshot(landing)
 
@@ -153,7 +154,9 @@ def test_bad_input(tmp_path, case: Case):
         message = str(failure.value)
         assert case.rule in message and f"date={DAY}/" in message  # names the file and rule
         assert not (tmp_path / "validated" / f"date={DAY}").exists()
-        assert any((tmp_path / "quarantine" / f"date={DAY}").iterdir())
+        bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
+        assert len(bad) == sum(len(rows) for rows in files.values())  # the whole day
+        assert bad["_failed_rules"].str.contains(case.rule).all()
     else:
         result = run(tmp_path)
         assert result.bad == case.quarantined
