@@ -55,7 +55,9 @@ def test_compose_file_follows_the_compose_specification() -> None:
 def test_schema_check_rejects_a_misspelt_key(tmp_path: Path) -> None:
     broken = COMPOSE.read_text(encoding="utf-8").replace("healthcheck:", "helthcheck:", 1)
     (tmp_path / "docker-compose.yaml").write_text(broken, encoding="utf-8")
-    assert check_compose_schema(tmp_path / "docker-compose.yaml").returncode != 0
+    done = check_compose_schema(tmp_path / "docker-compose.yaml")
+    assert done.returncode == 1
+    assert "$.services.postgres" in done.stdout and "'helthcheck' was unexpected" in done.stdout
 
 
 def readme_services() -> set[str]:
@@ -80,12 +82,6 @@ def test_the_stack_has_every_required_service(services: dict) -> None:
     assert REQUIRED <= set(services), sorted(REQUIRED - set(services))
 
 
-def test_removing_a_service_is_noticed(services: dict) -> None:
-    fewer = {name: svc for name, svc in services.items() if name != "redis"}
-    assert mismatch(fewer, readme_services()) == (set(), {"redis"})
-    assert not REQUIRED <= set(fewer)
-
-
 def test_airflow_and_mlflow_run_the_image_built_from_dockerfile(services: dict) -> None:
     names = [n for n in services if n.startswith("airflow-")] + ["mlflow"]
     for name in names:
@@ -106,7 +102,8 @@ def test_dockerfile_extends_the_pinned_airflow_image() -> None:
 
 @pytest.mark.parametrize("name", ["postgres", "redis", "airflow-apiserver", "mlflow", "minio"])
 def test_service_has_a_healthcheck(services: dict, name: str) -> None:
-    assert services[name]["healthcheck"]["test"]
+    kind, *command = services[name]["healthcheck"]["test"]
+    assert kind in ("CMD", "CMD-SHELL") and command, "['NONE'] or an empty test checks nothing"
 
 
 def test_depends_on_conditions_can_be_met(services: dict) -> None:

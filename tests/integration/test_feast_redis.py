@@ -13,8 +13,8 @@ import pytest
 
 from mlops.features.online import OnlineStoreUnavailable, materialize_day
 from mlops.features.store import apply_definitions, feature_store
-from tests.mlops.features.test_store import check_skew, fresh_root, online_rows
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew, fresh_root, online_rows
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_unreachable_redis_fails_clearly_and_a_retry_gives_the_same_state(settin
     import redis
 
     down = settings.with_overrides(redis_url=f"redis://:hunter2@127.0.0.1:{closed_port()}/15")
-    with pytest.raises(OnlineStoreUnavailable) as caught:
+    with pytest.raises(OnlineStoreUnavailable, match="unreachable while materialising") as caught:
         materialize_day(down, day(43))
     message = str(caught.value)
     assert f"redis://127.0.0.1:{down.redis_url.rsplit(':', 1)[1]}" in message

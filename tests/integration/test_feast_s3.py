@@ -15,8 +15,8 @@ from mlops.features.store import apply_definitions
 from mlops.io import storage
 from mlops.training.sets import build_training_set
 from mlops.training.windows import training_window
-from tests.mlops.features.test_store import check_skew
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from mlops.registry import aliases
 from mlops.registry import versions as registry
 from mlops.registry.tracking import runs_by_key
 from mlops.training.estimators import predict_scores
-from tests.mlops.registry.test_versions import BROKEN, train_and_log, versions_with_key
+from tests.support.logged_runs import BROKEN, train_and_log, versions_with_key
 
 pytestmark = pytest.mark.integration
 STARTUP_SECONDS = 180  # up in 28-41 s and ready 20-26 s later, measured on a 2-core host

@@ -43,10 +43,16 @@ def test_bad_values_name_the_variable(env, names):
         load_settings(env)
 
 
-def test_settings_are_frozen():
-    settings = load_settings({})
-    with pytest.raises(AttributeError):
-        settings.data_root = "elsewhere"  # type: ignore[misc]
+def test_overrides_give_checked_new_settings_and_leave_the_original_alone(tmp_path):
+    settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
+    moved = settings.with_overrides(data_root="s3://bucket/data", profile="production")
+    assert (moved.profile, moved.data_root) == ("production", "s3://bucket/data")
+    assert (settings.profile, settings.data_root) == ("local", str(tmp_path))
+    assert moved.validation == settings.validation and moved.landing_uri == settings.landing_uri
+    with pytest.raises(ConfigError, match="MLOPS_DATA_ROOT must be an s3:// URI"):
+        settings.with_overrides(profile="production")
+    with pytest.raises(ConfigError, match="MLOPS_ONLINE_STORE must be one of"):
+        settings.with_overrides(online_store="memcached")
 
 
 def test_parse_time_locations_agree_with_settings(monkeypatch):

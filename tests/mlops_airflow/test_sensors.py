@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 from airflow.sdk.exceptions import (
+    AirflowException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -64,7 +65,7 @@ def test_s3_landing_defers_to_the_amazon_s3_key_trigger(s3_server, bucket, aws_c
 
 def test_a_trigger_error_fails_with_its_message():
     sensor = LandingPartitionSensor(task_id="wait", landing_uri="s3://b/landing")
-    with pytest.raises(Exception, match="waiting for the landing partition failed: denied"):
+    with pytest.raises(AirflowException, match="waiting for the landing partition failed: denied"):
         sensor.execute_complete(context(), event={"status": "error", "message": "denied"})
 
 

@@ -46,3 +46,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def visible_temporaries(root: Path) -> list[str]:
+    """Temporary or replaced files a publication left visible under ``root`` (none should be)."""
+    return [str(p) for p in root.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]

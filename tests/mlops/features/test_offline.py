@@ -176,7 +176,10 @@ def test_missing_upstream_partition_raises_naming_the_day(sample, tmp_path):
 
 def test_days_before_history_start_may_be_absent_but_only_then(sample, tmp_path):
     _, root, first, _ = sample
-    with pytest.raises(MissingPartitionError) as caught:
+    oldest = (first - timedelta(days=35)).isoformat()
+    with pytest.raises(
+        MissingPartitionError, match=f"missing for {oldest}, .*history_start"
+    ) as caught:
         build_feature_partition(first + timedelta(days=2), root, str(tmp_path / "f"))
     assert caught.value.missing[0] == first - timedelta(days=35)
     assert len(caught.value.missing) == 35

@@ -4,13 +4,10 @@ the training rows (the skew test)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
 import pytest
 
 from mlops import zones
-from mlops.features.names import FEATURE_SERVICE, FEATURES
 from mlops.features.online import materialize_day, online_features, snapshot_time
 from mlops.features.serving import StaleSnapshotError
 from mlops.features.snapshots import SnapshotMissingError
@@ -23,8 +20,8 @@ from mlops.features.store import (
 )
 from mlops.io import storage
 from mlops.settings import ConfigError, Settings, load_settings
-from mlops.training.sets import build_training_set
 from tests.support.feature_data import day, publish_all, settings_for, transactions
+from tests.support.feature_store import check_skew, fresh_root, online_rows
 
 
 @pytest.mark.parametrize(
@@ -109,33 +106,11 @@ def root(tmp_path_factory):
     return publish_all(tmp_path_factory.mktemp("store"), transactions())
 
 
-def fresh_root(root, folder):
-    """A data root that shares the published partitions but has its own Feast state."""
-    folder.mkdir()
-    for zone in ("validated", "features"):
-        (folder / zone).symlink_to(root / zone, target_is_directory=True)
-    return folder
-
-
 @pytest.fixture
 def settings(root, tmp_path):
     settings = settings_for(fresh_root(root, tmp_path / "data"))
     apply_definitions(settings)
     return settings
-
-
-def online_rows(store, customers, terminals) -> pd.DataFrame:
-    """What the online store holds for these entities, as Feast returns it."""
-    rows = [
-        {"CUSTOMER_ID": int(c), "TERMINAL_ID": int(t)}
-        for c, t in zip(customers, terminals, strict=True)
-    ]
-    response = store.get_online_features(
-        features=store.get_feature_service(FEATURE_SERVICE),
-        entity_rows=rows,
-        full_feature_names=True,
-    )
-    return response.to_df()
 
 
 def test_materialising_a_day_loads_exactly_its_snapshot_and_twice_changes_nothing(settings):
@@ -200,37 +175,10 @@ def test_served_features_equal_the_training_rows_of_the_next_day(settings):
     check_skew(settings, day(44))
 
 
-def check_skew(settings, materialised) -> int:
-    store = feature_store(settings)
-    materialize_day(settings, materialised, store=store)
-    next_day = materialised + timedelta(days=1)
-    training = build_training_set(
-        store,
-        start=next_day,
-        end=next_day + timedelta(days=1),
-        validated_uri=settings.zone("validated"),
-        snapshots_uri=settings.zone(zones.SNAPSHOTS),
-    ).frame
-    statuses = set()
-    for tx in training.itertuples(index=False):
-        served = online_features(
-            store,
-            tx.CUSTOMER_ID,
-            tx.TERMINAL_ID,
-            {"TX_DATETIME": tx.TX_DATETIME, "TX_AMOUNT": tx.TX_AMOUNT},
-        )
-        expected = {name: getattr(tx, name) for name in FEATURES}
-        assert served.features == expected, (tx, served)
-        assert [type(v) for v in served.features.values()] == [
-            int if "NB_TX" in n or "DURING" in n else float for n in FEATURES
-        ]
-        statuses |= set(served.status.values())
-    assert "current" in statuses and len(training) > 300
-    return len(training)
-
-
 def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
     store = feature_store(settings)
+    # day 37 is the day one terminal's windows empty: its snapshot holds a zero row for it
+    materialize_day(settings, day(37), store=store)
     materialize_day(settings, day(45), store=store)
     snapshot = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(45)}")
     busy = int(snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] > 0, "CUSTOMER_ID"].iloc[0])
@@ -243,12 +191,19 @@ def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(48)}T08:00"})
     with pytest.raises(StaleSnapshotError, match="future"):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(45)}T23:00"})
-    quiet = snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_30DAY"] == 0, "CUSTOMER_ID"]
-    if len(quiet):
-        later = online_features(
-            store, int(quiet.iloc[0]), 1, {**tx, "TX_DATETIME": f"{day(48)}T08:00"}
-        )
-        assert later.status["customer"] == "quiet"
+    emptied = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(37)}")
+    counts = [f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW" for n in (1, 7, 30)]
+    (quiet,) = emptied.loc[(emptied[counts] == 0).all(axis=1), "TERMINAL_ID"].tolist()
+    later = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(45)}")
+    assert quiet not in set(later["TERMINAL_ID"])  # no row since: the zero row stays online
+    served = online_features(store, busy, quiet, tx)
+    assert served.status == {"customer": "current", "terminal": "quiet"}
+    assert served.snapshot_days == {"customer": str(day(45)), "terminal": str(day(37))}
+    assert {k: v for k, v in served.features.items() if k.startswith("TERMINAL_ID_")} == {
+        f"TERMINAL_ID_{what}_{n}DAY_WINDOW": zero
+        for what, zero in (("NB_TX", 0), ("RISK", 0.0))
+        for n in (1, 7, 30)
+    }
 
 
 @pytest.mark.integration

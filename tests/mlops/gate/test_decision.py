@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -189,7 +190,31 @@ def test_latency_is_the_median_of_timed_single_row_calls(probe) -> None:
     assert result.median_ms == pytest.approx(4.0) and result.n_calls == 20 and result.passed
     predict, clock = fake_clock(0.080)
     assert not measure_latency(predict, probe, budget_ms=50, clock=clock).passed
-    assert measure_latency(good_model, probe, n_calls=5).median_ms > 0  # the real clock
+
+
+def test_latency_ignores_the_warm_up_and_one_pause(probe) -> None:
+    cold, timed_ms = [1.0] * 3, [*range(1, 10), 500]  # a slow first load, then one 500 ms pause
+    durations = iter(cold + [ms / 1000 for ms in timed_ms])
+    now = [0.0]
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        assert len(frame) == 1  # one request at a time, as served
+        now[0] += next(durations)
+        return good_model(frame)
+
+    result = measure_latency(predict, probe, n_calls=10, budget_ms=50, clock=lambda: now[0])
+    assert result.median_ms == pytest.approx(5.5) and result.passed  # median of 1..9 and 500
+    assert result.p95_ms == pytest.approx(np.quantile(timed_ms, 0.95))
+    assert result.max_ms == pytest.approx(500.0)  # the pause is measured, the warm-up is not
+
+
+def test_latency_on_the_real_clock_is_in_milliseconds(probe) -> None:
+    def two_ms(frame: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.002)
+        return good_model(frame)
+
+    result = measure_latency(two_ms, probe, n_calls=5)
+    assert 2.0 <= result.median_ms <= result.p95_ms <= result.max_ms
 
 
 # --- decisions ----------------------------------------------------------------------------

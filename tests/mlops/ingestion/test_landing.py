@@ -13,7 +13,7 @@ from mlops.ingestion.landing import (
 )
 from mlops.schema import SOURCE_FILE, SOURCE_ROW, TRANSACTION_DTYPES
 from mlops.settings import load_settings
-from tests.support.landing_files import HEADER, day_frame, land, snapshot
+from tests.support.landing_files import HEADER, day_frame, land, snapshot, visible_temporaries
 
 DAY = "2018-04-01"
 
@@ -116,11 +116,16 @@ def test_unreadable_file_fails_names_it_and_quarantines_a_copy(zones, name, cont
     quarantined = zones["quarantine"] / f"date={DAY}"
     assert (quarantined / f"landing-{name}").read_bytes() == content
     assert expected in (quarantined / "reasons.json").read_text()
+    assert visible_temporaries(zones["landing"].parent) == []
+
+    path.unlink()  # the producer fixes the day
+    land(zones["landing"], DAY, "fixed.parquet", day_frame(rows=12))
+    assert ingest(zones).rows == 12
 
 
 def test_rerun_after_the_file_is_fixed_replaces_the_raw_partition(zones):
     land(zones["landing"], DAY, "transactions.parquet", b"PAR1 not really")
-    with pytest.raises(LandingFileError):
+    with pytest.raises(LandingFileError, match="transactions.parquet: not a readable Parquet file"):
         ingest(zones)
     land(zones["landing"], DAY, "transactions.parquet", day_frame(rows=12))
     assert ingest(zones).rows == 12
@@ -129,7 +134,6 @@ def test_rerun_after_the_file_is_fixed_replaces_the_raw_partition(zones):
 
 def test_rerun_of_the_same_landing_gives_identical_bytes(zones):
     land(zones["landing"], DAY, "transactions.csv", day_frame(rows=20))
-    first = snapshot(zones["raw"])
     ingest(zones)
     first = snapshot(zones["raw"])
     ingest(zones)

@@ -86,5 +86,14 @@ def test_secret_values_are_quoted_and_the_secret_is_accepted_by_duckdb():
 
 
 def test_the_extension_comes_from_the_wheel_of_the_installed_duckdb():
-    assert httpfs_extension_file(duckdb.__version__) is not None
+    path = httpfs_extension_file(duckdb.__version__)
+    assert path is not None and path.parts[-3:] == (
+        "extensions",
+        f"v{duckdb.__version__}",
+        "httpfs.duckdb_extension",
+    )
+    con = duckdb.connect()
+    con.execute(f"LOAD '{path}'")  # a binary built for another DuckDB version would not load
+    loaded = "SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+    assert con.execute(loaded).fetchone() == (True,)
     assert httpfs_extension_file("0.0.1") is None

@@ -1,7 +1,7 @@
 """MLflow tracking and registry on SQLite: one run and one version per key, and the aliases.
 
-The helpers at the top (``synthetic_frame``, ``train_and_log``) are reused by the
-integration test against a real MLflow server, so both exercise the same flow.
+The runs come from ``tests.support.logged_runs``, which the integration test against a real
+MLflow server uses too, so both exercise the same flow.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,103 +17,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.evaluation.metrics import Metrics, evaluate_scores
 from mlops.features.names import FEATURES, LABEL
 from mlops.gate.decision import decide
-from mlops.gate.evidence import BehaviourResult, CheckResult, LatencyResult
-from mlops.gate.policy import GatePolicy
 from mlops.registry import aliases
 from mlops.registry import versions as registry
 from mlops.registry.tracking import (
     SKOPS_TRUSTED_TYPES,
     DatasetSpec,
-    LoggedRun,
     RunContext,
     attach_decision,
-    log_training_run,
     runs_by_key,
 )
 from mlops.training.estimators import predict_scores, train
 from mlops.training.families import FAMILIES
 from mlops.training.job import gate_verdict
-from mlops.training.windows import DataWindow
-
-DAG_ID = "model_training"
-# floors low enough for 400 synthetic rows; the gate itself is tested in test_gate.py
-POLICY = GatePolicy(min_frauds=1, min_roc_auc=0.5, min_average_precision=0.05, k=10)
-OK = BehaviourResult((CheckResult("invariance_transaction_id", True, "unchanged"),))
-BROKEN = BehaviourResult((CheckResult("directional_amount", False, "0.40 < 0.95"),))
-FAST = LatencyResult(2.0, 3.0, 5.0, 50, 50.0)
-
-
-def synthetic_frame(seed: int, start: date, days: int = 4, n: int = 400) -> pd.DataFrame:
-    """The 15 features (flags and counts as integers, as the feature tables have them), the
-    keys and a label that depends on the amount, so a model has something to learn."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.random((n, len(FEATURES))), columns=list(FEATURES))
-    frame["TX_AMOUNT"] = rng.gamma(2.0, 50.0, n)
-    for name in ("TX_DURING_WEEKEND", "TX_DURING_NIGHT"):
-        frame[name] = rng.integers(0, 2, n)
-    for name in [f for f in FEATURES if "_NB_TX_" in f]:
-        frame[name] = rng.integers(0, 30, n)
-    seconds = pd.to_timedelta(rng.integers(0, days * 86_400, n), unit="s")
-    frame["TX_DATETIME"] = pd.Timestamp(start) + seconds
-    frame["CUSTOMER_ID"] = rng.integers(0, 150, n)
-    frame["TRANSACTION_ID"] = np.arange(n)
-    frame[LABEL] = ((frame["TX_AMOUNT"] > 160) | (rng.random(n) < 0.03)).astype("int64")
-    return frame
-
-
-@dataclass(frozen=True)
-class Trained:
-    logged: LoggedRun
-    model: Any
-    evaluation: pd.DataFrame
-    metrics: Metrics
-
-
-def train_and_log(
-    tracking_uri: str,
-    day: str,
-    *,
-    seed: int = 0,
-    max_iter: int = 10,
-    behaviour: BehaviourResult | None = OK,
-    champion: Metrics | None = None,
-) -> Trained:
-    """Train as of ``day`` on 4 days, evaluate on the next 4, gate, log; ``behaviour=None``
-    logs without a decision (the gate comes later)."""
-    end = date.fromisoformat(day)
-    train_frame = synthetic_frame(seed, end - timedelta(days=15))
-    eval_frame = synthetic_frame(seed + 100, end - timedelta(days=4))
-    params = {"max_iter": max_iter}
-    model = train(
-        "hist_gradient_boosting", train_frame, train_frame[LABEL], params, seed, threads=1
-    )
-    metrics = evaluate_scores(eval_frame, predict_scores(model, eval_frame), k=10)
-    decision = None if behaviour is None else decide(metrics, None, None, behaviour, FAST, POLICY)
-    train_days = {f"date={end - timedelta(days=15 - i)}": f"{i:064x}" for i in range(4)}
-    eval_days = {f"date={end - timedelta(days=4 - i)}": f"{i + 9:064x}" for i in range(4)}
-    logged = log_training_run(
-        tracking_uri,
-        RunContext(DAG_ID, end, airflow_run_id=f"scheduled__{day}T00:00:00+00:00"),
-        model,
-        family="hist_gradient_boosting",
-        params=params,
-        seed=seed,
-        window=DataWindow(*(end - timedelta(days=d) for d in (15, 11, 4, 0)), 7).to_params(),
-        training=DatasetSpec("training", train_frame, train_days, "s3://mlops/data/features"),
-        evaluation=DatasetSpec("evaluation", eval_frame, eval_days, "s3://mlops/data/features"),
-        candidate_metrics=metrics.flat(),
-        champion_metrics=None if champion is None else champion.flat(),
-        decision=None if decision is None else gate_verdict(decision),
-    )
-    return Trained(logged, model, eval_frame, metrics)
-
-
-def versions_with_key(client: Any, run_key: str) -> list[str]:
-    query = f"name = '{registry.MODEL_NAME}' and tags.`{registry.TAG_RUN_KEY}` = '{run_key}'"
-    return sorted(str(mv.version) for mv in client.search_model_versions(query))
+from tests.support.logged_runs import (
+    BROKEN,
+    DAG_ID,
+    FAST,
+    POLICY,
+    synthetic_frame,
+    train_and_log,
+    versions_with_key,
+)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +199,8 @@ def test_alias_flow_promote_rollback_and_no_ops(versions_uri: str) -> None:
     assert second.to_dict()["before"] == {"champion": v1, "challenger": v2, "previous": None}
     assert not aliases.promote_challenger(uri, expected_version=v2).changed  # a retry
     aliases.set_challenger(uri, v3)
-    with pytest.raises(aliases.AliasConflict):  # v1 was never the challenger we watched
+    # v1 was never the challenger we watched
+    with pytest.raises(aliases.AliasConflict, match="challenger is 3, expected v1"):
         aliases.promote_challenger(uri, expected_version=v1)
     back = aliases.rollback(uri, expected_champion=v2)
     assert back.after == aliases.AliasState(champion=v1, challenger=v3)
@@ -369,11 +295,13 @@ def test_gate_after_logging_then_register(uri: str, client) -> None:
 
 
 def test_rerun_never_deletes_a_serving_version(uri: str, client) -> None:
-    old = train_and_log(uri, "2018-08-08").logged
+    serving = train_and_log(uri, "2018-08-08")
+    old = serving.logged
     v1 = registry.register_candidate(uri, old.run_id).version
     aliases.set_challenger(uri, v1)
     aliases.promote_challenger(uri)
-    new = train_and_log(uri, "2018-08-08", max_iter=25).logged
+    rerun = train_and_log(uri, "2018-08-08", max_iter=25)
+    new = rerun.logged
     v2 = registry.register_candidate(uri, new.run_id)
     assert new.superseded_run_ids == (old.run_id,) and v2.superseded_versions == (v1,)
     assert aliases.champion_version(uri) == v1  # production did not move
@@ -383,7 +311,10 @@ def test_rerun_never_deletes_a_serving_version(uri: str, client) -> None:
     experiment = client.get_experiment_by_name("fraud_model").experiment_id
     assert [r.info.run_id for r in runs_by_key(client, experiment, old.run_key)] == [new.run_id]
     assert versions_with_key(client, old.run_key) == [v2.version]
-    assert registry.load_model(uri) is not None
+    rows = serving.evaluation
+    expected = predict_scores(serving.model, rows)
+    assert not np.array_equal(predict_scores(rerun.model, rows), expected)
+    np.testing.assert_array_equal(predict_scores(registry.load_model(uri), rows), expected)
 
 
 def test_tracking_scope_restores_the_previous_uris(tmp_path: Path, monkeypatch) -> None:
@@ -421,5 +352,5 @@ def test_dataset_digest_and_run_context() -> None:
     context = RunContext(DAG_ID, datetime(2018, 8, 8, 0, 0))
     assert context.logical_date == date(2018, 8, 8)
     assert context.run_key == "model_training/2018-08-08"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid dag_id"):
         RunContext("x' or '1'='1", "2018-08-08")

@@ -292,8 +292,10 @@ def test_cli_lands_days_one_run_at_a_time(tmp_path, capsys, small_frame):
     pd.testing.assert_frame_equal(together, small_frame[day_indices(small_frame, SMALL) < 4])
     assert main([*tiny, "--only-days", "0"]) == 2
     assert main([*tiny, "--from-day", "9"]) == 2
-    with pytest.raises(SystemExit):
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
         main([*tiny, "--drift", "sideways"])
+    assert "--drift: invalid choice: 'sideways'" in capsys.readouterr().err
 
 
 def test_cli_module_entry_point_and_s3_options(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ def test_a_window_without_training_days_is_refused():
 
 
 def test_hyperparameters_are_validated_for_the_family():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown random_forest hyperparameters \['nope'\]"):
         TrainingRequest(as_of=date(2018, 9, 3), family="random_forest", params={"nope": 1})
 
 

@@ -57,7 +57,7 @@ def test_windows_end_where_labels_stop_being_known():
     assert held_out == Window(date(2018, 5, 6), date(2018, 5, 13))
     train = training_window(held_out.start, 7, 7)
     assert train.end == held_out.start - timedelta(days=7)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="window_days must be >= 1"):
         training_window(date(2018, 5, 20), 0, 7)
 
 
