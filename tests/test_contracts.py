@@ -7,6 +7,7 @@ report must name the violating import under the rule it breaks, not under anothe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -157,11 +158,14 @@ def test_ruff_bans_bite_where_they_apply(tmp_path: Path, probe: str) -> None:
     text, expected = RUFF_PROBES[probe]
     write(tmp_path, probe, text)
     done = subprocess.run(
-        [BIN / "ruff", "check", "--no-cache", "--select", "TID", "--output-format", "concise"],
+        [BIN / "ruff", "check", "--no-cache", "--select", "TID", "--output-format", "json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    found = sorted(re.findall(r"(TID25\d `[\w.]+`)", done.stdout))
+    banned = re.compile(r"`[\w.]+`")
+    found = sorted(
+        f"{d['code']} {banned.search(d['message']).group()}" for d in json.loads(done.stdout)
+    )
     assert found == sorted(expected), done.stdout + done.stderr
