@@ -68,8 +68,14 @@ CASES = [
         "columns_match_schema",
     ),
     Case(
-        "wrong types in a whole column",
+        "decimal commas in a whole column",
         lambda: {"t.csv": day_frame(rows=ROWS).assign(TX_AMOUNT="12,50")},
+        LandingFileError,
+        "number_format",
+    ),
+    Case(
+        "text in a whole column",
+        lambda: {"t.csv": day_frame(rows=ROWS).assign(TX_AMOUNT="twelve")},
         ValidationFailed,
         "tx_amount_not_null",
     ),
@@ -91,7 +97,7 @@ CASES = [
         "duplicate ids",
         lambda: {"t.parquet": edited(TRANSACTION_ID=([7], 8))},
         None,
-        "transaction_id_unique",
+        "conflicting_duplicate_id",
         quarantined=2,
     ),
     Case(
@@ -115,10 +121,20 @@ CASES = [
         quarantined=2,
     ),
     Case(
-        "a second file repeating the first",
+        "a second file repeating the first (a retry)",
         lambda: {"a.parquet": day_frame(rows=ROWS), "b.csv": day_frame(rows=ROWS)},
+        None,
+        "duplicate_copy",
+        quarantined=ROWS,
+    ),
+    Case(
+        "a second file reusing the ids with other content",
+        lambda: {
+            "a.parquet": day_frame(rows=ROWS),
+            "b.csv": day_frame(rows=ROWS).assign(TX_AMOUNT=1.0),
+        },
         ValidationFailed,
-        "transaction_id_unique",
+        "conflicting_duplicate_id",
     ),
     Case(
         "a second file with new rows",
