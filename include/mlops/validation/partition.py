@@ -19,9 +19,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_partition
+from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_partition, table_bytes
 from mlops.io import storage
 from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
 from mlops.settings import ValidationRules
@@ -96,7 +95,7 @@ def validate_partition(
     else:
         storage.publish_partition(
             validated_part,
-            {VALIDATED_TABLE: _parquet_bytes(good)},
+            {VALIDATED_TABLE: table_bytes(pa.Table.from_pandas(good, preserve_index=False))},
             metadata={**lineage, "rows": len(good)},
             options=storage_options,
         )
@@ -156,13 +155,6 @@ def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:
         return {}
     rules = bad[FAILED_RULES].astype("string").str.split(";").explode()
     return {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
-
-
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet through Arrow without pandas' index or object conversions."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
-    return sink.getvalue().to_pybytes()
 
 
 @contextmanager

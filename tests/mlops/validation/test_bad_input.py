@@ -7,6 +7,7 @@ untouched, no temporary file is left visible, and a rerun after the file is fixe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -207,7 +208,36 @@ def test_a_csv_with_too_many_garbage_lines_is_rejected_whole(tmp_path):
     assert len(bad) == 25 and set(bad["_failed_rules"]) == {"unparseable_line", "batch_rejected"}
 
 
-def test_header_only_file_fails_the_row_count_rule(tmp_path):
-    land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n").encode())
-    with pytest.raises(ValidationFailed, match="row_count_in_bounds"):
+def test_header_only_file_fails_the_row_count_rule_naming_the_file(tmp_path):
+    path = land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n").encode())
+    with pytest.raises(ValidationFailed, match="row_count_in_bounds") as err:
         run(tmp_path)
+    assert str(err.value).startswith(f"{path} (no rows): batch rejected")
+
+
+def test_an_empty_file_beside_a_good_one_is_named_as_such(tmp_path):
+    landing = tmp_path / "landing"
+    land(landing, DAY, "a.parquet", day_frame(rows=ROWS).assign(TX_FRAUD=7))
+    empty = land(landing, DAY, "b.csv", (HEADER + "\n").encode())
+    with pytest.raises(ValidationFailed) as err:
+        run(tmp_path)
+    assert f"{landing}/date={DAY}/a.parquet, {empty} (no rows): " in str(err.value)
+
+
+def test_a_file_of_only_garbage_lines_is_named(tmp_path):
+    path = land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n" + "x\n" * 3).encode())
+    with pytest.raises(ValidationFailed) as err:
+        run(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path} (no rows): 3 of 3 rows (100.0%) failed")
+    assert "unparseable lines 3 of 3" in message
+
+
+def test_report_names_every_file_and_the_duplicates(tmp_path):
+    landing = tmp_path / "landing"
+    land(landing, DAY, "a.parquet", day_frame(rows=ROWS))
+    land(landing, DAY, "b.csv", day_frame(rows=ROWS))
+    result = run(tmp_path)
+    report = json.loads((tmp_path / "reports" / f"date={DAY}.json").read_text())
+    assert [f.rsplit("/", 1)[-1] for f in report["source_files"]] == ["a.parquet", "b.csv"]
+    assert report["duplicate_copies"] == ROWS and result.good == ROWS
