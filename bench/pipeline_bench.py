@@ -1,4 +1,5 @@
-"""Ingestion + validation throughput: one day, and the whole default data set day by day.
+"""Ingestion + validation throughput: a million-row day (bench.million_day), one default day,
+and the whole default data set day by day.
 
 The work measured is what ``transactions_daily`` does per run after its sensor: read the
 landing partition, publish raw, run the Great Expectations suite, publish validated and
@@ -44,7 +45,10 @@ def run(days: int | None = None) -> dict[str, Any]:
         began = time.perf_counter()
         total_rows = first_rows + sum(_process_day(root, day) for day in dates[1:])
         all_days_s = one_day_s + time.perf_counter() - began
+    from bench import million_day
+
     return {
+        "million_row_day": million_day.run(),
         "one_day": {
             "rows": first_rows,
             "seconds": round(one_day_s, 3),

@@ -3,20 +3,28 @@
 The raw partition holds the landing files byte for byte (``landing-<name>``), the normalised
 table (``transactions.parquet``, one row per parsed record, with the file and row it came
 from) and the lines that could not be parsed at all (``unparsed_lines.parquet``). A file that
-cannot be read as a whole (empty, truncated, not Parquet) stops the run: it is copied to the
-day's quarantine with the reason and nothing is published to raw. Landing is never touched.
+cannot be taken as a whole (empty, truncated, not Parquet, a typed column of the wrong type,
+locale-formatted numbers in a CSV) stops the run: it is copied to the day's quarantine with
+the reason and the rule, and nothing is published to raw. Landing is never touched.
+
+Parquet stays in Arrow from the file to the raw table (no pandas object columns, no text
+round trip): a million rows cost a read, a cast and a write. CSV is text and is typed row by
+row (``mlops.ingestion.csv_files``).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlops.ingestion.csv_files import INGEST_ERROR, read_csv
+from mlops.ingestion.errors import LandingFileError
+from mlops.ingestion.typed_files import conform
 from mlops.io import storage
 from mlops.schema import (
     SOURCE_FILE,
@@ -27,20 +35,20 @@ from mlops.schema import (
 from mlops.settings import Settings
 from mlops.zones import QUARANTINE, RAW
 
-INGEST_ERROR = "_ingest_error"
+__all__ = ["INGEST_ERROR", "IngestResult", "LandingFileError", "ingest_partition"]
+
 RAW_TABLE = "transactions.parquet"
 UNPARSED_TABLE = "unparsed_lines.parquet"
 UNPARSED_COLUMNS = [SOURCE_FILE, SOURCE_ROW, "line", "reason"]
 READERS = (".parquet", ".csv")
-
-
-class LandingFileError(ValueError):
-    """A landing file or partition cannot be ingested; the message names the file and why."""
+# Raw manifest key: landing file -> rows read from it, so that every later message can name
+# the files of the day, even one that held no row.
+FILE_ROWS = "file_rows"
 
 
 @dataclass(frozen=True)
 class ParsedFile:
-    frame: pd.DataFrame
+    table: pa.Table
     unparsed: pd.DataFrame
 
 
@@ -63,88 +71,42 @@ class IngestResult:
 
 
 def read_landing_file(uri: str, data: bytes) -> ParsedFile:
-    """Parse one landing file into typed columns; raise LandingFileError if it is unreadable."""
+    """Parse one landing file into schema-typed Arrow columns plus lineage; raise
+    LandingFileError if the file cannot be taken as a whole."""
     if not data:
         raise LandingFileError(f"{uri}: empty file (0 bytes)")
     if uri.endswith(".parquet"):
         try:
-            frame = pq.read_table(pa.BufferReader(data)).to_pandas()
+            table = pq.read_table(pa.BufferReader(data))
         except (pa.ArrowException, OSError) as err:
             raise LandingFileError(f"{uri}: not a readable Parquet file ({err})") from None
-        frame.insert(0, SOURCE_ROW, range(1, len(frame) + 1))
+        table = conform(uri, table)
+        rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
         unparsed = pd.DataFrame(columns=UNPARSED_COLUMNS)
     elif uri.endswith(".csv"):
-        frame, unparsed = _read_csv(uri, data)
+        frame, unparsed = read_csv(uri, data)
+        rows = pa.array(frame.pop(SOURCE_ROW).to_numpy(dtype=np.int64))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata(None)
     else:
         raise LandingFileError(f"{uri}: unsupported file type; expected one of {READERS}")
-    frame = normalise(frame)
-    frame.insert(0, SOURCE_FILE, uri)
+    if INGEST_ERROR not in table.column_names:
+        table = table.append_column(INGEST_ERROR, pa.nulls(table.num_rows, pa.string()))
+    source = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(table.num_rows, dtype=np.int32)), pa.array([uri])
+    )
+    table = table.add_column(0, SOURCE_ROW, rows).add_column(0, SOURCE_FILE, source)
     unparsed[SOURCE_FILE] = uri
-    return ParsedFile(frame=frame, unparsed=unparsed[UNPARSED_COLUMNS])
+    return ParsedFile(table=table, unparsed=unparsed[UNPARSED_COLUMNS])
 
 
-def _read_csv(uri: str, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read CSV line by line so that a malformed line is kept with its number, not dropped."""
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    rows = list(csv.reader(lines))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise LandingFileError(f"{uri}: no header line")
-    header = [cell.strip() for cell in rows[0]]
-    good, good_numbers, bad = [], [], []
-    for number, (fields, text) in enumerate(zip(rows[1:], lines[1:], strict=False), start=2):
-        if not fields:
-            continue
-        if len(fields) == len(header):
-            good.append(fields)
-            good_numbers.append(number)
-        else:
-            reason = f"{len(fields)} fields where the header has {len(header)}"
-            bad.append({SOURCE_ROW: number, "line": text, "reason": reason})
-    frame = pd.DataFrame(good, columns=header, dtype="string")
-    frame.insert(0, SOURCE_ROW, good_numbers)
-    return frame, pd.DataFrame(bad, columns=[SOURCE_ROW, "line", "reason"])
-
-
-def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Coerce known columns to the schema's types; a value that does not fit becomes null and
-    the row records why in ``_ingest_error``. Unknown columns pass through for validation."""
-    out = frame.copy()
-    errors = pd.Series("", index=out.index, dtype="string")
-    for column, dtype in TRANSACTION_DTYPES.items():
-        if column not in out.columns:
-            continue
-        original = out[column]
-        coerced = _coerce(original, dtype)
-        failed = original.notna() & (original.astype("string").str.strip() != "") & coerced.isna()
-        if failed.any():
-            note = (
-                column
-                + ": "
-                + original[failed].astype("string").str.slice(0, 40)
-                + " is not "
-                + dtype
-            )
-            errors[failed] = errors[failed].str.cat(note, sep="; ").str.lstrip("; ")
-        out[column] = coerced
-    out[INGEST_ERROR] = errors
-    return out
-
-
-def _coerce(values: pd.Series, dtype: str) -> pd.Series:
-    if dtype.startswith("datetime"):
-        if pd.api.types.is_datetime64_any_dtype(values):
-            parsed = (
-                values if values.dt.tz is None else values.dt.tz_convert("UTC").dt.tz_localize(None)
-            )
-        else:
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-            parsed = parsed.dt.tz_localize(None)
-        return parsed.astype("datetime64[us]")
-    numbers = pd.to_numeric(values, errors="coerce")
-    if dtype == "float64":
-        return numbers.astype("float64")
-    whole = numbers.where(numbers.isna() | (numbers == numbers.round()))
-    return whole.astype("Int64") if whole.isna().any() else whole.astype("int64")
+def table_bytes(table: pa.Table) -> bytes:
+    """Parquet bytes of an Arrow table; only the file names are dictionary-encoded (on ids,
+    amounts and times a dictionary is attempted, abandoned, and doubles the write time)."""
+    sink = pa.BufferOutputStream()
+    dictionary = [c for c in (SOURCE_FILE,) if c in table.column_names]
+    pq.write_table(table, sink, use_dictionary=dictionary)
+    return sink.getvalue().to_pybytes()
 
 
 def ingest_partition(
@@ -161,43 +123,54 @@ def ingest_partition(
             f"{landing_part}: no data files ({', '.join(READERS)}) in the partition"
         )
     contents = {uri: storage.read_bytes(uri, storage_options) for uri in uris}
-    parsed, problems = [], []
+    parsed: list[ParsedFile] = []
+    problems: list[LandingFileError] = []
     for uri, data in contents.items():
         try:
             parsed.append(read_landing_file(uri, data))
         except LandingFileError as err:
-            problems.append(str(err))
+            problems.append(err)
     raw_files = {f"landing-{_basename(uri)}": data for uri, data in contents.items()}
     lineage = {
         "day": day,
         "landing": {uri: storage.sha256(data) for uri, data in contents.items()},
     }
     if problems:
-        reasons = {"day": day, "rule": "unreadable_file", "errors": problems}
+        rules = sorted({err.rule for err in problems})
+        reasons = {"day": day, "rule": rules[0], "rules": rules, "errors": list(map(str, problems))}
         storage.publish_partition(
             storage.join(quarantine_uri, partition_name(day)),
             {**raw_files, "reasons.json": storage.json_bytes(reasons)},
-            metadata={**lineage, "batch_failed": True, "rules": ["unreadable_file"]},
+            metadata={**lineage, "batch_failed": True, "rules": rules},
             options=storage_options,
         )
-        raise LandingFileError("; ".join(problems) + " (file copied to quarantine; landing kept)")
-    table = pd.concat([p.frame for p in parsed], ignore_index=True)
-    for column, dtype in TRANSACTION_DTYPES.items():
-        if column in table.columns:  # a column absent from one file turns to float in concat
-            table[column] = _coerce(table[column], dtype)
+        message = "; ".join(map(str, problems))
+        raise LandingFileError(f"{message} (file copied to quarantine; landing kept)", rules[0])
+    table = _concat(p.table for p in parsed)
     unparsed = pd.concat([p.unparsed for p in parsed], ignore_index=True)
+    file_rows = {uri: p.table.num_rows for uri, p in zip(uris, parsed, strict=True)}
     raw_part = storage.join(raw_uri, partition_name(day))
     storage.publish_partition(
         raw_part,
         {
             **raw_files,
-            RAW_TABLE: storage.parquet_bytes(table),
+            RAW_TABLE: table_bytes(table),
             UNPARSED_TABLE: storage.parquet_bytes(unparsed),
         },
-        metadata={**lineage, "rows": len(table), "unparsed_lines": len(unparsed)},
+        metadata={
+            **lineage,
+            "rows": table.num_rows,
+            "unparsed_lines": len(unparsed),
+            FILE_ROWS: file_rows,
+        },
         options=storage_options,
     )
-    return IngestResult(day, raw_part, len(table), len(unparsed), tuple(uris))
+    return IngestResult(day, raw_part, table.num_rows, len(unparsed), tuple(uris))
+
+
+def _concat(tables: Any) -> pa.Table:
+    """One table of all files; a column absent from a file is null for its rows."""
+    return pa.concat_tables(list(tables), promote_options="permissive")
 
 
 def read_raw_partition(
@@ -206,11 +179,22 @@ def read_raw_partition(
     """The normalised rows and the unparsed lines of a published raw partition."""
     if storage.read_manifest(raw_partition_uri, storage_options) is None:
         raise LandingFileError(f"{raw_partition_uri}: raw partition not published (no manifest)")
-    rows, unparsed = (
-        storage.read_parquet(storage.join(raw_partition_uri, name), storage_options)
-        for name in (RAW_TABLE, UNPARSED_TABLE)
+    data = storage.read_bytes(storage.join(raw_partition_uri, RAW_TABLE), storage_options)
+    rows = to_frame(pq.read_table(pa.BufferReader(data)))
+    unparsed = storage.read_parquet(
+        storage.join(raw_partition_uri, UNPARSED_TABLE), storage_options
     )
     return rows, unparsed
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas with the schema's dtypes: an integer column with nulls becomes Int64
+    (Arrow would give float64), the file names a categorical (one string per file)."""
+    frame = table.to_pandas()
+    for column, dtype in TRANSACTION_DTYPES.items():
+        if dtype == "int64" and column in frame.columns and table.column(column).null_count:
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def _basename(uri: str) -> str:

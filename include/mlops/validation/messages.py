@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from mlops.schema import SOURCE_FILE, SOURCE_ROW, TRANSACTION_COLUMNS
+from mlops.validation.duplicates import DUPLICATE_COPY
 from mlops.validation.suite import COLUMN_TYPES, COLUMNS_MATCH_SCHEMA, ROW_COUNT_IN_BOUNDS
 
 FIRST_ROWS = 5
@@ -26,10 +27,11 @@ def schema_drift(observed_columns: Sequence[str]) -> tuple[list[str], list[str]]
     return missing, extra
 
 
-def batch_failure_detail(rule: str, outcomes: Sequence[Any], frame: pd.DataFrame) -> str:
-    """Why a batch-level rule failed, from GX's observed values."""
+def batch_failure_detail(rule: str, outcomes: Sequence[Any], batch: pd.DataFrame) -> str:
+    """Why a batch-level rule failed; ``batch`` is the frame GX judged (GX runs with
+    BOOLEAN_ONLY, so the observed values are read from the batch itself)."""
     if rule == COLUMNS_MATCH_SCHEMA:
-        missing, extra = schema_drift(outcomes[0].result.get("observed_value") or [])
+        missing, extra = schema_drift(batch.columns)
         return "; ".join(
             f"{label} {', '.join(cols)}"
             for label, cols in (("missing", missing), ("extra", extra))
@@ -40,13 +42,12 @@ def batch_failure_detail(rule: str, outcomes: Sequence[Any], frame: pd.DataFrame
         for outcome in outcomes:
             kwargs = outcome.expectation_config.kwargs
             column = kwargs["column"]
-            dtype = frame[column].dtype if column in frame.columns else "absent"
+            dtype = batch[column].dtype if column in batch.columns else "absent"
             parts.append(f"{column} is {dtype}, expected {' or '.join(kwargs['type_list'])}")
         return "; ".join(parts)
     if rule == ROW_COUNT_IN_BOUNDS:
         kwargs = outcomes[0].expectation_config.kwargs
-        observed = outcomes[0].result.get("observed_value")
-        return f"{observed:,} rows, expected {kwargs['min_value']:,}..{kwargs['max_value']:,}"
+        return f"{len(batch):,} rows, expected {kwargs['min_value']:,}..{kwargs['max_value']:,}"
     return f"{len(outcomes)} expectation(s) failed"
 
 
@@ -70,23 +71,35 @@ def one_line(summary: dict[str, Any]) -> str:
     """E.g. ``landing/date=2018-04-01/a.csv: 312 of 9,601 rows (3.2%) failed: tx_amount_below_cap
     (300, first rows 17, 45, ...), ...; batch rejected ...``."""
     rows, failed = summary["rows"], summary["failed_rows"]
-    where = ", ".join(summary["source_files"]) or f"{summary['day']} (no rows)"
+    copies = summary.get("duplicate_copies", 0)
+    empty = set(summary.get("empty_files", ()))
+    files = [f"{f} (no rows)" if f in empty else f for f in summary["source_files"]]
+    where = ", ".join(files) or f"{summary['day']} (no file)"
     counts = sorted(
         ((n, rule) for rule, n in summary["rule_counts"].items() if n), key=lambda c: (-c[0], c[1])
     )
-    if not failed and not summary["batch_failed"]:
+    if not failed and not copies and not summary["batch_failed"]:
         return f"{where}: all {rows:,} rows passed"
     clauses = []
+    if copies:
+        clauses.append(f"{copies:,} exact duplicate copies set aside ({DUPLICATE_COPY})")
     if failed:
         rules = []
         for n, rule in counts:
+            if rule == DUPLICATE_COPY:
+                continue
             examples = summary["first_failed_rows"].get(rule, [])
             more = ", ..." if n > len(examples) else ""
             rules.append(f"{rule} ({n:,}, first rows {', '.join(examples)}{more})")
-        share = _share(failed, rows)
-        clauses.append(f"{failed:,} of {rows:,} rows ({share}) failed: {', '.join(rules)}")
+        unparsed = summary.get("unparsed_lines", 0)
+        if unparsed:
+            rules.append(f"unparseable_line ({unparsed:,})")
+        considered = rows - copies + unparsed
+        share = _share(failed, considered)
+        clauses.append(f"{failed:,} of {considered:,} rows ({share}) failed: {', '.join(rules)}")
     if summary["batch_failed"]:
         reasons = ", ".join(f"{r} ({d})" for r, d in sorted(summary["batch_failures"].items()))
-        whole = f", all {rows:,} rows quarantined" if rows else ""
+        total = rows + summary.get("unparsed_lines", 0)
+        whole = f", all {total:,} rows quarantined" if total else ""
         clauses.append(f"batch rejected{whole}: {reasons}")
     return f"{where}: {'; '.join(clauses)}"

@@ -18,13 +18,13 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from mlops.ingestion.landing import INGEST_ERROR, read_raw_partition
+from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_partition, table_bytes
 from mlops.io import storage
 from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
-from mlops.settings import Settings, ValidationRules
+from mlops.settings import Settings
 from mlops.validation.run import validate_transactions
-from mlops.validation.suite import BATCH_REJECTED
 from mlops.zones import QUARANTINE, RAW, VALIDATED, VALIDATION_DOCS, VALIDATION_REPORTS
 
 UNPARSEABLE_LINE = "unparseable_line"
@@ -60,26 +60,25 @@ def validate_partition(
     quarantine_uri, reports_uri = settings.zone(QUARANTINE), settings.zone(VALIDATION_REPORTS)
     docs_uri, rules = settings.zone(VALIDATION_DOCS), settings.validation
     part = partition_name(day)
-    rows, unparsed = read_raw_partition(storage.join(raw_uri, part), storage_options)
+    raw_part = storage.join(raw_uri, part)
+    raw_manifest = storage.read_manifest(raw_part, storage_options)
+    rows, unparsed = read_raw_partition(raw_part, storage_options)
     ingest_errors = rows.pop(INGEST_ERROR) if INGEST_ERROR in rows else None
     with _local_docs(docs_uri, storage_options) as docs_dir:
         report = validate_transactions(
-            rows, day=date.fromisoformat(day), rules=rules, data_docs_dir=docs_dir
+            rows,
+            day=date.fromisoformat(day),
+            rules=rules,
+            data_docs_dir=docs_dir,
+            source_files=sorted((raw_manifest or {}).get(FILE_ROWS, {})) or None,
+            unparsed_lines=len(unparsed),
         )
     bad = _stack(_with_ingest_errors(report.bad, rows, ingest_errors), _unparsed_rows(unparsed))
     good = report.good
     total = len(rows) + len(unparsed)
-    failed_rows = len(bad)
-    too_many = total > 0 and failed_rows / total > rules.bad_row_tolerance
-    batch_failed = report.batch_failed or too_many
-    if batch_failed and len(good):
-        bad = _stack(bad, good.assign(**{FAILED_RULES: BATCH_REJECTED}))
-        good = good.iloc[0:0]
+    batch_failed = report.batch_failed
     rule_counts = _rule_counts(bad)
-    lineage = {
-        "day": day,
-        "raw": storage.read_manifest(storage.join(raw_uri, part), storage_options),
-    }
+    lineage = {"day": day, "raw": raw_manifest}
     quarantine_part = storage.join(quarantine_uri, part)
     storage.publish_partition(
         quarantine_part,
@@ -93,7 +92,7 @@ def validate_partition(
     else:
         storage.publish_partition(
             validated_part,
-            {VALIDATED_TABLE: storage.parquet_bytes(good.reset_index(drop=True))},
+            {VALIDATED_TABLE: table_bytes(pa.Table.from_pandas(good, preserve_index=False))},
             metadata={**lineage, "rows": len(good)},
             options=storage_options,
         )
@@ -112,7 +111,9 @@ def validate_partition(
     }
     storage.write_json_atomic(report_uri, summary, storage_options)
     if batch_failed:
-        raise ValidationFailed(_failure_message(report, too_many, failed_rows, total, rules))
+        raise ValidationFailed(
+            f"{report.message()}; the whole batch is quarantined and nothing was validated"
+        )
     return PartitionValidation(
         day, validated_part, quarantine_part, report_uri, total, len(good), len(bad), rule_counts
     )
@@ -122,10 +123,16 @@ def _with_ingest_errors(
     bad: pd.DataFrame, rows: pd.DataFrame, ingest_errors: pd.Series | None
 ) -> pd.DataFrame:
     """Attach the original text of values that could not be typed to their quarantined rows."""
-    if ingest_errors is None:
+    if ingest_errors is None or bad.empty:
         return bad
-    notes = rows[[SOURCE_FILE, SOURCE_ROW]].assign(**{INGEST_ERROR: ingest_errors.values})
-    return bad.merge(notes, on=[SOURCE_FILE, SOURCE_ROW], how="left")
+    noted = ingest_errors.notna().to_numpy(dtype=bool)
+    notes = rows.loc[noted, [SOURCE_FILE, SOURCE_ROW]].assign(
+        **{INGEST_ERROR: ingest_errors[noted]}
+    )
+    for column in (SOURCE_FILE,):  # categorical on one side only would refuse to merge
+        notes[column] = notes[column].astype(object)
+    keyed = bad.assign(**{SOURCE_FILE: bad[SOURCE_FILE].astype(object)})
+    return keyed.merge(notes, on=[SOURCE_FILE, SOURCE_ROW], how="left")
 
 
 def _unparsed_rows(unparsed: pd.DataFrame) -> pd.DataFrame:
@@ -145,18 +152,6 @@ def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:
         return {}
     rules = bad[FAILED_RULES].astype("string").str.split(";").explode()
     return {str(k): int(v) for k, v in rules.value_counts().sort_index().items()}
-
-
-def _failure_message(
-    report: Any, too_many: bool, bad: int, total: int, rules: ValidationRules
-) -> str:
-    message = report.message()
-    if too_many and not report.batch_failed:
-        message += (
-            f"; with unparseable lines {bad} of {total} rows are bad, above the tolerance "
-            f"of {rules.bad_row_tolerance:.1%}"
-        )
-    return f"{message}; the whole batch is quarantined and nothing was validated"
 
 
 @contextmanager

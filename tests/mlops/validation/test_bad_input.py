@@ -9,6 +9,7 @@ untouched, no temporary file is left visible, and a rerun after the file is fixe
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from mlops.ingestion.landing import ingest_partition
+from mlops.ingestion.landing import LandingFileError, ingest_partition
 from mlops.settings import ValidationRules, load_settings
 from mlops.validation.partition import ValidationFailed, validate_partition
 from tests.support.landing_files import HEADER, day_frame, land, snapshot, visible_temporaries
@@ -64,8 +65,14 @@ CASES = [
         "columns_match_schema",
     ),
     Case(
-        "wrong types in a whole column",
+        "decimal commas in a whole column",
         lambda: {"t.csv": day_frame(rows=ROWS).assign(TX_AMOUNT="12,50")},
+        LandingFileError,
+        "number_format",
+    ),
+    Case(
+        "text in a whole column",
+        lambda: {"t.csv": day_frame(rows=ROWS).assign(TX_AMOUNT="twelve")},
         ValidationFailed,
         "tx_amount_not_null",
     ),
@@ -87,7 +94,7 @@ CASES = [
         "duplicate ids",
         lambda: {"t.parquet": edited(TRANSACTION_ID=([7], 8))},
         None,
-        "transaction_id_unique",
+        "conflicting_duplicate_id",
         quarantined=2,
     ),
     Case(
@@ -111,10 +118,20 @@ CASES = [
         quarantined=2,
     ),
     Case(
-        "a second file repeating the first",
+        "a second file repeating the first (a retry)",
         lambda: {"a.parquet": day_frame(rows=ROWS), "b.csv": day_frame(rows=ROWS)},
+        None,
+        "duplicate_copy",
+        quarantined=ROWS,
+    ),
+    Case(
+        "a second file reusing the ids with other content",
+        lambda: {
+            "a.parquet": day_frame(rows=ROWS),
+            "b.csv": day_frame(rows=ROWS).assign(TX_AMOUNT=1.0),
+        },
         ValidationFailed,
-        "transaction_id_unique",
+        "conflicting_duplicate_id",
     ),
     Case(
         "a second file with new rows",
@@ -147,9 +164,14 @@ def test_bad_input(tmp_path, case: Case):
         message = str(failure.value)
         assert case.rule in message and f"date={DAY}/" in message  # names the file and rule
         assert not (tmp_path / "validated" / f"date={DAY}").exists()
-        bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
-        assert len(bad) == sum(len(rows) for rows in files.values())  # the whole day
-        assert bad["_failed_rules"].str.contains(case.rule).all()
+        kept = tmp_path / "quarantine" / f"date={DAY}"
+        if case.error is LandingFileError:  # refused at ingestion: each file kept whole
+            assert case.rule in (kept / "reasons.json").read_text()
+            assert {f"landing-{name}" for name in files} <= {p.name for p in kept.iterdir()}
+        else:
+            bad = pd.read_parquet(kept / "quarantine.parquet")
+            assert len(bad) == sum(len(rows) for rows in files.values())  # the whole day
+            assert bad["_failed_rules"].str.contains(case.rule).all()
     else:
         result = run(tmp_path)
         assert result.bad == case.quarantined
@@ -160,7 +182,7 @@ def test_bad_input(tmp_path, case: Case):
         assert result.good + result.bad == result.rows  # nothing lost
 
     assert snapshot(landing) == before
-    assert (tmp_path / "raw").exists()
+    assert (tmp_path / "raw").exists() or case.error is LandingFileError
     assert visible_temporaries(tmp_path) == []
 
     for path in (landing / f"date={DAY}").iterdir():  # the producer fixes the day
@@ -179,7 +201,36 @@ def test_a_csv_with_too_many_garbage_lines_is_rejected_whole(tmp_path):
     assert len(bad) == 25 and set(bad["_failed_rules"]) == {"unparseable_line", "batch_rejected"}
 
 
-def test_header_only_file_fails_the_row_count_rule(tmp_path):
-    land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n").encode())
-    with pytest.raises(ValidationFailed, match="row_count_in_bounds"):
+def test_header_only_file_fails_the_row_count_rule_naming_the_file(tmp_path):
+    path = land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n").encode())
+    with pytest.raises(ValidationFailed, match="row_count_in_bounds") as err:
         run(tmp_path)
+    assert str(err.value).startswith(f"{path} (no rows): batch rejected")
+
+
+def test_an_empty_file_beside_a_good_one_is_named_as_such(tmp_path):
+    landing = tmp_path / "landing"
+    land(landing, DAY, "a.parquet", day_frame(rows=ROWS).assign(TX_FRAUD=7))
+    empty = land(landing, DAY, "b.csv", (HEADER + "\n").encode())
+    with pytest.raises(ValidationFailed) as err:
+        run(tmp_path)
+    assert f"{landing}/date={DAY}/a.parquet, {empty} (no rows): " in str(err.value)
+
+
+def test_a_file_of_only_garbage_lines_is_named(tmp_path):
+    path = land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n" + "x\n" * 3).encode())
+    with pytest.raises(ValidationFailed) as err:
+        run(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path} (no rows): 3 of 3 rows (100.0%) failed")
+    assert "unparseable lines 3 of 3" in message
+
+
+def test_report_names_every_file_and_the_duplicates(tmp_path):
+    landing = tmp_path / "landing"
+    land(landing, DAY, "a.parquet", day_frame(rows=ROWS))
+    land(landing, DAY, "b.csv", day_frame(rows=ROWS))
+    result = run(tmp_path)
+    report = json.loads((tmp_path / "reports" / "validation" / f"date={DAY}.json").read_text())
+    assert [f.rsplit("/", 1)[-1] for f in report["source_files"]] == ["a.parquet", "b.csv"]
+    assert report["duplicate_copies"] == ROWS and result.good == ROWS

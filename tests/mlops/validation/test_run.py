@@ -99,7 +99,11 @@ ROW_RULE_CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], dict[int
     "null customer": (_null_customer, {6: "customer_id_not_null"}),
     "duplicate ids quarantine every copy": (
         _duplicate_ids,
-        {7: "transaction_id_unique", 20: "transaction_id_unique", 30: "transaction_id_unique"},
+        {
+            7: "conflicting_duplicate_id",
+            20: "conflicting_duplicate_id",
+            30: "conflicting_duplicate_id",
+        },
     ),
     "fraud label 2": (lambda d: at(d, 8, "TX_FRAUD", 2), {8: "tx_fraud_in_0_1"}),
     "timestamp on the previous day": (
@@ -275,7 +279,7 @@ def test_summary_and_gx_result_are_plain_json():
 def test_suite_names_every_rule_in_meta():
     suite = build_suite(RULES, DAY)
     names = {e.meta[RULE] for e in suite.expectations}
-    assert set(row_rules()) <= names
+    assert set(row_rules()) - {"duplicate_copy"} <= names  # copies are set aside before GX
     assert {"columns_match_schema", "column_types", "row_count_in_bounds"} <= names
 
 
@@ -295,3 +299,30 @@ def test_data_docs_site_accumulates_days(tmp_path):
     pages = sorted(p.name for p in (docs / "validations").rglob("*.html"))
     assert pages == ["transactions-2018-04-01.html", "transactions-2018-04-02.html"]
     assert "landing/date=2018-04-02/transactions.csv" in index  # the asset is named by its files
+
+
+def test_data_docs_index_lists_only_the_most_recent_days(tmp_path, monkeypatch):
+    from mlops.validation import data_docs
+
+    monkeypatch.setattr(data_docs, "INDEX_DAYS", 2)
+    docs = tmp_path / "docs"
+    for n in (1, 2, 3):
+        day = date(2018, 4, n)
+        df = day_rows(day=day, source=f"landing/date={day}/transactions.csv")
+        validate_transactions(df, day=day, rules=RULES, data_docs_dir=str(docs))
+    index = (docs / "index.html").read_text()
+    assert "2018-04-03" in index and "2018-04-02" in index and "2018-04-01" not in index
+    assert len(list((docs / "validations").rglob("*.html"))) == 3  # older pages stay
+
+
+def test_gx_runs_verdicts_only_and_the_docs_show_the_mask_counts():
+    df = at(at(day_rows(), 3, "TX_AMOUNT", -1.0), 9, "TX_AMOUNT", -2.0)
+    report = validate(df, ValidationRules(bad_row_tolerance=0.1))
+    (outcome,) = [
+        r
+        for r in report.gx_result["results"]
+        if r["expectation_config"]["meta"]["rule"] == "tx_amount_non_negative"
+    ]
+    assert outcome["success"] is False
+    assert outcome["result"]["unexpected_count"] == 2
+    assert "partial_unexpected_list" not in outcome["result"]
