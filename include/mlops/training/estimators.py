@@ -128,6 +128,9 @@ CHECKS: dict[str, dict[str, Check]] = {
         "min_samples_leaf": _int(1),
         "l2_regularization": _float(0.0, open_lo=False),
         "early_stopping": _one_of(True, False),
+        # early stopping's hold-out share and patience (mlops.training.selection tunes them)
+        "validation_fraction": _float(0.0, 0.5),
+        "n_iter_no_change": _int(1),
         "class_weight": _one_of("balanced", None),
     },
 }
