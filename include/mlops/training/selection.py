@@ -55,23 +55,25 @@ class Candidate:
         return out | {"definition": self.definition}
 
 
-_UNWEIGHTED = {"class_weight": None}
+_UNWEIGHTED = {"class_weight": None}  # weighting explicit: the families' defaults may change
 _EARLY_STOP = {
+    "class_weight": "balanced",
     "early_stopping": True,
     "max_iter": 500,
     "validation_fraction": 0.1,
     "n_iter_no_change": 10,
 }
-_SLOW = {"learning_rate": 0.05, "max_iter": 200, "max_leaf_nodes": 15}
+_SLOW = {"learning_rate": 0.05, "max_iter": 200, "max_leaf_nodes": 15, "class_weight": "balanced"}
 _REGULARISED = {"max_leaf_nodes": 15, "min_samples_leaf": 100, "l2_regularization": 1.0}
-_RF = {"n_estimators": 100, "max_depth": 12}
+_REGULARISED |= {"class_weight": "balanced"}
+_RF = {"n_estimators": 100, "max_depth": 12, "class_weight": "balanced_subsample"}
 # (name, family, params), listed simplest first within a family; every one is fitted once
 # per fold and per definition in ``wide_grid``.
 _GRID: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("lr_c1", "logistic_regression", {"C": 1.0}),
-    ("lr_c0.1", "logistic_regression", {"C": 0.1}),
+    ("lr_c1", "logistic_regression", {"C": 1.0, "class_weight": "balanced"}),
+    ("lr_c0.1", "logistic_regression", {"C": 0.1, "class_weight": "balanced"}),
     ("lr_c1_unweighted", "logistic_regression", {"C": 1.0, **_UNWEIGHTED}),
-    ("hgb_default", "hist_gradient_boosting", {}),
+    ("hgb_default", "hist_gradient_boosting", {"class_weight": "balanced"}),
     ("hgb_unweighted", "hist_gradient_boosting", _UNWEIGHTED),
     ("hgb_slow_small_trees", "hist_gradient_boosting", _SLOW),
     ("hgb_slow_small_trees_unweighted", "hist_gradient_boosting", {**_SLOW, **_UNWEIGHTED}),
