@@ -14,8 +14,12 @@ the decision.
   the `candidate_model` asset for the deployment DAG.
 - **Schedule**: weekly (Monday 03:00 UTC) or whenever a `retrain_request` asset event
   arrives (the monitoring policy's retrain signal). `max_active_runs=1`.
+- **Settled features**: the feature windows reach 37 days back; a window with rows in the
+  first 37 days after `MLOPS_HISTORY_START` is refused (truncated windows), unless the
+  `allow_unsettled_features` Param asks for it: the run is then flagged in the decision
+  record and model card, and needs review.
 - **Manual run**: trigger with Params (window, model family, hyperparameters, seed,
-  force review, reason). **Historical retraining**:
+  force review, allow unsettled features, reason). **Historical retraining**:
   `airflow backfill create --dag-id model_training --from-date 2018-08-01 --to-date 2018-09-01`
   rebuilds "the model we would have had" on each date; a rerun of a date replaces its MLflow
   run and model version. Owner: ml-platform.
@@ -70,6 +74,12 @@ from mlops_airflow.parse_time import DEFAULT_MODEL_FAMILY, MODEL_FAMILIES, sched
             type="boolean",
             description="Never auto-approve: an approval becomes needs_review.",
         ),
+        "allow_unsettled_features": Param(
+            False,
+            type="boolean",
+            description="Train on rows whose 37-day feature windows reach before "
+            "MLOPS_HISTORY_START (refused otherwise); the decision then needs review.",
+        ),
         "reason": Param(
             None,
             type=["null", "string"],
@@ -83,6 +93,7 @@ def model_training():
         from mlops.features.inputs import MissingPartitionError
         from mlops.settings import load_settings
         from mlops.training.job import build_training_sets as build
+        from mlops.training.settled import UnsettledFeaturesError
         from mlops_airflow.context import (
             as_of_day,
             data_errors_fail_the_task,
@@ -92,7 +103,7 @@ def model_training():
 
         settings = load_settings()
         request = training_request(context["params"], as_of_day(context), settings)
-        with data_errors_fail_the_task(MissingPartitionError):
+        with data_errors_fail_the_task(MissingPartitionError, UnsettledFeaturesError):
             return build(settings, request, task_storage_options(settings)).to_xcom()
 
     @task(multiple_outputs=False)

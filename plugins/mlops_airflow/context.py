@@ -90,4 +90,5 @@ def training_request(params: Any, day: date, settings: Any) -> Any:
         seed=params["seed"],
         force_review=params["force_review"],
         reason=params["reason"] or "",
+        allow_unsettled_features=bool(params.get("allow_unsettled_features", False)),
     )

@@ -1,16 +1,20 @@
 """model_training run by ``dag.test()`` on simulated data: a first model is approved; a
-deliberately worse candidate (trained on shuffled labels) is rejected and moves nothing."""
+deliberately worse candidate (trained on shuffled labels) is rejected and moves nothing; the
+known compromised cards include the frauds of the delay gap; unsettled features are refused
+unless asked for, and then flagged."""
 
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pendulum
 import pytest
 
-from tests.support.training_data import build_data_root, environment, monday
+from tests.support.training_data import UNSETTLED_MONDAY, build_data_root, environment, monday
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -53,7 +57,23 @@ def test_the_family_param_offers_the_families_the_training_code_knows():
     assert family.schema["enum"] == list(FAMILIES)
 
 
-def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, env, monkeypatch):
+def removed_known_rows(data_root: Path, as_of: date, first: str, end: str) -> int:
+    """Evaluation rows of cards known compromised when the history is the frauds of the
+    validated days ``[first, end)`` (computed here from the zone, not by the job)."""
+    from mlops.evaluation.metrics import eligible_mask, first_fraud_days
+
+    sets = data_root / "training_sets" / f"date={as_of}"
+    evaluation = pd.read_parquet(sets / "evaluation.parquet")
+    start, stop = date.fromisoformat(first), date.fromisoformat(end)
+    days = [start + timedelta(days=i) for i in range((stop - start).days)]
+    files = [f for d in days for f in (data_root / "validated" / f"date={d}").glob("*.parquet")]
+    history = pd.concat(pd.read_parquet(file) for file in files)
+    return int((~eligible_mask(evaluation, first_fraud_days(history), 7)).sum())
+
+
+def test_first_model_is_approved_then_a_worse_candidate_is_rejected(
+    airflow_db, env, data_root, monkeypatch
+):
     from mlops.registry import aliases
     from mlops.registry import versions as registry
 
@@ -75,6 +95,15 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(airflow_db, 
         Path(client.download_artifacts(outcome["run_id"], registry.DECISION_RECORD)).read_text()
     )
     assert record["outcome"] == "approve"
+    assert record["evidence"]["features"]["settled"] is True
+    assert record["metadata"]["mlops.features_settled"] == "true"
+
+    # known cards: the frauds of the training days and of the 7-day gap after them
+    params = mlflow_run.data.params
+    removed = outcome["metrics"]["candidate"]["n_removed_known"]
+    start, gap, end = params["train_start"], params["train_end"], params["eval_start"]
+    assert removed == removed_known_rows(data_root, monday(0), start, end)
+    assert removed > removed_known_rows(data_root, monday(0), start, gap)  # training set only
 
     aliases.promote_challenger(tracking_uri)  # what the deployment DAG does after rollout
     champion = aliases.alias_state(tracking_uri).champion
@@ -112,6 +141,33 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
         f"name = 'fraud_model' and tags.`mlops.run_key` = '{key}'"
     )
     assert [v.run_id for v in versions] == [second["run_id"]]
+
+
+def test_unsettled_features_are_refused_unless_allowed_then_flagged(
+    airflow_db, env, tmp_path, monkeypatch
+):
+    import mlflow
+
+    from mlops.registry import versions as registry
+
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    run, states, _ = run_as_of(UNSETTLED_MONDAY)
+    assert states["build_training_sets"] == "failed", states
+    assert states["train_and_gate"] == "upstream_failed"
+
+    run, states, outcome = run_as_of(UNSETTLED_MONDAY, allow_unsettled_features=True)
+    assert str(run.state) == "success", states
+    assert outcome["outcome"] == "needs_review"
+    assert outcome["reasons"][-1].startswith("unsettled features: ")
+    assert "training 2018-04-09..2018-04-15" in outcome["reasons"][-1]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    record = json.loads(
+        Path(client.download_artifacts(outcome["run_id"], registry.DECISION_RECORD)).read_text()
+    )
+    assert record["metadata"]["mlops.features_settled"] == "false"
+    assert record["metadata"]["mlops.first_settled_day"] == "2018-05-08"
+    card = Path(client.download_artifacts(outcome["run_id"], registry.MODEL_CARD)).read_text()
+    assert "**UNSETTLED**: " in card and "training 2018-04-09 to 2018-04-15" in card
 
 
 @pytest.mark.integration

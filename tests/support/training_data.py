@@ -14,8 +14,9 @@ from mlops.simulator import SimulationConfig, simulate
 from tests.support.reference_features import publish_validated
 
 # ~4,000 transactions and ~35 frauds a day: a 7-day evaluation window holds enough frauds
-# (policy.min_frauds = 100) for the gate to decide rather than ask for a review.
-CONFIG = SimulationConfig(n_customers=2000, n_terminals=4000, n_days=75, seed=5)
+# (policy.min_frauds = 100) for the gate to decide rather than ask for a review. 78 days: the
+# windows of monday(0..2) start after the first settled day (FIRST + 37, 2018-05-08).
+CONFIG = SimulationConfig(n_customers=2000, n_terminals=4000, n_days=78, seed=5)
 FIRST = CONFIG.start_date
 LAST = CONFIG.day(CONFIG.n_days - 1)
 
@@ -43,5 +44,9 @@ def build_data_root(root: Path) -> Path:
 
 
 def monday(week: int) -> date:
-    """A Monday well inside the data: windows of 21 days + 7-day delay fit before it."""
-    return date(2018, 5, 7) + timedelta(weeks=week)
+    """A Monday inside the data whose window (21 days + 7-day delay before it) has settled
+    features: it starts on or after 2018-05-08, so model_training does not refuse it."""
+    return date(2018, 6, 11) + timedelta(weeks=week)
+
+
+UNSETTLED_MONDAY = date(2018, 5, 7)  # trains on 2018-04-09..15: windows truncated

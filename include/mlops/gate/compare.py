@@ -50,8 +50,10 @@ def evaluate_against_champion(
 ) -> Evaluation:
     """Score both models on ``window`` and let the policy decide.
 
-    ``history`` is the labelled data before the window (the training set): its frauds tell
-    which cards investigators already know. ``champion`` is None for the first model.
+    ``history`` is every labelled fraud from the start of the training period to the window
+    (``mlops.evaluation.history.read_known_frauds``: the training days and the delay gap, not
+    only the training set): its frauds tell which cards investigators already know on each
+    day. ``champion`` is None for the first model.
     """
     known = first_fraud_days(history)
     eligible = eligible_mask(window, known, delay_days)

@@ -64,6 +64,8 @@ def _metrics_section(evidence: Mapping[str, Any]) -> list[str]:
     ]
     rows += [("transactions", candidate["n_transactions"], champion.get("n_transactions"))]
     rows += [("frauds", candidate["n_frauds"], champion.get("n_frauds"))]
+    removed = ("rows removed: cards already known", candidate.get("n_removed_known"))
+    rows += [(*removed, champion.get("n_removed_known"))]
     days = candidate.get("days") or ["?"]
     out = ["## Metrics", "", f"Evaluation window {days[0]} to {days[-1]} ({len(days)} days).", ""]
     out += _table(("metric", "candidate", "champion"), rows)
@@ -107,6 +109,26 @@ def _evidence_section(evidence: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _features_section(features: Mapping[str, Any] | None) -> list[str]:
+    """Whether the rows' feature windows were whole (``mlops.training.settled``)."""
+    if not features:
+        return []
+    if features["settled"]:
+        line = (
+            f"Settled: every row is on or after {features['first_settled_day']}, so its "
+            f"{features['lookback_days']}-day windows start after the history start "
+            f"{features['history_start']}."
+        )
+    else:
+        spans = ", ".join(f"{k} {a} to {b}" for k, (a, b) in features["unsettled"].items())
+        line = (
+            f"**UNSETTLED**: {spans} use windows truncated at the history start "
+            f"{features['history_start']}; the first settled day is "
+            f"{features['first_settled_day']}. Served features will not look like these."
+        )
+    return ["## Features", "", line, ""]
+
+
 def render_model_card(decision: GateDecision, metadata: Mapping[str, Any] | None = None) -> str:
     """Markdown: the decision and its reasons first, then the model, metrics and evidence.
 
@@ -122,6 +144,7 @@ def render_model_card(decision: GateDecision, metadata: Mapping[str, Any] | None
         rows = [(key, _plain(meta[key])) for key in sorted(meta)]
         out += _table(("field", "value"), rows)
     evidence = decision.evidence
+    out += _features_section(evidence.get("features"))
     out += _metrics_section(evidence) + _evidence_section(evidence)
     policy = [(key, _plain(value)) for key, value in sorted(evidence["policy"].items())]
     out += ["## Policy", ""] + _table(("setting", "value"), policy)

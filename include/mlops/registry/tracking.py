@@ -248,6 +248,7 @@ def log_training_run(
     decision: GateVerdict | None = None,
     experiment: str = EXPERIMENT,
     artifact_location: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> LoggedRun:
     """Log one training as the only run under ``context.run_key`` (see the module doc).
 
@@ -261,7 +262,7 @@ def log_training_run(
     tags |= {"mlops.family": family, "mlops.feature_service": context.feature_service}
     tags |= {"mlops.code_version": context.code_version or code_version()}
     tags |= {"airflow.dag_id": context.dag_id, "airflow.run_id": context.airflow_run_id}
-    tags |= {"airflow.logical_date": day}
+    tags |= {"airflow.logical_date": day, **(extra_tags or {})}
     run_params = {"family": family, "seed": seed, **window}
     run_params |= {f"hp.{key}": value for key, value in sorted(params.items())}
     with tracking_scope(tracking_uri) as client:

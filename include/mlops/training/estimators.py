@@ -8,8 +8,8 @@ drops everything else. The model therefore cannot see TRANSACTION_ID, the keys o
 even when a caller passes them, which is what the gate's invariance check verifies, and a
 serving frame may carry extra columns in any order.
 
-Class imbalance (about 1 % fraud with the defaults) is handled with class weights, the same
-way in the three families: ``class_weight="balanced"`` weighs each class by
+Class imbalance (about 1 % fraud with the defaults) can be handled with class weights, the
+same way in the three families (the prequential selection keeps them for HGB only, below): ``class_weight="balanced"`` weighs each class by
 ``n / (2 * n_class)``, so the frauds carry as much total weight as the legitimate
 transactions. Without it a logistic regression's loss is dominated by the majority class
 and trees rarely split on the rare positives. scikit-learn 1.9's

@@ -28,12 +28,14 @@ from mlops.schema import partition_name
 from mlops.settings import Settings
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
+from mlops.training.settled import settlement
 from mlops.training.windows import DataWindow, evaluation_window, training_window
 
 log = logging.getLogger(__name__)
 
 TRAINING_TABLE = "training.parquet"
 EVALUATION_TABLE = "evaluation.parquet"
+KNOWN_FRAUDS_TABLE = "known_frauds.parquet"  # mlops.evaluation.history: who is known
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TrainingRequest:
     seed: int = 0
     force_review: bool = False
     reason: str = ""
+    allow_unsettled_features: bool = False  # see mlops.training.settled
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", date.fromisoformat(str(self.as_of)[:10]))
@@ -90,11 +93,13 @@ class TrainingOutcome:
 
 @dataclass(frozen=True)
 class TrainingSets:
-    """Where one run's training and evaluation sets were published, and their sizes."""
+    """Where one run's training and evaluation sets were published, their sizes, and whether
+    their features were settled (``mlops.training.settled``)."""
 
     sets_uri: str
     rows: dict[str, int]
     window: dict[str, Any]
+    features: dict[str, Any]
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,27 +116,50 @@ def publish_training_sets(
     evaluation: Any,
     inputs: dict[str, dict[str, str]],
     options: storage.StorageOptions | None = None,
+    *,
+    known_frauds: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Both frames of one run as one partition; its manifest keeps their input digests."""
+    """The frames of one run as one partition; its manifest keeps their input digests."""
     files = {
         TRAINING_TABLE: storage.parquet_bytes(training),
         EVALUATION_TABLE: storage.parquet_bytes(evaluation),
     }
-    metadata = {
-        "inputs": inputs,
-        "rows": {"training": len(training), "evaluation": len(evaluation)},
-    }
-    return storage.publish_partition(uri, files, metadata, options)
+    rows = {"training": len(training), "evaluation": len(evaluation)}
+    if known_frauds is not None:
+        files[KNOWN_FRAUDS_TABLE] = storage.parquet_bytes(known_frauds)
+        rows["known_frauds"] = len(known_frauds)
+    manifest = {**(metadata or {}), "inputs": inputs, "rows": rows}
+    return storage.publish_partition(uri, files, manifest, options)
 
 
 def build_training_sets(
     settings: Settings, request: TrainingRequest, options: storage.StorageOptions | None = None
 ) -> TrainingSets:
     """Retrieve the training and evaluation sets of the request through the feature store
-    (point in time, as of each transaction) and publish them for the training task."""
+    (point in time, as of each transaction) and publish them for the training task, with
+    the frauds that tell which evaluated cards are already known (training days and gap).
+    Refuses a window with unsettled features unless the request allows it."""
+    from mlops.evaluation.history import history_days, read_known_frauds
     from mlops.training.sets import build_training_set
 
     window = request.window
+    settled = settlement(
+        {
+            "training": (window.train_start, window.train_end),
+            "evaluation": (window.eval_start, window.eval_end),
+        },
+        settings.history_start,
+        request.delay_days,
+        as_of=request.as_of,
+        allow=request.allow_unsettled_features,
+    )
+    known = read_known_frauds(
+        settings.zone("validated"),
+        *history_days(window.train_start, window.eval_start),
+        history_start=settings.history_start,
+        storage_options=options,
+    )
     sets = {
         name: build_training_set(
             settings,
@@ -150,13 +178,16 @@ def build_training_sets(
         uri,
         sets["training"].frame,
         sets["evaluation"].frame,
-        {name: dict(s.inputs) for name, s in sets.items()},
+        {name: dict(s.inputs) for name, s in sets.items()} | {"known_frauds": known.inputs},
         options,
+        known_frauds=known.frame,
+        metadata={"features": settled.to_dict(), "known_frauds": known.to_dict()},
     )
     return TrainingSets(
         sets_uri=uri,
         rows={name: len(s.frame) for name, s in sets.items()},
         window=window.to_params(),
+        features=settled.to_dict(),
     )
 
 
@@ -179,15 +210,18 @@ def train_and_gate(
     manifest = storage.read_manifest(sets_uri, storage_options) or {}
     training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
     evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)
+    # every fraud labelled before the window, not only the training set's (the gap's too)
+    known = storage.read_parquet(storage.join(sets_uri, KNOWN_FRAUDS_TABLE), storage_options)
     model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
     champion_version = aliases.champion_version(tracking_uri)
     champion = None
     if champion_version is not None:
         champion = registry.load_model(tracking_uri, champion_version)
     result = evaluate_against_champion(
-        model, champion, evaluation, training, policy, delay_days=request.delay_days
+        model, champion, evaluation, known, policy, delay_days=request.delay_days
     )
-    decision = _with_request(result.decision, request, champion_version)
+    features = manifest.get("features", {})
+    decision = _with_features(_with_request(result.decision, request, champion_version), features)
     inputs = manifest.get("inputs", {})
     logged = tracking.log_training_run(
         tracking_uri,
@@ -204,6 +238,7 @@ def train_and_gate(
         candidate_metrics=result.candidate.flat(),
         champion_metrics=None if result.champion is None else result.champion.flat(),
         decision=gate_verdict(decision),
+        extra_tags=_feature_tags(features),
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
     moved = aliases.apply_decision(tracking_uri, decision.outcome, version.version)
@@ -254,3 +289,30 @@ def _with_request(
         outcome = "needs_review"
         reasons = (*reasons, "force_review: the run asked for a person to confirm")
     return GateDecision(outcome, reasons, evidence)
+
+
+def _with_features(decision: GateDecision, features: dict[str, Any]) -> GateDecision:
+    """The sets' feature settlement joins the evidence; a run allowed to use unsettled
+    features is never approved without a person (``mlops.training.settled``)."""
+    evidence = {**decision.evidence, "features": features}
+    outcome, reasons = decision.outcome, tuple(decision.reasons)
+    if features and not features.get("settled", True):
+        spans = ", ".join(f"{k} {a}..{b}" for k, (a, b) in features["unsettled"].items())
+        reasons = (
+            *reasons,
+            f"unsettled features: {spans} use windows truncated at MLOPS_HISTORY_START "
+            f"{features['history_start']}; first settled day {features['first_settled_day']}",
+        )
+        if outcome == "approve":
+            outcome = "needs_review"
+    return GateDecision(outcome, reasons, evidence)
+
+
+def _feature_tags(features: dict[str, Any]) -> dict[str, str]:
+    """Searchable run tags, which the decision record and model card list as metadata."""
+    if not features:
+        return {}
+    return {
+        "mlops.features_settled": str(features["settled"]).lower(),
+        "mlops.first_settled_day": features["first_settled_day"],
+    }
