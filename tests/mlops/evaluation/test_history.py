@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.evaluation.compare import evaluate_against_champion
 from mlops.evaluation.history import history_days, read_known_frauds
 from mlops.features.inputs import MissingPartitionError
 from mlops.features.names import FEATURES
-from mlops.gate.decision import GatePolicy
+from mlops.gate.compare import evaluate_against_champion
+from mlops.gate.policy import GatePolicy
 from tests.support.reference_features import publish_validated
 
 TRAIN_START, TRAIN_END = date(2018, 5, 1), date(2018, 5, 8)  # then the gap 05-08..05-14
