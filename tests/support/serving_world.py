@@ -27,7 +27,7 @@ import pandas as pd
 from mlops.features.names import FEATURES, LABEL
 from mlops.features.online import materialize_day
 from mlops.features.store import apply_definitions, feature_store
-from mlops.registry.versions import MODEL_NAME
+from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.live import registry_client
 from mlops.settings import Settings
 from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
@@ -77,23 +77,15 @@ def register_model(tracking_uri: str, root: Path, *, seed: int, max_iter: int = 
     frame = offline_rows(root, *TRAIN)
     model = HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
     model.fit(frame[list(FEATURES)], frame[LABEL])
-    client = registry_client(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED,
-                pip_requirements=["scikit-learn"],
-            )
+    with tracking_scope(tracking_uri), mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED,
+            pip_requirements=["scikit-learn"],
+        )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-    del client
     return str(version.version)
 
 

@@ -57,7 +57,11 @@ class RolloutState:
         if self.strategy not in STRATEGIES:
             raise RolloutError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         share = self.canary_share
-        if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share):
+        if (
+            isinstance(share, bool)
+            or not isinstance(share, int | float)
+            or not math.isfinite(share)
+        ):
             raise RolloutError(f"canary_share must be a finite number, got {share!r}")
         if not 0.0 <= share <= 1.0:
             raise RolloutError(f"canary_share must be in [0, 1], got {share}")

@@ -22,6 +22,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -135,45 +136,91 @@ def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, se
         metrics.latency.labels(variant, versions[variant]).observe(seconds)
 
 
-def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) -> FastAPI:
-    """The service; models load and the poller starts when the app starts (lifespan)."""
-    metrics = service_metrics()
-    PredictRequest = predict_request(config.max_batch)  # noqa: N806 (a class)
+def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list[OnlineFeatures]:
+    """The online features of each transaction; 409 for features that cannot be valid for
+    the transaction's time, 503 when the online store is down."""
+    looked_up = []
+    for tx in txs:
+        moment = {"TX_DATETIME": tx.tx_datetime, "TX_AMOUNT": tx.tx_amount}
+        try:
+            found = online_features(store, tx.customer_id, tx.terminal_id, moment)
+        except StaleSnapshotError as err:
+            metrics.stale_features.inc()
+            raise HTTPException(409, f"transaction {tx.transaction_id}: {err}") from err
+        except OnlineStoreUnavailable as err:
+            raise HTTPException(503, str(err)) from err
+        for entity, status in found.status.items():
+            if status == "missing":
+                metrics.unknown_entities.labels(entity).inc()
+        looked_up.append(found)
+    return looked_up
 
-    def reloaded(serving: ServingModels) -> None:
-        metrics.reloads.inc()
-        for labels in state.pop("loaded", ()):
-            metrics.loaded.remove(*labels)
-        state["loaded"] = list(serving.live.versions().items())
-        for variant, version in state["loaded"]:
-            metrics.loaded.labels(variant, version).set(1)
 
-    def failed(_: BaseException) -> None:
-        metrics.reload_errors.inc()
+def _warm_up(store: Any) -> None:
+    """One lookup before the service says it is ready: the first imports Feast's online
+    path and reads its registry (seconds), which no client request should pay for."""
+    tx = {"TX_DATETIME": datetime(2000, 1, 2), "TX_AMOUNT": 1.0}
+    try:
+        online_features(store, 0, 0, tx)
+    except StaleSnapshotError:
+        pass  # a row newer than the made-up time: the path is warm all the same
 
-    holder = ModelHolder(
-        settings.mlflow_tracking_uri, config.model_name, on_reload=reloaded, on_error=failed
-    )
-    state: dict[str, Any] = {"store": store}
+
+def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
+    metrics.reloads.inc()
+    for labels in state["loaded"]:
+        metrics.loaded.remove(*labels)
+    state["loaded"] = list(serving.live.versions().items())
+    for variant, version in state["loaded"]:
+        metrics.loaded.labels(variant, version).set(1)
+
+
+def _lifespan(
+    settings: Settings,
+    config: ServingConfig,
+    holder: ModelHolder,
+    metrics: ServiceMetrics,
+    state: dict[str, Any],
+) -> Any:
+    """Start-up (online store warm, log writer, first registry read, poller) and shutdown
+    (poller stopped, log flushed)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from mlops.features.store import feature_store
 
         state["store"] = state["store"] or feature_store(settings)
+        _warm_up(state["store"])
         sink = prediction_sink(settings.data_root, settings.prediction_log_url)
         state["log"] = BackgroundLog(
             sink, flush_s=config.log_flush_s, on_drop=metrics.log_dropped.inc
         )
         try:
             holder.refresh()
-        except Exception as err:  # not ready yet; the poller keeps trying
+        except Exception:  # not ready yet; the poller keeps trying
             log.exception("first registry read failed")
-            failed(err)
+            metrics.reload_errors.inc()
         holder.start(config.poll_s)
         yield
         holder.stop()
         state["log"].close()
+
+    return lifespan
+
+
+def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) -> FastAPI:
+    """The service; models load and the poller starts when the app starts (lifespan)."""
+    metrics = service_metrics()
+    PredictRequest = predict_request(config.max_batch)  # noqa: N806 (a class)
+
+    state: dict[str, Any] = {"store": store, "loaded": []}
+    holder = ModelHolder(
+        settings.mlflow_tracking_uri,
+        config.model_name,
+        on_reload=partial(_reloaded, metrics, state),
+        on_error=lambda _: metrics.reload_errors.inc(),
+    )
+    lifespan = _lifespan(settings, config, holder, metrics, state)
 
     app = FastAPI(
         title="fraud model service",
@@ -198,24 +245,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         if not serving.ready:
             raise HTTPException(503, "no champion loaded yet")
         txs: list[Transaction] = body.transactions
-        looked_up = []
-        for tx in txs:
-            try:
-                found = online_features(
-                    state["store"],
-                    tx.customer_id,
-                    tx.terminal_id,
-                    {"TX_DATETIME": tx.tx_datetime, "TX_AMOUNT": tx.tx_amount},
-                )
-            except StaleSnapshotError as err:
-                metrics.stale_features.inc()
-                raise HTTPException(409, f"transaction {tx.transaction_id}: {err}") from err
-            except OnlineStoreUnavailable as err:
-                raise HTTPException(503, str(err)) from err
-            for entity, status in found.status.items():
-                if status == "missing":
-                    metrics.unknown_entities.labels(entity).inc()
-            looked_up.append(found)
+        looked_up = _lookup(state["store"], txs, metrics)
         frame = pd.DataFrame([f.features for f in looked_up], columns=list(FEATURES))
         scores = score_rows(serving, [tx.customer_id for tx in txs], frame)
         seconds = time.perf_counter() - began
@@ -257,11 +287,11 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
 
 def main() -> None:
     """Entry point of ``make serve`` and the ``model-service`` container."""
+    import uvicorn
+
     from mlops.serving.config import load_serving_config
     from mlops.serving.startup import cap_native_threads, skip_mlflow_header_plugins
     from mlops.settings import load_settings
-
-    import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     skip_mlflow_header_plugins()

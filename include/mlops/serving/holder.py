@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 EMPTY = ServingModels(LiveVariants(None, None, NO_ROLLOUT), {})
 
 
+def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
+    """Load a version and score one row with it, so the first request does not pay for
+    scikit-learn's lazy set-up (and a model that cannot score never enters a snapshot)."""
+    import pandas as pd
+
+    from mlops.features.names import FEATURES
+
+    model = load_version(tracking_uri, model_name, version)
+    model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+    return model
+
+
 class ModelHolder:
     """The current ``ServingModels`` of ``model_name``, refreshed by ``refresh`` or a poller."""
 
@@ -34,7 +46,7 @@ class ModelHolder:
         tracking_uri: str,
         model_name: str,
         *,
-        loader: Callable[[str, str, str], Any] = load_version,
+        loader: Callable[[str, str, str], Any] = load_warm,
         on_reload: Callable[[ServingModels], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:

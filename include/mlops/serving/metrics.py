@@ -39,9 +39,7 @@ def service_metrics() -> ServiceMetrics:
     kw = {"registry": registry}
     return ServiceMetrics(
         registry=registry,
-        requests=Counter(
-            "fraud_http_requests", "HTTP requests", ("endpoint", "status"), **kw
-        ),
+        requests=Counter("fraud_http_requests", "HTTP requests", ("endpoint", "status"), **kw),
         errors=Counter(
             "fraud_prediction_errors",
             "predictions that failed, by variant and kind",
@@ -57,8 +55,11 @@ def service_metrics() -> ServiceMetrics:
             **kw,
         ),
         scores=Histogram(
-            "fraud_prediction_score", "scores of every scoring variant", VARIANT,
-            buckets=SCORE_BUCKETS, **kw,
+            "fraud_prediction_score",
+            "scores of every scoring variant",
+            VARIANT,
+            buckets=SCORE_BUCKETS,
+            **kw,
         ),
         unknown_entities=Counter(
             "fraud_unknown_entities",
