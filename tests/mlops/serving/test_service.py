@@ -33,11 +33,11 @@ from tests.support.serving_world import (
 MODEL = "fraud_model"
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float = 60) -> Any:
+def wait_for(check: Callable[[], Any], timeout_s: float = 240) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
-        if value:
+        if value is not None and value is not False:
             return value
         time.sleep(0.2)
     raise AssertionError(f"not true within {timeout_s} s: {check}")
