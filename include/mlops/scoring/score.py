@@ -76,7 +76,8 @@ def score_rows(serving: ServingModels, card_ids: Sequence[int], features: pd.Dat
     """Score ``features`` (the 15 model inputs, one row per card id) with every variant."""
     if not serving.ready:
         raise NoChampionError("no champion is loaded: nothing to score with")
-    frame = features[list(FEATURES)]
+    columns = list(FEATURES)
+    frame = features if list(features.columns) == columns else features[columns]
     champion = _probabilities(serving.models[CHAMPION], frame)
     challenger, error = None, None
     if serving.live.challenger is not None and CHALLENGER in serving.models:

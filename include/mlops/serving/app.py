@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
@@ -246,7 +247,9 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
             raise HTTPException(503, "no champion loaded yet")
         txs: list[Transaction] = body.transactions
         looked_up = _lookup(state["store"], txs, metrics)
-        frame = pd.DataFrame([f.features for f in looked_up], columns=list(FEATURES))
+        # from one float array: a frame built from dicts costs several times more
+        values = [[f.features[name] for name in FEATURES] for f in looked_up]
+        frame = pd.DataFrame(np.array(values, dtype=np.float64), columns=list(FEATURES))
         scores = score_rows(serving, [tx.customer_id for tx in txs], frame)
         seconds = time.perf_counter() - began
         request_id = uuid.uuid4().hex
