@@ -5,7 +5,8 @@ The service (``python -m mlops.serving.app``, uvicorn) runs as a subprocess on t
 eve, one registered HGB as champion. This process sends single-transaction ``/predict``
 requests at a fixed rate (``BENCH_SERVING_RPS``, default 200/s) for ``BENCH_SERVING_S``
 seconds (default 30), open loop: request i is due at t0 + i/rate whatever the earlier ones
-did, from a few client threads with keep-alive connections. Latency is measured from the
+did, from a few client threads with keep-alive connections; then again at ``BENCH_SERVING_LIGHT_RPS``
+(default 40/s), below saturation, to separate the service's latency from queueing. Latency is measured from the
 send to the full response (the lookup of both entities through ``fraud_model_v1``, the
 request-time features, the model, the log submission and HTTP); ``late_ms`` says how far
 behind schedule the client itself fell (a loaded host delays the sender, not only the
@@ -27,6 +28,7 @@ from typing import Any
 
 DURATION_S = float(os.environ.get("BENCH_SERVING_S", "30"))
 RATE = float(os.environ.get("BENCH_SERVING_RPS", "200"))
+LIGHT_RATE = float(os.environ.get("BENCH_SERVING_LIGHT_RPS", "40"))
 CLIENT_THREADS = 8
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -136,6 +138,8 @@ def serve_and_load(env: dict[str, str], bodies: list[dict]) -> dict[str, Any]:
         load(service.url, bodies[:50], 3, 50)  # warm-up, not counted
         figures = load(service.url, bodies, DURATION_S, RATE)
         figures["startup_to_ready_s"] = round(service.started_s, 2)
+        # below saturation: the service's own latency, without queueing behind the target rate
+        figures["at_light_load"] = load(service.url, bodies, DURATION_S, LIGHT_RATE)
     return figures
 
 
