@@ -34,6 +34,7 @@ from tests.support.feature_data import day, offline_rows, publish_all, settings_
 
 SERVED = day(45)  # transactions of this day are served; the store holds the day before
 TRAIN = (day(25), day(40))
+EXPERIMENT = "serving-tests"
 SKOPS_TRUSTED = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
@@ -77,14 +78,25 @@ def register_model(tracking_uri: str, root: Path, *, seed: int, max_iter: int = 
     frame = offline_rows(root, *TRAIN)
     model = HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
     model.fit(frame[list(FEATURES)], frame[LABEL])
-    with tracking_scope(tracking_uri), mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED,
-            pip_requirements=["scikit-learn"],
+    # an experiment of its own with artifacts under the data root: the default experiment of a
+    # SQLite registry keeps them in ./mlruns, the caller's working directory
+    with tracking_scope(tracking_uri) as client:
+        found = client.get_experiment_by_name(EXPERIMENT)
+        experiment = (
+            found.experiment_id
+            if found
+            else client.create_experiment(
+                EXPERIMENT, artifact_location=(root / "mlartifacts").as_uri()
+            )
         )
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED,
+                pip_requirements=["scikit-learn"],
+            )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
     return str(version.version)
 
