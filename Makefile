@@ -31,7 +31,7 @@ export MLOPS_PROFILE ?= local
 export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: help venv demo test lint format bench airflow feast-apply compose-config clean distclean
+.PHONY: help venv demo test lint format bench airflow serve prometheus feast-apply compose-config clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -73,6 +73,13 @@ airflow: venv ## Airflow UI on http://127.0.0.1:8080 (standalone, SQLite, this p
 	@echo "AIRFLOW_HOME=$(AIRFLOW_HOME); the admin password is printed below and kept in"
 	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone  # it starts its components as `airflow ...`
+
+serve: venv ## the model service on http://127.0.0.1:8000 (/docs); settings from MLOPS_* and MLOPS_SERVE_*
+	OMP_NUM_THREADS=1 $(PY) -m mlops.serving.app
+
+prometheus: ## install Debian's prometheus (the /metrics scrape test needs /usr/bin/prometheus)
+	@command -v prometheus >/dev/null || test -x /usr/bin/prometheus || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 
 feast-apply: venv ## apply feature_repo/ to the Feast registry of the current settings (idempotent)
 	$(PY) -m mlops.features.store

@@ -27,6 +27,12 @@ features offline and online.
    the online store (SQLite locally, Redis in production). Exact and idempotent per day; a
    day older than one already online is skipped. Redis unreachable: the task fails naming
    the URL and retries. One at a time across runs (`max_active_tis_per_dag=1`).
+7. **score_transactions**: scores the day's transactions (features from its offline
+   partition, equal to what the online store serves) with the registry's `champion` and,
+   during a rollout, the challenger, through the same router as the model service, and
+   replaces the day's batch partition of the prediction log
+   (`predictions/batch/date=...`, or the PostgreSQL table when `MLOPS_PREDICTION_LOG_URL`
+   is set). No champion yet: the task succeeds, reporting that it skipped and why.
 
 **Produces** the `validated_transactions` asset (event extra: day, rows, bad rows) and the
 `features` asset (event extra: day, feature rows, snapshot rows, online store).
@@ -147,6 +153,18 @@ def transactions_daily():
         }
         return result.to_xcom()
 
+    @task(multiple_outputs=False)
+    def score_transactions(materialized: dict) -> dict:
+        from mlops.features.inputs import MissingPartitionError
+        from mlops.scoring.daily import score_day
+        from mlops.settings import load_settings
+        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
+
+        settings = load_settings()
+        with data_errors_fail_the_task(MissingPartitionError):
+            result = score_day(settings, materialized["day"], task_storage_options(settings))
+        return result.to_xcom()
+
     wait_for_earlier_days = EarlierPartitionsSensor(
         task_id="wait_for_earlier_days",
         validated_uri=validated_uri(),
@@ -157,7 +175,7 @@ def transactions_daily():
     wait_for_landing_partition >> ingested
     features = build_features(validate_partition(ingested))
     wait_for_earlier_days >> features
-    materialize_features(features)
+    score_transactions(materialize_features(features))
 
 
 transactions_daily()

@@ -155,3 +155,15 @@ def bucket(s3_server: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Feature partitions, the SQLite online store as of the served day's eve, and a
+    registry with two model versions and no alias yet (tests.support.serving_world)."""
+    from tests.support.serving_world import build_world, register_model
+
+    world = build_world(tmp_path_factory.mktemp("serving-world"))
+    for seed, max_iter in ((1, 15), (2, 5)):
+        register_model(world.settings.mlflow_tracking_uri, world.root, seed=seed, max_iter=max_iter)
+    return world

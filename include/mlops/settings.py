@@ -69,6 +69,9 @@ class Settings:
     online_store: str | None = None  # sqlite (local) or redis (production)
     feast_registry: str | None = None  # path, s3:// URI or SQLAlchemy URL
     feature_repo: str = str(DEFAULT_FEATURE_REPO)
+    # The prediction log (mlops.scoring.log): a SQLAlchemy URL of a PostgreSQL database, or
+    # None for Parquet partitions under the data root.
+    prediction_log_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -157,4 +160,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         online_store=get(PREFIX + "ONLINE_STORE") or None,
         feast_registry=get(PREFIX + "FEAST_REGISTRY") or None,
         feature_repo=get(PREFIX + "FEATURE_REPO") or str(DEFAULT_FEATURE_REPO),
+        prediction_log_url=get(PREFIX + "PREDICTION_LOG_URL") or None,
     )

@@ -73,6 +73,7 @@ def test_nothing_reads_a_partition_before_its_sensor_has_seen_it_complete():
         "validate_partition": {"ingest_landing_partition"},
         "build_features": {"validate_partition", "wait_for_earlier_days"},
         "materialize_features": {"build_features"},
+        "score_transactions": {"materialize_features"},
     }
 
 
@@ -105,6 +106,8 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     assert served.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1 + int(
         customers["CUSTOMER_ID_PREV_NB_TX_1DAY"].iloc[0]
     )
+    scored = run.get_task_instance("score_transactions").xcom_pull(task_ids="score_transactions")
+    assert scored["status"] == "skipped" and "no champion" in scored["reason"]
 
 
 def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, data_root):

@@ -1,0 +1,293 @@
+"""The prediction log: the one record of what was scored, by which version, and what answered.
+
+One row per scored transaction (``LOG_COLUMNS``): request id, time, card, terminal, the 15
+features, each variant's score and version, the variant that answered and its score, the
+latency. Two writers feed it, in two separate places so that neither can erase the other:
+
+- daily scoring replaces the day's **batch** partition as a whole (``replace_day``): a rerun
+  gives the same rows, and the rollout judgement reads these partitions by data day;
+- the model service **appends** its requests (``append``), through ``BackgroundLog``.
+
+Where: locally, Parquet under ``<data root>/predictions/{batch,service}/date=YYYY-MM-DD/``
+(the day of the transaction, data time, not the wall clock); a batch partition is one
+``data.parquet`` swapped in atomically, a service batch is one ``part-*.parquet`` written to a
+temporary name and renamed. With ``MLOPS_PREDICTION_LOG_URL`` set (the production profile),
+a PostgreSQL table ``prediction_log`` with the same columns, written in one transaction per
+batch (a day's replacement is a DELETE and an INSERT in the same transaction).
+
+**What a crash can lose.** ``BackgroundLog`` keeps rows in memory until its thread writes
+them, at most ``flush_s`` seconds or ``max_batch`` rows later. A killed process loses that
+unflushed queue (at most a second or so of traffic); a clean shutdown (``close``) flushes it.
+A row is never written half: a file or a transaction is whole or absent. When the queue is
+full (the sink is down), new rows are dropped and counted rather than making requests wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any, Protocol
+
+import pandas as pd
+
+from mlops.features.names import FEATURES
+from mlops.io import storage
+from mlops.schema import partition_name
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_ZONE = "predictions"
+SOURCES = ("batch", "service")
+TABLE = "prediction_log"
+DATA_FILE = "data.parquet"
+KEY_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "time",  # service: when the request arrived (UTC); batch: the transaction's time
+    "source",
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+)
+SCORE_COLUMNS: tuple[str, ...] = (
+    "champion_version",
+    "champion_score",
+    "challenger_version",
+    "challenger_score",
+    "variant",  # the variant that answered
+    "model_version",
+    "score",
+    "rollout_strategy",
+    "challenger_error",
+    "customer_status",  # current | quiet | missing (served with default features)
+    "terminal_status",
+    "latency_ms",  # service only: request in to response out
+)
+LOG_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURES, *SCORE_COLUMNS)
+_STRINGS = {"request_id", "source", "champion_version", "challenger_version", "variant"}
+_STRINGS |= {"model_version", "rollout_strategy", "challenger_error"}
+_STRINGS |= {"customer_status", "terminal_status"}
+
+
+def log_frame(records: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Records as a frame of exactly ``LOG_COLUMNS`` with stable types (a missing column or
+    an extra one is an error: the log's schema must not drift silently)."""
+    frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
+    if set(frame.columns) != set(LOG_COLUMNS):
+        missing = sorted(set(LOG_COLUMNS) - set(frame.columns))
+        extra = sorted(set(frame.columns) - set(LOG_COLUMNS))
+        raise ValueError(f"prediction log rows: missing {missing}, unexpected {extra}")
+    frame = frame[list(LOG_COLUMNS)]
+    for name in ("time", "tx_datetime"):
+        frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
+    for name in ("transaction_id", "customer_id", "terminal_id"):
+        frame[name] = frame[name].astype("int64")
+    for name in ("champion_score", "challenger_score", "score", "latency_ms"):
+        frame[name] = frame[name].astype("float64")
+    for name in _STRINGS:
+        frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
+    return frame
+
+
+class PredictionSink(Protocol):
+    """Where log rows go: appended by the service, a day replaced by daily scoring."""
+
+    def append(self, frame: pd.DataFrame) -> None: ...
+
+    def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None: ...
+
+    def read_day(self, source: str, day: date) -> pd.DataFrame: ...
+
+
+class ParquetSink:
+    """Parquet partitions under ``root`` (a folder or an ``s3://`` URI)."""
+
+    def __init__(self, root: str, storage_options: storage.StorageOptions | None = None) -> None:
+        self.root = root
+        self.storage_options = storage_options
+
+    def partition(self, source: str, day: date) -> str:
+        return storage.join(self.root, source, partition_name(day.isoformat()))
+
+    def append(self, frame: pd.DataFrame) -> None:
+        frame = log_frame(frame)
+        for day, rows in frame.groupby(frame["tx_datetime"].dt.date, sort=True):
+            name = f"part-{uuid.uuid4().hex}.parquet"  # unique per batch; order is in the rows
+            uri = storage.join(self.partition("service", day), name)
+            storage.write_bytes_atomic(uri, storage.parquet_bytes(rows), self.storage_options)
+
+    def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None:
+        data = storage.parquet_bytes(log_frame(frame))
+        metadata = {"day": day.isoformat(), "rows": len(frame), "source": source}
+        storage.publish_partition(
+            self.partition(source, day), {DATA_FILE: data}, metadata, self.storage_options
+        )
+
+    def read_day(self, source: str, day: date) -> pd.DataFrame:
+        folder = self.partition(source, day)
+        if not storage.exists(folder, self.storage_options):
+            return log_frame(pd.DataFrame(columns=list(LOG_COLUMNS)))
+        files = [
+            f
+            for f in storage.list_data_files(folder, self.storage_options)
+            if f.endswith(".parquet")
+        ]
+        parts = [storage.read_parquet(f, self.storage_options) for f in sorted(files)]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LOG_COLUMNS)
+        return log_frame(frame)
+
+
+class PostgresSink:
+    """The ``prediction_log`` table of a SQLAlchemy URL (``postgresql+psycopg2://...``)."""
+
+    def __init__(self, url: str, table: str = TABLE) -> None:
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url, pool_pre_ping=True)
+        self.table = _table(table)
+        self.table.metadata.create_all(self.engine, checkfirst=True)
+
+    def append(self, frame: pd.DataFrame) -> None:
+        rows = _rows(log_frame(frame))
+        with self.engine.begin() as connection:
+            connection.execute(self.table.insert(), rows)
+
+    def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None:
+        from sqlalchemy import and_, func
+
+        rows = _rows(log_frame(frame))
+        column = self.table.c
+        with self.engine.begin() as connection:
+            connection.execute(
+                self.table.delete().where(
+                    and_(column.source == source, func.date(column.tx_datetime) == day)
+                )
+            )
+            if rows:
+                connection.execute(self.table.insert(), rows)
+
+    def read_day(self, source: str, day: date) -> pd.DataFrame:
+        from sqlalchemy import and_, func, select
+
+        column = self.table.c
+        query = select(self.table).where(
+            and_(column.source == source, func.date(column.tx_datetime) == day)
+        )
+        with self.engine.connect() as connection:
+            frame = pd.read_sql(query.order_by(column.transaction_id), connection)
+        return log_frame(frame)
+
+
+def _table(name: str) -> Any:
+    from sqlalchemy import BigInteger, Column, DateTime, Float, Index, MetaData, String, Table
+
+    types = {n: BigInteger for n in ("transaction_id", "customer_id", "terminal_id")}
+    types |= {n: DateTime for n in ("time", "tx_datetime")}
+    types |= {n: String for n in _STRINGS}
+    columns = [Column(n, types.get(n, Float), nullable=True) for n in LOG_COLUMNS]
+    table = Table(name, MetaData(), *columns)
+    Index(f"{name}_source_day", table.c.source, table.c.tx_datetime)
+    return table
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = frame.astype(object).where(frame.notna(), None)
+    rows = clean.to_dict("records")
+    for row in rows:
+        for name in ("time", "tx_datetime"):
+            row[name] = row[name].to_pydatetime() if row[name] is not None else None
+    return rows
+
+
+def prediction_sink(
+    data_root: str,
+    log_url: str | None = None,
+    storage_options: storage.StorageOptions | None = None,
+) -> PredictionSink:
+    """PostgreSQL when ``log_url`` is set (production), else Parquet under the data root."""
+    if log_url:
+        return PostgresSink(log_url)
+    return ParquetSink(storage.join(data_root, PREDICTIONS_ZONE), storage_options)
+
+
+class BackgroundLog:
+    """Appends rows to a sink from one background thread, in batches; ``submit`` never waits.
+
+    See the module doc for what a crash loses. ``on_drop(n)`` is told about rows dropped
+    because the queue was full, ``on_error(exc)`` about a batch the sink refused (the batch
+    is dropped: retrying it forever would grow memory without bound)."""
+
+    def __init__(
+        self,
+        sink: PredictionSink,
+        *,
+        max_batch: int = 1000,
+        flush_s: float = 1.0,
+        max_queue: int = 100_000,
+        on_drop: Callable[[int], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.max_batch = max_batch
+        self.flush_s = flush_s
+        self.on_drop = on_drop or (lambda n: None)
+        self.on_error = on_error or (lambda exc: None)
+        self.written = 0
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[dict[str, Any]]) -> None:
+        for dropped, record in enumerate(records):
+            try:
+                self._queue.put_nowait(record)
+            except queue.Full:
+                self.on_drop(len(records) - dropped)
+                return
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[dict[str, Any]] = []
+            deadline = time.monotonic() + self.flush_s
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self.sink.append(pd.DataFrame(batch))
+            self.written += len(batch)
+        except Exception as err:  # the service must keep serving while the log is down
+            log.exception("prediction log: a batch of %d rows was not written", len(batch))
+            self.on_error(err)
+
+
+__all__ = [
+    "LOG_COLUMNS",
+    "PREDICTIONS_ZONE",
+    "BackgroundLog",
+    "ParquetSink",
+    "PostgresSink",
+    "PredictionSink",
+    "log_frame",
+    "prediction_sink",
+]

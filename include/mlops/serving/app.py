@@ -1,0 +1,309 @@
+"""The model service: FastAPI over the registry's champion (and challenger), Feast and the log.
+
+``POST /predict`` takes one to ``MLOPS_SERVE_MAX_BATCH`` transactions; for each it reads the
+card's and the terminal's snapshots through the ``fraud_model_v1`` feature service, adds the
+transaction (``mlops.features.serving``), scores with every variant in traffic and answers
+with the variant the router picks for the card (``mlops.rollout.state.route``). An unknown
+card or terminal is served with the **default features** of an empty history (the card's
+windows hold only this transaction, the terminal's counts and risks are 0), flagged
+``missing`` in ``features_status`` and counted in ``fraud_unknown_entities_total``. A stored
+row that cannot be valid for the transaction's day (the store is behind, or the time is
+before the latest snapshot) is refused with 409 naming it, since its features would skew.
+
+``GET /health`` is 200 once a champion is loaded, 503 before. ``GET /metrics`` is the
+Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered
+transaction goes to the prediction log from a background thread (``mlops.scoring.log``).
+
+Run it with ``make serve`` (``python -m mlops.serving.app``): settings from ``MLOPS_*``.
+"""
+
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mlops.features.names import FEATURES
+from mlops.features.online import OnlineFeatures, OnlineStoreUnavailable, online_features
+from mlops.features.serving import StaleSnapshotError
+from mlops.rollout.state import CHALLENGER
+from mlops.scoring.log import BackgroundLog, prediction_sink
+from mlops.scoring.score import Scores, ServingModels, score_rows
+from mlops.serving.config import ServingConfig
+from mlops.serving.holder import ModelHolder
+from mlops.serving.metrics import ServiceMetrics, service_metrics
+from mlops.serving.schema import Health, PredictResponse, Transaction, predict_request
+from mlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _CountRequests:
+    """Pure ASGI middleware counting responses by endpoint and status (cheaper than
+    Starlette's ``BaseHTTPMiddleware``, which copies every body through a stream)."""
+
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = scope["path"] if scope["path"] in _ENDPOINTS else "other"
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+
+
+_ENDPOINTS = ("/predict", "/health", "/metrics", "/docs", "/openapi.json")
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+def _records(
+    request_id: str,
+    txs: list[Transaction],
+    looked_up: list[OnlineFeatures],
+    scores: Scores,
+    serving: ServingModels,
+    latency_ms: float,
+) -> list[dict[str, Any]]:
+    versions = serving.live.versions()
+    # a live answer's own time, recorded, never used to decide anything
+    now = datetime.now(UTC).replace(tzinfo=None)  # noqa: TID251
+    rows = []
+    for i, (tx, online) in enumerate(zip(txs, looked_up, strict=True)):
+        challenger = None if scores.challenger is None else float(scores.challenger[i])
+        rows.append(
+            {
+                "request_id": request_id,
+                "time": now,
+                "source": "service",
+                "transaction_id": tx.transaction_id,
+                "tx_datetime": tx.tx_datetime,
+                "customer_id": tx.customer_id,
+                "terminal_id": tx.terminal_id,
+                **online.features,
+                "champion_version": versions["champion"],
+                "champion_score": float(scores.champion[i]),
+                "challenger_version": versions.get(CHALLENGER),
+                "challenger_score": challenger,
+                "variant": scores.variant[i],
+                "model_version": versions[scores.variant[i]],
+                "score": float(scores.score[i]),
+                "rollout_strategy": serving.live.rollout.strategy,
+                "challenger_error": scores.challenger_error,
+                "customer_status": online.status["customer"],
+                "terminal_status": online.status["terminal"],
+                "latency_ms": latency_ms,
+            }
+        )
+    return rows
+
+
+def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, seconds: float):
+    versions = serving.live.versions()
+    champion = versions["champion"]
+    for value in scores.champion:
+        metrics.scores.labels("champion", champion).observe(value)
+    if scores.challenger is not None:
+        challenger = versions[CHALLENGER]
+        for value in scores.challenger[scores.challenger == scores.challenger]:  # not NaN
+            metrics.scores.labels(CHALLENGER, challenger).observe(value)
+        if scores.challenger_error:
+            kind = "raised" if "raised" in scores.challenger_error else "invalid_scores"
+            metrics.errors.labels(CHALLENGER, challenger, kind).inc(len(scores.challenger))
+    for variant in scores.variant:
+        metrics.predictions.labels(variant, versions[variant]).inc()
+        metrics.latency.labels(variant, versions[variant]).observe(seconds)
+
+
+def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list[OnlineFeatures]:
+    """The online features of each transaction; 409 for features that cannot be valid for
+    the transaction's time, 503 when the online store is down."""
+    looked_up = []
+    for tx in txs:
+        moment = {"TX_DATETIME": tx.tx_datetime, "TX_AMOUNT": tx.tx_amount}
+        try:
+            found = online_features(store, tx.customer_id, tx.terminal_id, moment)
+        except StaleSnapshotError as err:
+            metrics.stale_features.inc()
+            raise HTTPException(409, f"transaction {tx.transaction_id}: {err}") from err
+        except OnlineStoreUnavailable as err:
+            raise HTTPException(503, str(err)) from err
+        for entity, status in found.status.items():
+            if status == "missing":
+                metrics.unknown_entities.labels(entity).inc()
+        looked_up.append(found)
+    return looked_up
+
+
+def _warm_up(store: Any) -> None:
+    """One lookup before the service says it is ready: the first imports Feast's online
+    path and reads its registry (seconds), which no client request should pay for."""
+    tx = {"TX_DATETIME": datetime(2000, 1, 2), "TX_AMOUNT": 1.0}
+    try:
+        online_features(store, 0, 0, tx)
+    except StaleSnapshotError:
+        pass  # a row newer than the made-up time: the path is warm all the same
+
+
+def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
+    metrics.reloads.inc()
+    for labels in state["loaded"]:
+        metrics.loaded.remove(*labels)
+    state["loaded"] = list(serving.live.versions().items())
+    for variant, version in state["loaded"]:
+        metrics.loaded.labels(variant, version).set(1)
+
+
+def _lifespan(
+    settings: Settings,
+    config: ServingConfig,
+    holder: ModelHolder,
+    metrics: ServiceMetrics,
+    state: dict[str, Any],
+) -> Any:
+    """Start-up (online store warm, log writer, first registry read, poller) and shutdown
+    (poller stopped, log flushed)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from mlops.features.store import feature_store
+
+        state["store"] = state["store"] or feature_store(settings)
+        _warm_up(state["store"])
+        sink = prediction_sink(settings.data_root, settings.prediction_log_url)
+        state["log"] = BackgroundLog(
+            sink, flush_s=config.log_flush_s, on_drop=metrics.log_dropped.inc
+        )
+        try:
+            holder.refresh()
+        except Exception:  # not ready yet; the poller keeps trying
+            log.exception("first registry read failed")
+            metrics.reload_errors.inc()
+        holder.start(config.poll_s)
+        yield
+        holder.stop()
+        state["log"].close()
+
+    return lifespan
+
+
+def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) -> FastAPI:
+    """The service; models load and the poller starts when the app starts (lifespan)."""
+    metrics = service_metrics()
+    PredictRequest = predict_request(config.max_batch)  # noqa: N806 (a class)
+
+    state: dict[str, Any] = {"store": store, "loaded": []}
+    holder = ModelHolder(
+        settings.mlflow_tracking_uri,
+        config.model_name,
+        on_reload=partial(_reloaded, metrics, state),
+        on_error=lambda _: metrics.reload_errors.inc(),
+    )
+    lifespan = _lifespan(settings, config, holder, metrics, state)
+
+    app = FastAPI(
+        title="fraud model service",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.holder, app.state.metrics = holder, metrics
+    app.add_middleware(_CountRequests, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        fields = sorted({_field(tuple(e["loc"])) for e in errors})
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return JSONResponse({"detail": detail, "fields": fields}, status_code=422)
+
+    @app.post("/predict", response_model=PredictResponse, responses={409: {}, 503: {}})
+    def predict(body: PredictRequest) -> PredictResponse:
+        began = time.perf_counter()
+        serving = holder.current  # one snapshot for the whole request
+        if not serving.ready:
+            raise HTTPException(503, "no champion loaded yet")
+        txs: list[Transaction] = body.transactions
+        looked_up = _lookup(state["store"], txs, metrics)
+        # from one float array: a frame built from dicts costs several times more
+        values = [[f.features[name] for name in FEATURES] for f in looked_up]
+        frame = pd.DataFrame(np.array(values, dtype=np.float64), columns=list(FEATURES))
+        scores = score_rows(serving, [tx.customer_id for tx in txs], frame)
+        seconds = time.perf_counter() - began
+        request_id = uuid.uuid4().hex
+        _observe(metrics, serving, scores, seconds)
+        state["log"].submit(_records(request_id, txs, looked_up, scores, serving, seconds * 1e3))
+        versions = serving.live.versions()
+        return PredictResponse(
+            request_id=request_id,
+            predictions=[
+                {
+                    "transaction_id": tx.transaction_id,
+                    "score": float(scores.score[i]),
+                    "variant": scores.variant[i],
+                    "model_version": versions[scores.variant[i]],
+                    "features_status": looked_up[i].status,
+                }
+                for i, tx in enumerate(txs)
+            ],
+        )
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
+    def health() -> JSONResponse:
+        live = holder.current.live
+        body = Health(
+            ready=holder.current.ready,
+            champion=live.champion,
+            challenger=live.challenger,
+            rollout=live.rollout.to_dict(),
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    @app.get("/metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def main() -> None:
+    """Entry point of ``make serve`` and the ``model-service`` container."""
+    import uvicorn
+
+    from mlops.serving.config import load_serving_config
+    from mlops.serving.startup import cap_native_threads, skip_mlflow_header_plugins
+    from mlops.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    skip_mlflow_header_plugins()
+    config = load_serving_config()
+    cap_native_threads(config.threads)
+    app = create_app(load_settings(), config)
+    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

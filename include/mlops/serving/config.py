@@ -1,0 +1,60 @@
+"""The model service's own knobs, from ``MLOPS_SERVE_*`` environment variables.
+
+The data root, MLflow and the online store come from ``mlops.settings``; these only say how
+the service runs. Read by the entry point, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlops.settings import PREFIX, ConfigError
+
+SERVE = PREFIX + "SERVE_"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model_name: str = "fraud_model"
+    poll_s: float = 5.0  # how often the registry is asked whether aliases or rollout moved
+    max_batch: int = 100  # transactions per /predict request
+    log_flush_s: float = 1.0
+    threads: int = 1  # OpenMP threads for the models
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"{SERVE}PORT must be a TCP port, got {self.port}")
+        if self.poll_s <= 0 or self.log_flush_s <= 0:
+            raise ConfigError(f"{SERVE}POLL_S and {SERVE}LOG_FLUSH_S must be > 0")
+        if not 1 <= self.max_batch <= 10_000:
+            raise ConfigError(f"{SERVE}MAX_BATCH must be in [1, 10000], got {self.max_batch}")
+        if self.threads < 1:
+            raise ConfigError(f"{SERVE}THREADS must be >= 1, got {self.threads}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
+    raw = env.get(SERVE + name)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{SERVE}{name} must be a {kind.__name__}, got {raw!r}") from None
+
+
+def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
+    env = os.environ if env is None else env
+    d = ServingConfig()
+    return ServingConfig(
+        host=env.get(SERVE + "HOST") or d.host,
+        port=int(_number(env, "PORT", d.port, int)),
+        model_name=env.get(SERVE + "MODEL_NAME") or d.model_name,
+        poll_s=_number(env, "POLL_S", d.poll_s, float),
+        max_batch=int(_number(env, "MAX_BATCH", d.max_batch, int)),
+        log_flush_s=_number(env, "LOG_FLUSH_S", d.log_flush_s, float),
+        threads=int(_number(env, "THREADS", d.threads, int)),
+    )

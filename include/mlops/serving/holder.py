@@ -1,0 +1,107 @@
+"""What the service serves, kept current from the registry without a restart.
+
+A background thread asks the registry every ``poll_s`` seconds for the champion alias and the
+rollout tag (one call, ~3 ms). When they changed, the versions not yet in memory are loaded
+and a new frozen ``ServingModels`` replaces the old one in a single assignment: a request
+reads ``holder.current`` once and works with that snapshot to the end, so it never mixes the
+old champion with the new rollout. Versions already loaded are reused (a promotion moves the
+challenger's model to the champion's slot without loading it again). A failed poll or load
+keeps serving the last good snapshot and is counted; the service only becomes ready once a
+champion is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
+from mlops.rollout.state import NO_ROLLOUT
+from mlops.scoring.score import ServingModels
+
+log = logging.getLogger(__name__)
+
+EMPTY = ServingModels(LiveVariants(None, None, NO_ROLLOUT), {})
+
+
+def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
+    """Load a version and score one row with it, so the first request does not pay for
+    scikit-learn's lazy set-up (and a model that cannot score never enters a snapshot)."""
+    import pandas as pd
+
+    from mlops.features.names import FEATURES
+
+    model = load_version(tracking_uri, model_name, version)
+    model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+    return model
+
+
+class ModelHolder:
+    """The current ``ServingModels`` of ``model_name``, refreshed by ``refresh`` or a poller."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        *,
+        loader: Callable[[str, str, str], Any] = load_warm,
+        on_reload: Callable[[ServingModels], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.current: ServingModels = EMPTY
+        self._loader = loader
+        self._on_reload = on_reload or (lambda serving: None)
+        self._on_error = on_error or (lambda exc: None)
+        self._client: Any = None
+        self._by_version: dict[str, Any] = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Read the registry; swap in new models when something moved. True when swapped."""
+        with self._refresh_lock:
+            if self._client is None:
+                self._client = registry_client(self.tracking_uri)
+            live = live_variants(self._client, self.model_name)
+            if live == self.current.live and (live.champion is None or self.current.ready):
+                return False
+            wanted = live.versions()
+            loaded = {
+                version: self._by_version.get(version)
+                or self._loader(self.tracking_uri, self.model_name, version)
+                for version in wanted.values()
+            }
+            self._by_version = loaded  # versions no longer live are released
+            serving = ServingModels(live, {v: loaded[version] for v, version in wanted.items()})
+            self.current = serving  # the atomic swap
+        log.info("serving %s", {**wanted, "rollout": live.rollout.to_dict()})
+        self._on_reload(serving)
+        return True
+
+    def _poll(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                self.refresh()
+            except Exception as err:  # keep the last good models; the next poll retries
+                log.exception("registry poll failed; still serving %s", self.current.live)
+                self._on_error(err)
+
+    def start(self, every_s: float) -> None:
+        """Poll the registry every ``every_s`` seconds in a daemon thread."""
+        self._thread = threading.Thread(
+            target=self._poll, args=(every_s,), name="registry-poll", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+__all__ = ["EMPTY", "ModelHolder"]
