@@ -23,6 +23,7 @@ DAILY_FEATURES = "features/daily"  # the model's 15 inputs per transaction, one 
 SNAPSHOTS = "features/snapshots"  # day-end snapshots per customer and terminal (Feast sources)
 TRAINING_SETS = "training_sets"  # the training and evaluation sets of each training run
 FEAST = "feast"  # the local Feast registry and SQLite online store
+PREDICTIONS = "predictions"  # the prediction log: {batch,service}/date=YYYY-MM-DD (local)
 
 ZONES: tuple[str, ...] = (
     LANDING,
@@ -36,6 +37,7 @@ ZONES: tuple[str, ...] = (
     SNAPSHOTS,
     TRAINING_SETS,
     FEAST,
+    PREDICTIONS,
 )
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from mlops import zones
 from mlops.features.inputs import DayLike, MissingPartitionError, as_date
 from mlops.features.names import FEATURES
 from mlops.features.offline import DATA_FILE
-from mlops.features.pipeline import FEATURES_ZONE
 from mlops.io import storage
 from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
@@ -99,7 +99,9 @@ def score_day(
     if live.champion is None:
         reason = f"no champion in the registry ({MODEL_NAME}): nothing serves yet, nothing scored"
         return ScoringResult(day.isoformat(), "skipped", reason)
-    uri = storage.join(settings.zone(FEATURES_ZONE), partition_name(day.isoformat()), DATA_FILE)
+    uri = storage.join(
+        settings.zone(zones.DAILY_FEATURES), partition_name(day.isoformat()), DATA_FILE
+    )
     if not storage.exists(uri, storage_options):
         raise MissingPartitionError([day], f"scoring {day} (features: {uri})")
     features = storage.read_parquet(uri, storage_options)

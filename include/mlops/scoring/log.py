@@ -35,13 +35,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from mlops import zones
 from mlops.features.names import FEATURES
 from mlops.io import storage
 from mlops.schema import partition_name
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_ZONE = "predictions"
 SOURCES = ("batch", "service")
 TABLE = "prediction_log"
 DATA_FILE = "data.parquet"
@@ -212,7 +212,7 @@ def prediction_sink(
     """PostgreSQL when ``log_url`` is set (production), else Parquet under the data root."""
     if log_url:
         return PostgresSink(log_url)
-    return ParquetSink(storage.join(data_root, PREDICTIONS_ZONE), storage_options)
+    return ParquetSink(storage.join(data_root, zones.PREDICTIONS), storage_options)
 
 
 class BackgroundLog:
@@ -283,7 +283,6 @@ class BackgroundLog:
 
 __all__ = [
     "LOG_COLUMNS",
-    "PREDICTIONS_ZONE",
     "BackgroundLog",
     "ParquetSink",
     "PostgresSink",

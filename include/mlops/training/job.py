@@ -155,7 +155,7 @@ def build_training_sets(
         allow=request.allow_unsettled_features,
     )
     known = read_known_frauds(
-        settings.zone("validated"),
+        settings.zone(zones.VALIDATED),
         *history_days(window.train_start, window.eval_start),
         history_start=settings.history_start,
         storage_options=options,
