@@ -9,6 +9,7 @@ run. The report (``reports/validation/date=D.json``) and the Data Docs keep the 
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -56,6 +57,31 @@ def validate_partition(
 ) -> PartitionValidation:
     """The validation stage: validate the day's raw partition and publish what passed, what
     did not, the report and the Data Docs, each in its zone under the data root."""
+    with _collector_paused():
+        return _validate_partition(settings, day, storage_options)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off for the stage, back on after it.
+
+    GX allocates tens of thousands of small objects per run (configurations, pydantic
+    models, deep copies), enough to trigger full collections, and each one walks every
+    object of the process (GX, pandas, Airflow): 0.3-0.4 s a day, a fifth of the stage at
+    a million rows. The cycles GX leaves are bounded by one run and freed at the end.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _validate_partition(
+    settings: Settings, day: str, storage_options: storage.StorageOptions | None
+) -> PartitionValidation:
     raw_uri, validated_uri = settings.zone(RAW), settings.zone(VALIDATED)
     quarantine_uri, reports_uri = settings.zone(QUARANTINE), settings.zone(VALIDATION_REPORTS)
     docs_uri, rules = settings.zone(VALIDATION_DOCS), settings.validation

@@ -258,7 +258,8 @@ def _run_suite(data: pd.DataFrame, suite: Any) -> ExpectationSuiteValidationResu
         result_format={"result_format": "BOOLEAN_ONLY"},
         batch_parameters={"dataframe": data},
     )
-    return validator.validate_expectation_suite(suite)
+    with pd.option_context("mode.copy_on_write", True):
+        return validator.validate_expectation_suite(suite)
 
 
 def _read_verdicts(result: ExpectationSuiteValidationResult) -> _Verdicts:
