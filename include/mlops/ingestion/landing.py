@@ -195,14 +195,23 @@ def read_raw_partition(
     raw_partition_uri: str, storage_options: storage.StorageOptions | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The normalised rows and the unparsed lines of a published raw partition."""
+    table, unparsed = read_raw_table(raw_partition_uri, storage_options)
+    return to_frame(table), unparsed
+
+
+def read_raw_table(
+    raw_partition_uri: str, storage_options: storage.StorageOptions | None = None
+) -> tuple[pa.Table, pd.DataFrame]:
+    """The normalised rows as Arrow (to write them back without pandas) and the unparsed
+    lines of a published raw partition."""
     if storage.read_manifest(raw_partition_uri, storage_options) is None:
         raise LandingFileError(f"{raw_partition_uri}: raw partition not published (no manifest)")
     data = storage.read_bytes(storage.join(raw_partition_uri, RAW_TABLE), storage_options)
-    rows = to_frame(pq.read_table(pa.BufferReader(data)))
+    table = pq.read_table(pa.BufferReader(data))
     unparsed = storage.read_parquet(
         storage.join(raw_partition_uri, UNPARSED_TABLE), storage_options
     )
-    return rows, unparsed
+    return table, unparsed
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

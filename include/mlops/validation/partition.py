@@ -21,9 +21,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_partition, table_bytes
+from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_table, table_bytes, to_frame
+from mlops.ingestion.typed_files import ARROW_TYPES
 from mlops.io import storage
-from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW, partition_name
+from mlops.schema import (
+    FAILED_RULES,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    TRANSACTION_DTYPES,
+    partition_name,
+)
 from mlops.settings import Settings
 from mlops.validation.run import validate_transactions
 from mlops.zones import QUARANTINE, RAW, VALIDATED, VALIDATION_DOCS, VALIDATION_REPORTS
@@ -88,7 +95,8 @@ def _validate_partition(
     part = partition_name(day)
     raw_part = storage.join(raw_uri, part)
     raw_manifest = storage.read_manifest(raw_part, storage_options)
-    rows, unparsed = read_raw_partition(raw_part, storage_options)
+    table, unparsed = read_raw_table(raw_part, storage_options)
+    rows = to_frame(table)
     ingest_errors = rows.pop(INGEST_ERROR) if INGEST_ERROR in rows else None
     with _local_docs(docs_uri, storage_options) as docs_dir:
         report = validate_transactions(
@@ -118,7 +126,7 @@ def _validate_partition(
     else:
         storage.publish_partition(
             validated_part,
-            {VALIDATED_TABLE: table_bytes(pa.Table.from_pandas(good, preserve_index=False))},
+            {VALIDATED_TABLE: table_bytes(_validated_table(good, table))},
             metadata={**lineage, "rows": len(good)},
             options=storage_options,
         )
@@ -143,6 +151,18 @@ def _validate_partition(
     return PartitionValidation(
         day, validated_part, quarantine_part, report_uri, total, len(good), len(bad), rule_counts
     )
+
+
+def _validated_table(good: pd.DataFrame, raw: pa.Table) -> pa.Table:
+    """The validated rows as Arrow. When every raw row passed, they are the raw table's own
+    columns (already of the schema's types: no second conversion from pandas)."""
+    typed = all(
+        name in raw.column_names and raw.schema.field(name).type == ARROW_TYPES[dtype]
+        for name, dtype in TRANSACTION_DTYPES.items()
+    )
+    if typed and len(good) == raw.num_rows and set(good.columns) <= set(raw.column_names):
+        return raw.select(list(good.columns))
+    return pa.Table.from_pandas(good, preserve_index=False)
 
 
 def _with_ingest_errors(
