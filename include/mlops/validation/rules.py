@@ -95,6 +95,8 @@ class RowCheck:
 
     def mask(self, values: pd.Series) -> np.ndarray:
         """True where the row breaks the rule; ``values`` is the column."""
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufM":
+            return self._numpy_mask(values)
         present = values.notna().to_numpy(dtype=bool)
         if self.kind == "not_null":
             return ~present
@@ -109,6 +111,32 @@ class RowCheck:
             if self.max_value is not None:
                 inside &= values < self.max_value if self.strict_max else values <= self.max_value
         return present & ~inside.to_numpy(dtype=bool, na_value=True)
+
+    def _numpy_mask(self, values: pd.Series) -> np.ndarray:
+        """``mask`` on a plain numpy column (the schema's dtypes), without pandas' Series
+        arithmetic: an integer column has no nulls, NaN and NaT compare false."""
+        array = values.to_numpy()
+        kind = array.dtype.kind
+        missing = None if kind in "iu" else (np.isnat(array) if kind == "M" else np.isnan(array))
+        if self.kind == "not_null":
+            return np.zeros(len(array), dtype=bool) if missing is None else missing
+        if self.kind == "unique":
+            outside = values.duplicated(keep=False).to_numpy(dtype=bool)
+        elif self.kind == "in_set":
+            outside = ~values.isin(list(self.value_set)).to_numpy(dtype=bool)
+        else:
+            outside = np.zeros(len(array), dtype=bool)
+            if self.min_value is not None:
+                outside |= array < _scalar(self.min_value, kind)
+            if self.max_value is not None:
+                bound = _scalar(self.max_value, kind)
+                outside |= array >= bound if self.strict_max else array > bound
+        return outside if missing is None else outside & ~missing
+
+
+def _scalar(value: Any, kind: str) -> Any:
+    """A bound in the column's terms: numpy compares datetime64 with datetime64 only."""
+    return np.datetime64(value, "us") if kind == "M" else value
 
 
 def row_checks(rules: ValidationRules, day: date) -> tuple[RowCheck, ...]:

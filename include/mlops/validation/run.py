@@ -119,7 +119,8 @@ def validate_transactions(
     present = [c for c in TRANSACTION_COLUMNS if c in frame.columns]
     copies = extra_copies(frame, present)
     kept = np.flatnonzero(~copies)
-    data = frame.drop(columns=list(LINEAGE_COLUMNS))
+    with pd.option_context("mode.copy_on_write", True):  # a view: never written to
+        data = frame.drop(columns=list(LINEAGE_COLUMNS))
     if copies.any():
         data = data.iloc[kept].reset_index(drop=True)
     checks = row_checks(rules, day)
@@ -258,7 +259,8 @@ def _run_suite(data: pd.DataFrame, suite: Any) -> ExpectationSuiteValidationResu
         result_format={"result_format": "BOOLEAN_ONLY"},
         batch_parameters={"dataframe": data},
     )
-    return validator.validate_expectation_suite(suite)
+    with pd.option_context("mode.copy_on_write", True):
+        return validator.validate_expectation_suite(suite)
 
 
 def _read_verdicts(result: ExpectationSuiteValidationResult) -> _Verdicts:

@@ -234,3 +234,20 @@ def test_report_names_every_file_and_the_duplicates(tmp_path):
     report = json.loads((tmp_path / "reports" / "validation" / f"date={DAY}.json").read_text())
     assert [f.rsplit("/", 1)[-1] for f in report["source_files"]] == ["a.parquet", "b.csv"]
     assert report["duplicate_copies"] == ROWS and result.good == ROWS
+
+
+@pytest.mark.parametrize("bad_rows", [0, 3], ids=["all rows pass", "some rows quarantined"])
+def test_validated_partition_has_the_schema_types_and_lineage(tmp_path, bad_rows):
+    """All rows passing, the validated table is the raw table's columns; otherwise pandas'."""
+    from mlops.schema import TRANSACTION_DTYPES
+
+    frame = edited(TX_AMOUNT=(list(range(bad_rows)), -1.0)) if bad_rows else day_frame(rows=ROWS)
+    land(tmp_path / "landing", DAY, "t.parquet", frame)
+    assert run(tmp_path).good == ROWS - bad_rows
+    validated = pd.read_parquet(tmp_path / "validated" / f"date={DAY}" / "transactions.parquet")
+    expected = {**TRANSACTION_DTYPES, "_source_file": "category", "_source_row": "int64"}
+    assert validated.dtypes.astype(str).to_dict() == expected
+    assert validated["_source_row"].tolist() == list(range(bad_rows + 1, ROWS + 1))
+    kept = frame.iloc[bad_rows:].reset_index(drop=True)
+    assert validated["TRANSACTION_ID"].tolist() == kept["TRANSACTION_ID"].tolist()
+    assert validated["TX_DATETIME"].tolist() == kept["TX_DATETIME"].tolist()

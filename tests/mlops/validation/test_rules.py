@@ -77,3 +77,18 @@ def test_the_extremes_form_passes_a_day_whose_rows_all_pass():
     inside = frame[~check.mask(frame["TX_DATETIME"])].reset_index(drop=True)
     assert all(o.success for o in gx_outcomes(check.expectations(), inside))
     assert not check.mask(inside["TX_DATETIME"]).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numpy_columns_and_nullable_columns_give_the_same_masks(seed):
+    """Plain numpy columns take a vectorised path; pandas' nullable dtypes the generic one."""
+    frame = sample(seed)
+    nullable = {"int64": "Int64", "float64": "Float64", "datetime64[us]": "object"}
+    for check in row_checks(RULES, DAY):
+        column = frame[check.column]
+        if str(column.dtype) not in nullable:
+            continue
+        other = column.astype(nullable[str(column.dtype)])
+        if str(column.dtype) == "datetime64[us]":
+            other = pd.Series(list(column.dt.to_pydatetime()), dtype=object).where(column.notna())
+        assert check.mask(column).tolist() == check.mask(other).tolist(), check
