@@ -149,10 +149,9 @@ def ingest_partition(
         except LandingFileError as err:
             problems.append(err)
     raw_files = {f"landing-{_basename(uri)}": data for uri, data in contents.items()}
-    lineage = {
-        "day": day,
-        "landing": {uri: storage.sha256(data) for uri, data in contents.items()},
-    }
+    landing = {uri: storage.sha256(data) for uri, data in contents.items()}
+    digests = {f"landing-{_basename(uri)}": digest for uri, digest in landing.items()}
+    lineage = {"day": day, "landing": landing}
     if problems:
         rules = sorted({err.rule for err in problems})
         reasons = {"day": day, "rule": rules[0], "rules": rules, "errors": list(map(str, problems))}
@@ -161,6 +160,7 @@ def ingest_partition(
             {**raw_files, "reasons.json": storage.json_bytes(reasons)},
             metadata={**lineage, "batch_failed": True, "rules": rules},
             options=storage_options,
+            digests=digests,
         )
         message = "; ".join(map(str, problems))
         raise LandingFileError(f"{message} (file copied to quarantine; landing kept)", rules[0])
@@ -182,6 +182,7 @@ def ingest_partition(
             FILE_ROWS: file_rows,
         },
         options=storage_options,
+        digests=digests,
     )
     return IngestResult(day, raw_part, table.num_rows, len(unparsed), tuple(uris))
 

@@ -143,16 +143,22 @@ def publish_partition(
     files: Mapping[str, bytes],
     metadata: Mapping[str, Any] | None = None,
     options: StorageOptions | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Replace the partition at ``uri`` with ``files`` plus a manifest, atomically.
+
+    ``digests`` gives the SHA-256 of files the caller has hashed already (a landing file
+    is hashed for the lineage too; a second pass over its bytes would cost as much again).
 
     Locally the whole folder is built under a hidden name and swapped in with renames.
     On S3 the data objects are written first and the manifest last; objects of an older
     version that the new one does not have are removed after the manifest is in place.
     """
+    known = digests or {}
     manifest = {
         "files": {
-            name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()
+            name: {"sha256": known.get(name) or sha256(data), "bytes": len(data)}
+            for name, data in files.items()
         },
         **dict(metadata or {}),
     }

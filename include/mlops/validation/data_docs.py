@@ -24,12 +24,17 @@ import os
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
+from mlops.validation.suite import BATCH, RULE, SCOPE
+
 if TYPE_CHECKING:
     import great_expectations as gx
+    import numpy as np
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
     )
     from great_expectations.core.run_identifier import RunIdentifier
+
+    from mlops.validation.rules import RowCheck
 
 SITE_NAME = "transactions"
 INDEX_DAYS = 90
@@ -47,14 +52,17 @@ def run_identifier(day: date) -> RunIdentifier:
 
 
 def publish_data_docs(
-    result: ExpectationSuiteValidationResult,
+    result_json: dict[str, Any],
     suite: gx.ExpectationSuite,
     *,
     day: date,
     data_docs_dir: str,
 ) -> str:
-    """Store ``result`` under the site folder and render its page and the index.
+    """Store the result (``result.to_json_dict()``) under the site folder and render its
+    page and the index.
 
+    The result comes as its JSON dict, the form the report keeps too: converting a result
+    walks every expectation's configuration and outcome, and is done once per run.
     Returns the path of ``index.html``. Concurrent runs of different days write different
     result files; the index written last lists every result stored at that moment (GX skips,
     with a warning, a result file it cannot read yet).
@@ -75,9 +83,46 @@ def publish_data_docs(
         run_id=run_identifier(day),
         batch_identifier=f"{BATCH_PREFIX}-{day.isoformat()}",
     )
-    context.validation_results_store.set(key, result)
+    # The store serialises what ``to_json_dict`` gives: hand it the dict made already.
+    context.validation_results_store.set(key, _JsonResult(result_json))
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key])
     return os.path.join(root, "index.html")
+
+
+def add_mask_counts(
+    result: ExpectationSuiteValidationResult,
+    masks: dict[RowCheck, np.ndarray | None],
+    n_rows: int,
+) -> None:
+    """Give the Data Docs the counts of the row checks GX ran in BOOLEAN_ONLY (the masks are
+    checked against GX's verdicts in ``run``, and against GX's own counts in the tests)."""
+    by_key = {(c.rule, c.column): m for c, m in masks.items() if m is not None}
+    for outcome in result.results:
+        meta = outcome.expectation_config.meta or {}
+        column = outcome.expectation_config.kwargs.get("column")
+        mask = by_key.get((meta.get(RULE), column))
+        if meta.get(SCOPE) == BATCH or mask is None or "observed_value" in outcome.result:
+            continue
+        if outcome.expectation_config.type.startswith("expect_column_m"):  # min/max
+            continue
+        count = int(mask.sum())
+        outcome.result.update(
+            {
+                "element_count": n_rows,
+                "unexpected_count": count,
+                "unexpected_percent": 100.0 * count / n_rows if n_rows else 0.0,
+            }
+        )
+
+
+class _JsonResult:
+    """A validation result already converted to its JSON dict, as the store takes it."""
+
+    def __init__(self, json_dict: dict[str, Any]) -> None:
+        self._json_dict = json_dict
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self._json_dict
 
 
 def _context(root: str) -> Any:

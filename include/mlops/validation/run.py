@@ -35,8 +35,8 @@ from mlops.schema import (
     TRANSACTION_DTYPES,
 )
 from mlops.settings import ValidationRules
-from mlops.validation.data_docs import publish_data_docs, run_identifier
-from mlops.validation.duplicates import DUPLICATE_COPY, extra_copies
+from mlops.validation.data_docs import add_mask_counts, publish_data_docs, run_identifier
+from mlops.validation.duplicates import DUPLICATE_COPY, ID_COLUMN, find_duplicates
 from mlops.validation.messages import batch_failure_detail, first_rows, one_line, schema_drift
 from mlops.validation.rules import RowCheck, row_checks
 from mlops.validation.suite import (
@@ -117,14 +117,16 @@ def validate_transactions(
     frame = df if _is_positional(df.index) else df.reset_index(drop=True)
     started = perf_counter()
     present = [c for c in TRANSACTION_COLUMNS if c in frame.columns]
-    copies = extra_copies(frame, present)
+    duplicates = find_duplicates(frame, present)
+    copies = duplicates.copies
     kept = np.flatnonzero(~copies)
     with pd.option_context("mode.copy_on_write", True):  # a view: never written to
         data = frame.drop(columns=list(LINEAGE_COLUMNS))
     if copies.any():
         data = data.iloc[kept].reset_index(drop=True)
     checks = row_checks(rules, day)
-    masks = {check: _mask(check, data) for check in checks}
+    conflicting = duplicates.conflicting[kept] if copies.any() else duplicates.conflicting
+    masks = {check: _mask(check, data, conflicting) for check in checks}
     timings = {"row_masks": perf_counter() - started}
 
     suite = build_suite(rules, day)
@@ -156,19 +158,19 @@ def validate_transactions(
     timings["split"] = perf_counter() - started
 
     files = source_files or sorted(str(f) for f in frame[SOURCE_FILE].dropna().unique())
-    _add_mask_counts(result, masks, len(data))
+    add_mask_counts(result, masks, len(data))
     result.meta["run_id"] = run_identifier(day)
     # Data Docs title a validation page with the batch's asset name: name the landing files.
     result.meta["batch_spec"] = {
         **result.meta.get("batch_spec", {}),
         "data_asset_name": ", ".join(files) or f"transactions {day.isoformat()}",
     }
+    gx_result = result.to_json_dict()  # once: for the report and the Data Docs store
     docs_index = None
     if data_docs_dir is not None:
         started = perf_counter()
-        docs_index = publish_data_docs(result, suite, day=day, data_docs_dir=data_docs_dir)
+        docs_index = publish_data_docs(gx_result, suite, day=day, data_docs_dir=data_docs_dir)
         timings["data_docs"] = perf_counter() - started
-    gx_result = result.to_json_dict()
     missing, extra = schema_drift(data.columns)
     summary = {
         "day": day.isoformat(),
@@ -212,11 +214,14 @@ def _is_positional(index: pd.Index) -> bool:
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
-def _mask(check: RowCheck, data: pd.DataFrame) -> np.ndarray | None:
+def _mask(check: RowCheck, data: pd.DataFrame, conflicting: np.ndarray) -> np.ndarray | None:
     """The check's mask, or None when its column is missing or not comparable (the schema
-    rules then fail the day)."""
+    rules then fail the day). The ids' uniqueness is the duplicate analysis' ``conflicting``
+    (same rows, without a second pass over the ids)."""
     if check.column not in data.columns:
         return None
+    if check.kind == "unique" and check.column == ID_COLUMN:
+        return conflicting
     try:
         return check.mask(data[check.column])
     except (TypeError, ValueError):
@@ -372,29 +377,3 @@ def _split(frame: pd.DataFrame, labels: np.ndarray) -> tuple[pd.DataFrame, pd.Da
         good = good.reindex(columns=list(OUTPUT_COLUMNS))
     retype = {c: t for c, t in TRANSACTION_DTYPES.items() if str(good[c].dtype) != t}
     return (good.astype(retype) if retype else good), bad
-
-
-def _add_mask_counts(
-    result: ExpectationSuiteValidationResult,
-    masks: dict[RowCheck, np.ndarray | None],
-    n_rows: int,
-) -> None:
-    """Give the Data Docs the counts of the row checks GX ran in BOOLEAN_ONLY (the masks are
-    checked against GX's verdicts above, and against GX's own counts in the tests)."""
-    by_key = {(c.rule, c.column): m for c, m in masks.items() if m is not None}
-    for outcome in result.results:
-        meta = outcome.expectation_config.meta or {}
-        column = outcome.expectation_config.kwargs.get("column")
-        mask = by_key.get((meta.get(RULE), column))
-        if meta.get(SCOPE) == BATCH or mask is None or "observed_value" in outcome.result:
-            continue
-        if outcome.expectation_config.type.startswith("expect_column_m"):  # min/max
-            continue
-        count = int(mask.sum())
-        outcome.result.update(
-            {
-                "element_count": n_rows,
-                "unexpected_count": count,
-                "unexpected_percent": 100.0 * count / n_rows if n_rows else 0.0,
-            }
-        )

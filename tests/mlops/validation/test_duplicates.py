@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlops.schema import FAILED_RULES, SOURCE_FILE, SOURCE_ROW
 from mlops.settings import ValidationRules
+from mlops.validation.duplicates import find_duplicates
 from mlops.validation.run import validate_transactions
 from tests.support.landing_files import day_frame
 
@@ -106,3 +108,20 @@ def test_rows_without_an_id_are_not_duplicates(copies):
         ("a.csv", 4): "transaction_id_not_null",
         **{("a.csv", 90 + i): "duplicate_copy" for i in range(copies)},
     }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_conflicting_rows_are_the_ids_left_repeated_once_exact_copies_are_set_aside(seed):
+    """The uniqueness rule's mask comes from the duplicate analysis, not a second pass."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 40, 200).astype(float)
+    ids[rng.random(200) < 0.1] = np.nan
+    frame = pd.DataFrame(
+        {"TRANSACTION_ID": pd.array(ids, dtype="Int64"), "TX_AMOUNT": rng.integers(0, 2, 200)}
+    )
+    found = find_duplicates(frame, ["TRANSACTION_ID", "TX_AMOUNT"])
+    left = frame["TRANSACTION_ID"][~found.copies]
+    expected = left.duplicated(keep=False) & left.notna()
+    assert found.copies.any()
+    assert found.conflicting.any()
+    assert found.conflicting[~found.copies].tolist() == expected.tolist()
