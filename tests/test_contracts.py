@@ -91,6 +91,11 @@ def test_every_contract_is_tested() -> None:
     assert {c["id"] for c in contracts()} == set(VIOLATIONS)
 
 
+# serving and training are also independent layers of `stages`: the explicit contract says
+# the rule by name, the layers say it among the others
+ALSO_BROKEN = {"serving-no-training": {"stages"}}
+
+
 def test_each_contract_fails_on_its_own_violation(tmp_path: Path) -> None:
     copy_tree(tmp_path)
     for path, text, _ in VIOLATIONS.values():
@@ -114,7 +119,8 @@ def test_each_contract_fails_on_its_own_violation(tmp_path: Path) -> None:
         assert named in found[cid], f"{cid}: {named!r} not in\n{found[cid]}"
     for cid, (path, _, _) in VIOLATIONS.items():  # and breaks no other contract
         module = Path(path).stem
-        assert [other for other, text in found.items() if module in text] == [cid]
+        broken = {other for other, text in found.items() if module in text}
+        assert broken == {cid} | ALSO_BROKEN.get(cid, set())
 
 
 RUFF_PROBES = {

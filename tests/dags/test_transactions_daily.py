@@ -203,13 +203,16 @@ def test_a_run_without_logical_date_processes_the_day_param(airflow_db, simulate
 
 @pytest.mark.integration
 def test_s3_data_root_through_the_airflow_aws_connection(
-    airflow_db, simulated, s3_server, bucket, redis_db, aws_connection, monkeypatch
+    airflow_db, simulated, s3_server, bucket, redis_db, aws_connection, monkeypatch, tmp_path
 ):
     """The production shape: data, features and the Feast registry on S3, Redis online."""
     from mlops.io import storage
 
     root = f"s3://{bucket}/data"
     monkeypatch.setenv("MLOPS_DATA_ROOT", root)
+    # a SQLite registry cannot live on S3: the default under the data root would be a
+    # relative folder named "s3:" (score_transactions reads the registry)
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setenv("MLOPS_S3_ENDPOINT_URL", s3_server)
     monkeypatch.setenv("MLOPS_ONLINE_STORE", "redis")
     monkeypatch.setenv("MLOPS_REDIS_URL", redis_db)

@@ -186,11 +186,11 @@ def test_soft_fail_skips_instead_of_failing_on_every_path(tmp_path):
             task_id="wait", landing_uri=str(tmp_path), soft_fail=True, **kwargs
         )
 
-    with pytest.raises(AirflowSkipException):
+    with pytest.raises(AirflowSkipException, match="timed out"):
         sensor(deferrable=False, poke_interval=0, timeout=0).execute(context())
     with pytest.raises(AirflowSkipException, match="did not appear"):
         sensor(timeout=5).execute_complete(
             context(), event=None, deadline="2018-01-01T00:00:00+00:00"
         )
-    with pytest.raises(AirflowSkipException):
+    with pytest.raises(AirflowSkipException, match="soft_fail"):
         sensor(timeout=5).resume_execution("__fail__", {"error": "Trigger timeout"}, context())

@@ -212,14 +212,14 @@ def test_an_empty_file_beside_a_good_one_is_named_as_such(tmp_path):
     landing = tmp_path / "landing"
     land(landing, DAY, "a.parquet", day_frame(rows=ROWS).assign(TX_FRAUD=7))
     empty = land(landing, DAY, "b.csv", (HEADER + "\n").encode())
-    with pytest.raises(ValidationFailed) as err:
+    with pytest.raises(ValidationFailed, match="no rows") as err:
         run(tmp_path)
     assert f"{landing}/date={DAY}/a.parquet, {empty} (no rows): " in str(err.value)
 
 
 def test_a_file_of_only_garbage_lines_is_named(tmp_path):
     path = land(tmp_path / "landing", DAY, "t.csv", (HEADER + "\n" + "x\n" * 3).encode())
-    with pytest.raises(ValidationFailed) as err:
+    with pytest.raises(ValidationFailed, match="failed") as err:
         run(tmp_path)
     message = str(err.value)
     assert message.startswith(f"{path} (no rows): 3 of 3 rows (100.0%) failed")
