@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,21 +113,9 @@ def redis_settings(world: Any, url: str) -> dict[str, str] | None:
         redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
     except Exception:  # no Redis: the SQLite figures stand alone
         return None
-    from mlops.features.online import materialize_day
-    from mlops.features.store import apply_definitions, feature_store
-    from mlops.settings import load_settings
-    from tests.support.serving_world import SERVED
+    from tests.support.serving_world import with_redis_online_store
 
-    env = {
-        **world.env,
-        "MLOPS_ONLINE_STORE": "redis",
-        "MLOPS_REDIS_URL": url,
-        "MLOPS_FEAST_REGISTRY": str(world.root / "feast-redis" / "registry.db"),
-    }
-    settings = load_settings(env)
-    apply_definitions(settings)
-    materialize_day(settings, SERVED - timedelta(days=1), store=feature_store(settings))
-    return env
+    return with_redis_online_store(world, url)
 
 
 def serve_and_load(env: dict[str, str], bodies: list[dict]) -> dict[str, Any]:

@@ -64,6 +64,23 @@ def build_world(root: Path, **env: str) -> World:
     return World(root, settings, full)
 
 
+def with_redis_online_store(world: World, redis_url: str) -> dict[str, str]:
+    """The world's environment with Redis as the online store (its own Feast registry),
+    holding the same day as the SQLite store."""
+    from mlops.settings import load_settings
+
+    env = {
+        **world.env,
+        "MLOPS_ONLINE_STORE": "redis",
+        "MLOPS_REDIS_URL": redis_url,
+        "MLOPS_FEAST_REGISTRY": str(world.root / "feast-redis" / "registry.db"),
+    }
+    settings = load_settings(env)
+    apply_definitions(settings)
+    materialize_day(settings, SERVED - timedelta(days=1), store=feature_store(settings))
+    return env
+
+
 def served_transactions(root: Path, on: date = SERVED) -> pd.DataFrame:
     """The offline feature rows of ``on``: the transactions a service answers that day."""
     return offline_rows(root, on, on + timedelta(days=1)).reset_index(drop=True)

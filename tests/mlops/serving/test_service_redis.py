@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 import pytest
 
 from mlops.features.names import FEATURES
-from mlops.features.online import materialize_day
-from mlops.features.store import apply_definitions, feature_store
 from mlops.rollout.live import load_version, registry_client
 from mlops.rollout.state import clear_rollout
-from mlops.settings import load_settings
 from tests.support.serving_world import (
-    SERVED,
     ServiceProcess,
     request_body,
     served_transactions,
     set_alias,
+    with_redis_online_store,
 )
 
 pytestmark = pytest.mark.integration
 
 
 def test_predictions_through_the_redis_online_store(serving_world, redis_db):
-    env = {
-        **serving_world.env,
-        "MLOPS_ONLINE_STORE": "redis",
-        "MLOPS_REDIS_URL": redis_db,
-        "MLOPS_FEAST_REGISTRY": str(serving_world.root / "feast-redis" / "registry.db"),
-    }
-    settings = load_settings(env)
-    apply_definitions(settings)
-    materialize_day(settings, SERVED - timedelta(days=1), store=feature_store(settings))
+    env = with_redis_online_store(serving_world, redis_db)
     uri = serving_world.settings.mlflow_tracking_uri
     set_alias(uri, "champion", "1")
     clear_rollout(registry_client(uri), "fraud_model")
