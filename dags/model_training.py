@@ -134,10 +134,13 @@ def model_training():
         return outcome["outcome"] == "approve"
 
     @task(outlets=[CANDIDATE_MODEL])
-    def announce_candidate(outcome: dict, *, outlet_events=None) -> None:
-        outlet_events[CANDIDATE_MODEL].extra = {
+    def announce_candidate(outcome: dict, **context) -> None:
+        from mlops_airflow.context import as_of_day
+
+        context["outlet_events"][CANDIDATE_MODEL].extra = {
             "model_version": outcome["model_version"],
             "run_id": outcome["run_id"],
+            "day": as_of_day(context).isoformat(),  # the data day model_deployment starts at
         }
 
     outcome = train_and_gate(build_training_sets())

@@ -167,3 +167,12 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for seed, max_iter in ((1, 15), (2, 5)):
         register_model(world.settings.mlflow_tracking_uri, world.root, seed=seed, max_iter=max_iter)
     return world
+
+
+@pytest.fixture(scope="session")
+def deployment_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Partitions of 50 days and a registry of good, garbage and broken versions
+    (tests.support.deployment_world); every test resets the aliases it needs."""
+    from tests.support.deployment_world import build_deployment_world
+
+    return build_deployment_world(tmp_path_factory.mktemp("deployment-world"))

@@ -24,6 +24,8 @@ SNAPSHOTS = "features/snapshots"  # day-end snapshots per customer and terminal 
 TRAINING_SETS = "training_sets"  # the training and evaluation sets of each training run
 FEAST = "feast"  # the local Feast registry and SQLite online store
 PREDICTIONS = "predictions"  # the prediction log: {batch,service}/date=YYYY-MM-DD (local)
+DEPLOYMENT_HISTORY = "deployments/history"  # one JSON record per alias move, append-only
+DEPLOYMENT_REPORTS = "reports/deployments"  # the evidence of each rollout judgement
 
 ZONES: tuple[str, ...] = (
     LANDING,
@@ -38,6 +40,8 @@ ZONES: tuple[str, ...] = (
     TRAINING_SETS,
     FEAST,
     PREDICTIONS,
+    DEPLOYMENT_HISTORY,
+    DEPLOYMENT_REPORTS,
 )
 
 

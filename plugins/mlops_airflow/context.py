@@ -92,3 +92,62 @@ def training_request(params: Any, day: date, settings: Any) -> Any:
         reason=params["reason"] or "",
         allow_unsettled_features=bool(params.get("allow_unsettled_features", False)),
     )
+
+
+def wall_clock() -> str:
+    """Now, for the audit trail of a record (never for the data's own time)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _event_extra(context: Any) -> dict[str, Any]:
+    """The extra of the newest asset event that triggered the run ({} for other runs)."""
+    events = context.get("triggering_asset_events") or {}
+    newest: dict[str, Any] = {}
+    for asset_events in events.values():
+        for event in asset_events:
+            newest = dict(event.extra or {})
+    return newest
+
+
+def deployment_request(context: Any) -> Any:
+    """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the
+    ``candidate_model`` event's extra (version, day), then the run's own date."""
+    from mlops.deployment.plan import DeploymentRequest
+
+    params = context["params"]
+    extra = _event_extra(context)
+    day = params.get("day") or extra.get("day")
+    version = params.get("version") or extra.get("model_version")
+    return DeploymentRequest(
+        day=date.fromisoformat(str(day)) if day else as_of_day(context),
+        action=params["action"],
+        version=str(version) if version is not None else None,
+        strategy=params["strategy"],
+        canary_share=float(params["canary_share"]),
+        observation_days=int(params["observation_days"]),
+        wait_for_labels=bool(params["wait_for_labels"]),
+        require_approval=bool(params["require_approval"]),
+        reason=params.get("reason") or extra.get("reason") or "",
+        actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
+        run_id=context["run_id"],
+    )
+
+
+def approval_of(ti: Any, task_id: str) -> Any:
+    """The HITL response pushed by an approval task (``mlops.deployment.run.Approval``;
+    empty when nobody was asked)."""
+    from mlops.deployment.run import Approval
+
+    response = ti.xcom_pull(task_ids=task_id)
+    if not response:
+        return Approval()
+    user = response.get("responded_by_user") or {}
+    at = response.get("responded_at")
+    comment = (response.get("params_input") or {}).get("comment")
+    return Approval(
+        by=user.get("name") or user.get("id"),
+        at=at.isoformat() if hasattr(at, "isoformat") else at,
+        comment=comment,
+    )

@@ -197,3 +197,26 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
             partition_day(context), settings.label_delay_days, settings.history_start
         )
         return [marker_uri(self.validated_uri, day.isoformat()) for day in days]
+
+
+class ObservedDaysSensor(PartitionMarkersSensor):
+    """Wait, deferred, until a rollout's observed data days are scored (and, to judge on
+    matured labels, until the data clock reaches the day their labels are known).
+
+    :param plan_task_id: the task whose XCom is the deployment plan (its days).
+    """
+
+    what = "observed days of the rollout"
+    remedy = "run transactions_daily for those days (it scores them), then clear this task"
+
+    def __init__(self, *, plan_task_id: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
+
+    def markers(self, context: Context) -> list[str]:
+        from mlops.deployment.plan import DeploymentPlan
+        from mlops.deployment.run import observation_markers
+        from mlops.settings import load_settings
+
+        plan = DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+        return observation_markers(load_settings(), plan)

@@ -120,6 +120,23 @@ def promote_challenger(
         return _done(client, model_name, "promote", f"champion -> v{before.challenger}", before)
 
 
+def withdraw_challenger(
+    tracking_uri: str, model_name: str = MODEL_NAME, *, expected_version: str | int
+) -> AliasUpdate:
+    """A challenger that failed its rollout: the alias is removed and the version tagged
+    ``mlops.rolled_back``; the champion is not touched. A no-op when the challenger is
+    already another version (or none)."""
+    expected = str(expected_version)
+    with tracking_scope(tracking_uri) as client:
+        before = _state(client, model_name)
+        if before.challenger != expected:
+            reason = f"challenger is {before.challenger}, not v{expected}: nothing to withdraw"
+            return _skip("withdraw", reason, before)
+        client.set_model_version_tag(model_name, expected, TAG_ROLLED_BACK, "true")
+        client.delete_registered_model_alias(model_name, "challenger")
+        return _done(client, model_name, "withdraw", f"challenger v{expected} withdrawn", before)
+
+
 def rollback(
     tracking_uri: str, model_name: str = MODEL_NAME, *, expected_champion: str | int | None = None
 ) -> AliasUpdate:

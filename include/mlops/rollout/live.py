@@ -28,6 +28,7 @@ class LiveVariants:
     champion: str | None
     challenger: str | None
     rollout: RolloutState
+    previous: str | None = None  # not served; kept warm for an instant rollback
 
     def versions(self) -> dict[str, str]:
         found = {"champion": self.champion, "challenger": self.challenger}
@@ -40,12 +41,13 @@ def variants_from(aliases: dict[str, Any], tags: dict[str, str]) -> LiveVariants
     A rollout whose challenger is already the champion (promoted, tag not yet cleared) or
     that is not active routes everything to the champion."""
     champion = str(aliases["champion"]) if "champion" in aliases else None
+    previous = str(aliases["previous"]) if "previous" in aliases else None
     rollout = rollout_from_tags(tags)
     if not rollout.active:
-        return LiveVariants(champion, None, rollout)
+        return LiveVariants(champion, None, rollout, previous)
     if champion is None or rollout.challenger_version == champion:
-        return LiveVariants(champion, None, NO_ROLLOUT)
-    return LiveVariants(champion, rollout.challenger_version, rollout)
+        return LiveVariants(champion, None, NO_ROLLOUT, previous)
+    return LiveVariants(champion, rollout.challenger_version, rollout, previous)
 
 
 def live_variants(client: Any, model_name: str) -> LiveVariants:

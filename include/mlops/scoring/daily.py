@@ -24,7 +24,7 @@ from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
 from mlops.rollout.state import CHALLENGER
 from mlops.schema import partition_name
-from mlops.scoring.log import log_frame, prediction_sink
+from mlops.scoring.log import ParquetSink, log_frame, prediction_sink
 from mlops.scoring.score import ServingModels, score_rows
 from mlops.settings import Settings
 
@@ -109,6 +109,10 @@ def score_day(
     rows = scored_log_rows(serving, features)
     sink = prediction_sink(settings.data_root, settings.prediction_log_url, storage_options)
     sink.replace_day("batch", day, rows)
+    if settings.prediction_log_url:  # a table has no partition marker: publish one beside it
+        marker = ParquetSink(settings.zone(zones.PREDICTIONS)).partition("batch", day)
+        metadata = {"day": day.isoformat(), "rows": len(rows), "sink": "postgresql"}
+        storage.publish_partition(marker, {}, metadata, storage_options)
     return ScoringResult(
         day=day.isoformat(),
         status="scored",

@@ -7,7 +7,8 @@ reads ``holder.current`` once and works with that snapshot to the end, so it nev
 old champion with the new rollout. Versions already loaded are reused (a promotion moves the
 challenger's model to the champion's slot without loading it again). A failed poll or load
 keeps serving the last good snapshot and is counted; the service only becomes ready once a
-champion is loaded.
+champion is loaded. The ``previous`` version stays loaded too (blue-green): a rollback then
+swaps it back in without a load.
 """
 
 from __future__ import annotations
@@ -71,17 +72,26 @@ class ModelHolder:
             if live == self.current.live and (live.champion is None or self.current.ready):
                 return False
             wanted = live.versions()
-            loaded = {
-                version: self._by_version.get(version)
-                or self._loader(self.tracking_uri, self.model_name, version)
-                for version in wanted.values()
-            }
-            self._by_version = loaded  # versions no longer live are released
+            loaded = {version: self._load(version) for version in wanted.values()}
+            if live.previous and live.previous not in loaded:
+                try:
+                    loaded[live.previous] = self._load(live.previous)
+                except Exception:  # a spare that cannot load must not stop serving
+                    log.exception("previous v%s not kept warm", live.previous)
+            self._by_version = loaded  # versions no longer live (nor previous) are released
             serving = ServingModels(live, {v: loaded[version] for v, version in wanted.items()})
             self.current = serving  # the atomic swap
         log.info("serving %s", {**wanted, "rollout": live.rollout.to_dict()})
         self._on_reload(serving)
         return True
+
+    def _load(self, version: str) -> Any:
+        cached = self._by_version.get(version)
+        return (
+            cached
+            if cached is not None
+            else self._loader(self.tracking_uri, self.model_name, version)
+        )
 
     def _poll(self, every_s: float) -> None:
         while not self._stop.wait(every_s):

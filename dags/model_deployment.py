@@ -1,0 +1,203 @@
+"""### model_deployment
+
+Carries a model version the gate approved into traffic, watches it on real data days, then
+promotes it or rolls it back; every alias move goes into the deployment history.
+
+1. **plan_deployment**: the request comes from the `candidate_model` asset event (version and
+   the data day it was trained as of) or from the Params of a manual run. A first model
+   (no champion yet) goes `direct`; a version that is already champion is left alone.
+2. **approve_rollout** (when `require_approval`): Airflow's human-in-the-loop approval,
+   answerable in the UI or with `PATCH .../taskInstances/approve_rollout/-1/hitlDetails`;
+   the responder and time go into the history. Reject (or no answer in 2 days) ends the run.
+3. **start_rollout**: `direct` moves `champion` now (the old one becomes `previous`, kept warm
+   by the model service: blue-green). `shadow`/`canary` make the version the `challenger`
+   and write the rollout (strategy, share, start day) into the registered model's tag; the
+   service and daily scoring route by it from then on.
+4. **wait_for_observed_days**: a deferrable sensor over the prediction log's batch partitions
+   of data days D+1..D+N (and, to judge on matured labels, the validated partition of
+   D+N+7). Time is data time: a backfill or a simulation advances it, the wall clock never.
+5. **judge_rollout**: challenger errors and latency, score shift against the champion on the
+   same rows, and the gate's paired bootstrap of average precision on matured labels. The
+   evidence goes to `reports/deployments/`.
+6. **finish_rollout**: promote (`champion` moves, the old one becomes `previous`) or roll back
+   (`challenger` alias and rollout cleared; the champion was never touched).
+
+`action=rollback` moves `champion` back to `previous` at once (the monitoring policy's
+probation uses it). History: `mlops.registry.history.served_on(settings, day)` answers which
+version served a day and who approved it. One run at a time. Owner: ml-platform.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, TriggerRule, dag, task
+
+from mlops_airflow.assets import CANDIDATE_MODEL
+from mlops_airflow.parse_time import schedule_start, sensor_poke_s
+from mlops_airflow.sensors import ObservedDaysSensor
+
+
+@dag(
+    schedule=CANDIDATE_MODEL,
+    start_date=schedule_start(),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "deployment", "mlflow"],
+    doc_md=__doc__,
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "action": Param("deploy", type="string", enum=["deploy", "rollback"]),
+        "version": Param(
+            None,
+            type=["null", "string"],
+            pattern="^[0-9]+$",
+            description="Deploy: the model version (default: the candidate_model event's). "
+            "Rollback: the champion found bad (default: the current champion).",
+        ),
+        "strategy": Param("canary", type="string", enum=["canary", "shadow", "direct"]),
+        "canary_share": Param(
+            0.1, type="number", minimum=0.01, maximum=1.0, description="Cards on the challenger."
+        ),
+        "observation_days": Param(7, type="integer", minimum=1, maximum=90),
+        "wait_for_labels": Param(
+            True,
+            type="boolean",
+            description="Judge also on matured labels: wait until the labels of the last "
+            "observed day are known (7 more data days).",
+        ),
+        "require_approval": Param(False, type="boolean", description="Ask a human first."),
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="The data day the deployment happens at (default: the event's day, "
+            "else the run's date).",
+        ),
+        "reason": Param(None, type=["null", "string"], description="Kept in the history."),
+    },
+)
+def model_deployment():
+    @task(multiple_outputs=False)
+    def plan_deployment(**context) -> dict:
+        from mlops.deployment.run import plan
+        from mlops.settings import load_settings
+        from mlops_airflow.context import deployment_request
+
+        settings = load_settings()
+        return plan(settings, deployment_request(context)).to_xcom()
+
+    @task.branch
+    def choose_path(planned: dict) -> list[str]:
+        path = planned["path"]
+        if path == "start" and planned["request"]["require_approval"]:
+            path = "approve"
+        return {
+            "approve": ["describe"],  # then approve_rollout
+            "start": ["no_approval_needed"],
+            "rollback": ["roll_back_champion"],
+            "nothing": [],
+        }[path]
+
+    @task(multiple_outputs=False)
+    def describe(planned: dict) -> str:
+        days = ", ".join(planned["observed_days"]) or "none (direct)"
+        return (
+            f"{planned['why']}. Observed data days: {days}. Reason: {planned['request']['reason']}"
+        )
+
+    no_approval_needed = EmptyOperator(task_id="no_approval_needed")
+
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def start_rollout(planned: dict, **context) -> dict:
+        from mlops.deployment.plan import DeploymentPlan
+        from mlops.deployment.run import start
+        from mlops.settings import load_settings
+        from mlops_airflow.context import approval_of, task_storage_options, wall_clock
+
+        settings = load_settings()
+        step = start(
+            settings,
+            DeploymentPlan.from_xcom(planned),
+            task_storage_options(settings),
+            approval=approval_of(context["ti"], "approve_rollout"),
+            recorded_at=wall_clock(),
+        )
+        return step.to_xcom()
+
+    @task.short_circuit
+    def is_observed(planned: dict) -> bool:
+        return planned["strategy"] != "direct"
+
+    wait_for_observed_days = ObservedDaysSensor(
+        task_id="wait_for_observed_days",
+        plan_task_id="plan_deployment",
+        poke_interval=sensor_poke_s(),
+        timeout=int(timedelta(days=120).total_seconds()),
+    )
+
+    @task(multiple_outputs=False)
+    def judge_rollout(planned: dict) -> dict:
+        from mlops.deployment.plan import DeploymentPlan
+        from mlops.deployment.run import judge_rollout as judge
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options
+
+        settings = load_settings()
+        plan = DeploymentPlan.from_xcom(planned)
+        return judge(settings, plan, task_storage_options(settings)).to_dict()
+
+    @task(multiple_outputs=False)
+    def finish_rollout(planned: dict, judgement: dict) -> dict:
+        from mlops.deployment.judge import Judgement
+        from mlops.deployment.plan import DeploymentPlan
+        from mlops.deployment.run import finish
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options, wall_clock
+
+        settings = load_settings()
+        verdict = Judgement(**{**judgement, "reasons": tuple(judgement["reasons"])})
+        plan = DeploymentPlan.from_xcom(planned)
+        step = finish(
+            settings, plan, verdict, task_storage_options(settings), recorded_at=wall_clock()
+        )
+        return step.to_xcom()
+
+    @task(multiple_outputs=False)
+    def roll_back_champion(planned: dict) -> dict:
+        from mlops.deployment.plan import DeploymentPlan
+        from mlops.deployment.run import roll_back
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options, wall_clock
+
+        settings = load_settings()
+        plan = DeploymentPlan.from_xcom(planned)
+        return roll_back(
+            settings, plan, task_storage_options(settings), recorded_at=wall_clock()
+        ).to_xcom()
+
+    planned = plan_deployment()
+    branch = choose_path(planned)
+    described = describe(planned)
+    approve_rollout = ApprovalOperator(
+        task_id="approve_rollout",
+        subject="Roll out a fraud model version?",
+        body=described,
+        defaults="Reject",
+        response_timeout=timedelta(days=2),
+    )
+    branch >> described >> approve_rollout
+    branch >> no_approval_needed
+    started = start_rollout(planned)
+    [approve_rollout, no_approval_needed] >> started
+    observed = is_observed(planned)
+    started >> observed >> wait_for_observed_days
+    judgement = judge_rollout(planned)
+    wait_for_observed_days >> judgement
+    finish_rollout(planned, judgement)
+    branch >> roll_back_champion(planned)
+
+
+model_deployment()

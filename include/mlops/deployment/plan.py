@@ -1,0 +1,142 @@
+"""What a deployment run will do, decided before anything moves.
+
+A request comes from the ``candidate_model`` asset event (a version the gate approved, and
+the data day it was trained as of) or from a person (the DAG's Params). The plan fixes the
+strategy (a first model, with no champion to compare against, always goes ``direct``), the
+data days the rollout is observed on and the day it is judged: ``D+1 .. D+N`` for a rollout
+started on data day ``D``, judged at ``D+N``, or, when the matured labels are wanted, at
+``D+N+delay`` (the day the labels of ``D+N`` become known). Only data days enter the plan:
+a backfill or a simulation advances them exactly as production does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+from mlops.registry.aliases import AliasState
+from mlops.rollout.state import STRATEGIES
+
+ACTIONS = ("deploy", "rollback")
+PATHS = ("start", "rollback", "nothing")
+
+
+class DeploymentRequestError(ValueError):
+    """A request that cannot be carried out; the message names the field."""
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    day: date  # the data day the deployment happens at (D)
+    action: str = "deploy"
+    version: str | None = None  # deploy: the version to roll out; rollback: the bad champion
+    strategy: str = "canary"
+    canary_share: float = 0.1
+    observation_days: int = 7
+    wait_for_labels: bool = True
+    require_approval: bool = False
+    reason: str = ""
+    actor: str = "model_deployment"
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise DeploymentRequestError(f"action must be one of {ACTIONS}, got {self.action!r}")
+        if self.strategy not in STRATEGIES:
+            raise DeploymentRequestError(
+                f"strategy must be one of {STRATEGIES}, got {self.strategy!r}"
+            )
+        if self.action == "deploy" and not str(self.version or "").isdigit():
+            raise DeploymentRequestError(f"version must be a version number, got {self.version!r}")
+        share = self.canary_share
+        if not (isinstance(share, int | float) and math.isfinite(share) and 0 < share <= 1):
+            raise DeploymentRequestError(f"canary_share must be in (0, 1], got {share!r}")
+        if not 1 <= self.observation_days <= 90:
+            raise DeploymentRequestError(
+                f"observation_days must be in 1..90, got {self.observation_days}"
+            )
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    request: DeploymentRequest
+    path: str  # start | rollback | nothing
+    strategy: str  # the strategy actually used (a first model goes direct)
+    aliases: AliasState  # as found when planning
+    why: str
+    observed_days: tuple[str, ...] = ()  # D+1 .. D+N
+    judge_day: str | None = None  # the data day the rollout is judged at
+    label_days: tuple[str, ...] = ()  # observed days whose labels are known at judge_day
+
+    @property
+    def observes(self) -> bool:
+        return self.path == "start" and self.strategy != "direct"
+
+    def to_xcom(self) -> dict[str, Any]:
+        request = {**asdict(self.request), "day": self.request.day.isoformat()}
+        return {**asdict(self), "request": request, "aliases": self.aliases.to_dict()}
+
+    @classmethod
+    def from_xcom(cls, data: dict[str, Any]) -> DeploymentPlan:
+        request = dict(data["request"], day=date.fromisoformat(data["request"]["day"]))
+        return cls(
+            **{
+                **data,
+                "request": DeploymentRequest(**request),
+                "aliases": AliasState(**data["aliases"]),
+                "observed_days": tuple(data["observed_days"]),
+                "label_days": tuple(data["label_days"]),
+            }
+        )
+
+
+def _window(request: DeploymentRequest, delay_days: int) -> dict[str, Any]:
+    days = [request.day + timedelta(days=i) for i in range(1, request.observation_days + 1)]
+    judge_day = days[-1] + timedelta(days=delay_days if request.wait_for_labels else 0)
+    matured = [d for d in days if d <= judge_day - timedelta(days=delay_days)]
+    return {
+        "observed_days": tuple(d.isoformat() for d in days),
+        "judge_day": judge_day.isoformat(),
+        "label_days": tuple(d.isoformat() for d in matured),
+    }
+
+
+def plan_deployment(
+    request: DeploymentRequest, aliases: AliasState, delay_days: int
+) -> DeploymentPlan:
+    """The plan of ``request`` given the aliases as they are now (pure)."""
+    if request.action == "rollback":
+        if aliases.previous is None:
+            why = "no previous version to roll back to"
+            return DeploymentPlan(request, "nothing", "direct", aliases, why)
+        bad = request.version or aliases.champion
+        if bad is not None and str(bad) != aliases.champion:
+            why = f"champion is v{aliases.champion}, not v{bad}: nothing to roll back"
+            return DeploymentPlan(request, "nothing", "direct", aliases, why)
+        request = replace(request, version=aliases.champion)
+        why = f"roll back v{aliases.champion} to v{aliases.previous}"
+        return DeploymentPlan(request, "rollback", "direct", aliases, why)
+    version = str(request.version)
+    if version == aliases.champion:
+        return DeploymentPlan(request, "nothing", "direct", aliases, f"v{version} is champion")
+    if aliases.champion is None:
+        why = f"first model: v{version} goes direct (no champion to compare against)"
+        return DeploymentPlan(request, "start", "direct", aliases, why)
+    if request.strategy == "direct":
+        why = f"v{version} replaces v{aliases.champion} at once; v{aliases.champion} kept warm"
+        return DeploymentPlan(request, "start", "direct", aliases, why)
+    why = f"{request.strategy} of v{version} against champion v{aliases.champion}"
+    return DeploymentPlan(
+        request, "start", request.strategy, aliases, why, **_window(request, delay_days)
+    )
+
+
+__all__ = [
+    "ACTIONS",
+    "DeploymentPlan",
+    "DeploymentRequest",
+    "DeploymentRequestError",
+    "plan_deployment",
+]

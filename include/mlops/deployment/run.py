@@ -1,0 +1,267 @@
+"""The deployment stage: plan, start a rollout, judge it, promote or roll back; each move
+recorded in the deployment history.
+
+Every entry re-reads the registry and acts only when it still looks as the plan saw it, so an
+Airflow retry after a crash finishes the move instead of doing it twice, and a rollout that
+was replaced meanwhile is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from mlops import zones
+from mlops.deployment.judge import PROMOTE, Judgement, RolloutPolicy, judge
+from mlops.deployment.plan import DeploymentPlan, DeploymentRequest, plan_deployment
+from mlops.features.names import LABEL
+from mlops.io import storage
+from mlops.registry import aliases as moves
+from mlops.registry.history import DeploymentEvent, record_event
+from mlops.registry.versions import MODEL_NAME, tracking_scope
+from mlops.rollout.state import RolloutState, clear_rollout, read_rollout, write_rollout
+from mlops.schema import partition_name
+from mlops.scoring.log import prediction_sink
+from mlops.settings import Settings
+from mlops.validation.partition import VALIDATED_TABLE
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who let the rollout go ahead (a HITL response), if anyone was asked."""
+
+    by: str | None = None
+    at: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentStep:
+    """What one entry did: the alias move, the event recorded, the judgement behind it."""
+
+    action: str
+    version: str | None
+    changed: bool
+    reason: str
+    aliases: dict[str, str | None]
+    event: str | None = None
+    judgement: dict[str, Any] | None = None
+
+    def to_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan(settings: Settings, request: DeploymentRequest) -> DeploymentPlan:
+    state = moves.alias_state(settings.mlflow_tracking_uri)
+    if request.action == "deploy":
+        with tracking_scope(settings.mlflow_tracking_uri) as client:
+            client.get_model_version(MODEL_NAME, str(request.version))  # raises when absent
+    return plan_deployment(request, state, settings.label_delay_days)
+
+
+def _record(
+    settings: Settings,
+    plan: DeploymentPlan,
+    action: str,
+    update: moves.AliasUpdate,
+    options: storage.StorageOptions | None,
+    *,
+    reason: str,
+    approval: Approval = Approval(),
+    evidence: str | None = None,
+    recorded_at: str | None = None,
+) -> str:
+    request = plan.request
+    event = DeploymentEvent(
+        day=request.day.isoformat() if action != "promoted" else str(plan.judge_day),
+        action=action,
+        model_name=MODEL_NAME,
+        version=str(request.version),
+        before=update.before.to_dict(),
+        after=update.after.to_dict(),
+        reason=reason,
+        actor=request.actor,
+        strategy=plan.strategy,
+        approved_by=approval.by,
+        approved_at=approval.at,
+        evidence=evidence,
+        run_id=request.run_id,
+        recorded_at=recorded_at,
+        details={"request_reason": request.reason, "approval_comment": approval.comment},
+    )
+    return record_event(settings, event, options)
+
+
+def start(
+    settings: Settings,
+    plan: DeploymentPlan,
+    options: storage.StorageOptions | None = None,
+    *,
+    approval: Approval = Approval(),
+    recorded_at: str | None = None,
+) -> DeploymentStep:
+    """Direct: the version becomes champion now. Shadow/canary: it becomes the challenger
+    and the rollout tag routes traffic to it from the next scored day on."""
+    uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
+    update = moves.set_challenger(uri, version)
+    if plan.strategy == "direct":
+        update = moves.promote_challenger(uri, expected_version=version)
+        update = moves.AliasUpdate("deploy", True, update.reason, plan.aliases, update.after)
+        action, reason = "deployed", plan.why
+    else:
+        state = RolloutState(
+            strategy=plan.strategy,
+            challenger_version=version,
+            canary_share=plan.request.canary_share if plan.strategy == "canary" else 0.0,
+            start_day=plan.request.day.isoformat(),
+            champion_version=plan.aliases.champion,
+        )
+        with tracking_scope(uri) as client:
+            write_rollout(client, MODEL_NAME, state)
+        action, reason = (
+            "rollout_started",
+            f"{plan.why}, observed on {len(plan.observed_days)} days",
+        )
+    event = _record(
+        settings,
+        plan,
+        action,
+        update,
+        options,
+        reason=reason,
+        approval=approval,
+        recorded_at=recorded_at,
+    )
+    return DeploymentStep(action, version, update.changed, reason, update.after.to_dict(), event)
+
+
+def _labels(settings: Settings, days: list[str], options: storage.StorageOptions | None):
+    parts = []
+    for day in days:
+        uri = storage.join(settings.zone(zones.VALIDATED), partition_name(day), VALIDATED_TABLE)
+        parts.append(storage.read_parquet(uri, options)[["TRANSACTION_ID", LABEL]])
+    if not parts:
+        return pd.DataFrame({"transaction_id": [], LABEL: []}, dtype="int64")
+    return pd.concat(parts, ignore_index=True).rename(columns={"TRANSACTION_ID": "transaction_id"})
+
+
+def observed_rows(
+    settings: Settings, plan: DeploymentPlan, options: storage.StorageOptions | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The logged rows of the observed days scored by the rollout's challenger (batch and
+    service), and those of them whose labels are known at the judgement day."""
+    sink = prediction_sink(settings.data_root, settings.prediction_log_url, options)
+    days = [date.fromisoformat(d) for d in plan.observed_days]
+    frames = [sink.read_day(source, day) for day in days for source in ("batch", "service")]
+    rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    rows = rows.loc[rows["challenger_version"] == str(plan.request.version)]
+    labels = _labels(settings, list(plan.label_days), options)
+    batch = rows.loc[rows["source"] == "batch"]  # the service's rows repeat batch ones
+    labelled = batch.merge(labels, on="transaction_id", how="inner")
+    return rows.reset_index(drop=True), labelled
+
+
+def evidence_uri(settings: Settings, plan: DeploymentPlan) -> str:
+    name = f"{MODEL_NAME}-v{plan.request.version}-{plan.request.day.isoformat()}.json"
+    return storage.join(settings.zone(zones.DEPLOYMENT_REPORTS), name)
+
+
+def judge_rollout(
+    settings: Settings,
+    plan: DeploymentPlan,
+    options: storage.StorageOptions | None = None,
+    policy: RolloutPolicy | None = None,
+) -> Judgement:
+    """Judge the rollout on its observed days; the evidence is written beside the history."""
+    rows, labelled = observed_rows(settings, plan, options)
+    judgement = judge(rows, labelled, policy)
+    evidence = {"plan": plan.to_xcom(), "judgement": judgement.to_dict()}
+    storage.write_json_atomic(evidence_uri(settings, plan), evidence, options)
+    return judgement
+
+
+def finish(
+    settings: Settings,
+    plan: DeploymentPlan,
+    judgement: Judgement,
+    options: storage.StorageOptions | None = None,
+    *,
+    recorded_at: str | None = None,
+) -> DeploymentStep:
+    """Promote (champion moves, the old one becomes ``previous``) or roll back (challenger
+    alias and rollout cleared, champion untouched), as the judgement says."""
+    uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
+    if judgement.verdict == PROMOTE:
+        update = moves.promote_challenger(uri, expected_version=version)
+        action = "promoted"
+    else:
+        update = moves.withdraw_challenger(uri, expected_version=version)
+        action = "rollout_aborted"
+    with tracking_scope(uri) as client:
+        if read_rollout(client, MODEL_NAME).challenger_version == version:
+            clear_rollout(client, MODEL_NAME)
+    reason = "; ".join(judgement.reasons)
+    event = _record(
+        settings,
+        plan,
+        action,
+        update,
+        options,
+        reason=reason,
+        evidence=evidence_uri(settings, plan),
+        recorded_at=recorded_at,
+    )
+    return DeploymentStep(
+        action, version, update.changed, reason, update.after.to_dict(), event, judgement.to_dict()
+    )
+
+
+def roll_back(
+    settings: Settings,
+    plan: DeploymentPlan,
+    options: storage.StorageOptions | None = None,
+    *,
+    recorded_at: str | None = None,
+) -> DeploymentStep:
+    """``previous`` becomes champion again (the bad version is tagged rolled back)."""
+    update = moves.rollback(settings.mlflow_tracking_uri, expected_champion=plan.request.version)
+    reason = plan.request.reason or plan.why
+    event = _record(
+        settings, plan, "rolled_back", update, options, reason=reason, recorded_at=recorded_at
+    )
+    return DeploymentStep(
+        "rolled_back", plan.request.version, update.changed, reason, update.after.to_dict(), event
+    )
+
+
+def observation_markers(settings: Settings, plan: DeploymentPlan) -> list[str]:
+    """The ``_SUCCESS`` markers whose presence means the rollout can be judged: the scored
+    batch partitions of the observed days and, for the labels, the validated partition of
+    the judgement day (the data clock has reached it)."""
+    batch = storage.join(settings.zone(zones.PREDICTIONS), "batch")
+    markers = [
+        storage.join(batch, partition_name(d), storage.SUCCESS_MARKER) for d in plan.observed_days
+    ]
+    if plan.judge_day and plan.judge_day not in plan.observed_days:
+        validated = settings.zone(zones.VALIDATED)
+        markers.append(
+            storage.join(validated, partition_name(plan.judge_day), storage.SUCCESS_MARKER)
+        )
+    return markers
+
+
+__all__ = [
+    "Approval",
+    "DeploymentStep",
+    "evidence_uri",
+    "finish",
+    "judge_rollout",
+    "observation_markers",
+    "observed_rows",
+    "plan",
+    "roll_back",
+    "start",
+]

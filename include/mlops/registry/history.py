@@ -1,0 +1,138 @@
+"""The deployment history: every alias move, who made it, when, why, and its evidence.
+
+MLflow keeps no alias history (its alias table holds the current mapping only, and tags are
+upserts), so whoever moves an alias also appends an event here: one JSON document per event
+under the data root's ``deployments/history/`` zone, written atomically and never rewritten.
+The name is the event's key (data day, action, version, run), so an Airflow retry or a rerun
+of the same run finds its event already there and leaves it as it was.
+
+Time: ``day`` is the data day the move was made at (the simulated or backfilled clock, which
+is what the pipeline's runs reason in); the new champion serves from the next day on.
+``recorded_at`` is the wall-clock time of the recording run, kept for the audit trail only.
+
+``served_on(settings, day)`` answers "which model served on day X, and who approved it" with
+one call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from mlops import zones
+from mlops.io import storage
+from mlops.settings import Settings
+
+ACTIONS = ("deployed", "rollout_started", "promoted", "rollout_aborted", "rolled_back")
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    """One move of the aliases (``before``/``after`` are ``AliasState`` dicts)."""
+
+    day: str
+    action: str
+    model_name: str
+    version: str
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    reason: str
+    actor: str
+    strategy: str = "direct"
+    approved_by: str | None = None
+    approved_at: str | None = None
+    evidence: str | None = None
+    run_id: str | None = None
+    recorded_at: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
+        date.fromisoformat(self.day)
+
+    @property
+    def key(self) -> str:
+        run = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.run_id or "manual")
+        return f"{self.day}_{self.action}_v{self.version}_{run}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The champion of a day and the event that made it so (None before any deployment)."""
+
+    day: str
+    version: str | None
+    since: DeploymentEvent | None
+
+    @property
+    def approved_by(self) -> str | None:
+        return self.since.approved_by if self.since else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "version": self.version,
+            "approved_by": self.approved_by,
+            "since": self.since.to_dict() if self.since else None,
+        }
+
+
+def history_uri(settings: Settings) -> str:
+    return settings.zone(zones.DEPLOYMENT_HISTORY)
+
+
+def record_event(
+    settings: Settings, event: DeploymentEvent, options: storage.StorageOptions | None = None
+) -> str:
+    """Append ``event`` (a no-op when the same run already recorded it); returns its URI."""
+    uri = storage.join(history_uri(settings), f"{event.key}.json")
+    if not storage.exists(uri, options):
+        storage.write_json_atomic(uri, event.to_dict(), options)
+    return uri
+
+
+def read_history(
+    settings: Settings, options: storage.StorageOptions | None = None
+) -> list[DeploymentEvent]:
+    """Every recorded event, oldest first (by data day, then by recording time)."""
+    root = history_uri(settings)
+    if not storage.exists(root, options):
+        return []
+    files = [f for f in storage.list_data_files(root, options) if f.endswith(".json")]
+    events = [DeploymentEvent(**storage.read_json(f, options)) for f in files]
+    return sorted(events, key=lambda e: (e.day, e.recorded_at or "", e.key))
+
+
+def champion_on(events: list[DeploymentEvent], day: date | str) -> ServedModel:
+    """The champion that served ``day``: as the last event made on a day before it left it,
+    with the move that made it champion."""
+    day = date.fromisoformat(str(day)).isoformat()
+    earlier = [event for event in events if event.day < day]
+    version = earlier[-1].after.get("champion") if earlier else None
+    moves = [e for e in earlier if e.after.get("champion") != e.before.get("champion")]
+    return ServedModel(day, version, moves[-1] if moves else None)
+
+
+def served_on(
+    settings: Settings, day: date | str, options: storage.StorageOptions | None = None
+) -> ServedModel:
+    """Which model served on ``day``, and the move (who, why, approved by) that put it there."""
+    return champion_on(read_history(settings, options), day)
+
+
+__all__ = [
+    "ACTIONS",
+    "DeploymentEvent",
+    "ServedModel",
+    "champion_on",
+    "history_uri",
+    "read_history",
+    "record_event",
+    "served_on",
+]

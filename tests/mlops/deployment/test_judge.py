@@ -1,0 +1,122 @@
+"""The rollout judgement on logged rows: health, score shift, matured quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.deployment.judge import PROMOTE, ROLLBACK, RolloutPolicy, judge, score_psi
+
+ROWS = 4000
+
+
+def logged(challenger: np.ndarray, *, seed: int = 0, errors: int = 0) -> pd.DataFrame:
+    """Rows of a rollout: a champion that ranks frauds well; ``challenger`` scores."""
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(ROWS) < 0.02
+    champion = np.clip(0.05 + 0.6 * fraud + rng.normal(0, 0.1, ROWS), 0, 1)
+    frame = pd.DataFrame(
+        {
+            "source": "batch",
+            "customer_id": rng.integers(0, 800, ROWS),
+            "tx_datetime": pd.Timestamp("2018-06-02")
+            + pd.to_timedelta(rng.integers(0, 3 * 86400, ROWS), "s"),
+            "champion_score": champion,
+            "challenger_score": challenger(champion, fraud, rng)
+            if callable(challenger)
+            else challenger,
+            "challenger_error": None,
+            "latency_ms": np.nan,
+            "TX_FRAUD": fraud.astype("int64"),
+        }
+    )
+    if errors:
+        frame.loc[: errors - 1, "challenger_score"] = np.nan
+        frame.loc[: errors - 1, "challenger_error"] = (
+            "challenger raised ValueError: X has 15 features"
+        )
+    frame["variant"] = np.where(np.arange(ROWS) % 10 == 0, "challenger", "champion")
+    frame.loc[frame["challenger_score"].isna(), "variant"] = "champion"
+    frame["score"] = np.where(frame["variant"] == "challenger", frame["challenger_score"], champion)
+    return frame
+
+
+def similar(champion, fraud, rng):
+    return np.clip(champion + rng.normal(0, 0.02, len(champion)), 0, 1)
+
+
+def random_scores(champion, fraud, rng):
+    return rng.random(len(champion))
+
+
+def blind(champion, fraud, rng):
+    """Same score distribution as the champion, but no longer sees the frauds."""
+    return np.clip(0.05 + 0.6 * rng.permutation(fraud) + rng.normal(0, 0.1, len(fraud)), 0, 1)
+
+
+def test_a_challenger_like_the_champion_is_promoted_and_judged_on_labels():
+    rows = logged(similar)
+    result = judge(rows, rows)
+    assert result.verdict == PROMOTE
+    assert result.checks["quality"]["judged"]
+    assert "matured AP non-inferior" in result.reasons
+
+
+def test_any_challenger_error_rolls_back_and_names_the_error():
+    result = judge(logged(similar, errors=3), logged(similar))
+    assert result.verdict == ROLLBACK
+    assert "challenger failed on 3 rows" in result.reasons[0]
+    assert "X has 15 features" in result.reasons[0]
+
+
+def test_random_scores_rank_unlike_the_champion():
+    result = judge(logged(random_scores), logged(random_scores))
+    assert result.verdict == ROLLBACK
+    assert "rank correlation" in result.reasons[0]
+    assert result.checks["score_shift"]["score_psi"] > 1.0
+
+
+def test_a_constant_challenger_fails_the_rank_check():
+    result = judge(logged(np.full(ROWS, 0.05)), logged(np.full(ROWS, 0.05)))
+    assert result.verdict == ROLLBACK
+
+
+def test_worse_matured_quality_rolls_back_when_the_scores_look_alike():
+    rows = logged(blind)
+    policy = RolloutPolicy(min_rank_correlation=-1.0)
+    result = judge(rows, rows, policy)
+    assert result.verdict == ROLLBACK
+    assert "matured AP" in result.reasons[0]
+    assert result.checks["quality"]["bootstrap"]["hi"] < 0
+
+
+def test_too_few_matured_frauds_are_reported_not_judged():
+    rows = logged(similar)
+    few = rows.loc[rows["TX_FRAUD"].eq(0) | (rows.index < 1000)]
+    result = judge(rows, few)
+    assert result.verdict == PROMOTE
+    assert not result.checks["quality"]["judged"]
+    assert "not judged" in result.reasons[-1]
+
+
+def test_too_few_rows_never_promote():
+    rows = logged(similar).head(50)
+    result = judge(rows, rows)
+    assert (result.verdict, result.rows) == (ROLLBACK, 50)
+
+
+def test_slow_service_answers_roll_back():
+    rows = logged(similar)
+    rows.loc[rows["variant"] == "challenger", "latency_ms"] = 120.0
+    result = judge(rows, rows)
+    assert result.verdict == ROLLBACK
+    assert "p99 latency 120.0 ms" in result.reasons[0]
+
+
+@pytest.mark.parametrize(("shift", "low", "high"), [(0.0, 0.0, 0.01), (0.3, 0.5, 20.0)])
+def test_score_psi_is_zero_for_the_same_distribution_and_large_for_a_shift(shift, low, high):
+    rng = np.random.default_rng(1)
+    reference = rng.beta(1, 20, 20_000)
+    current = np.clip(rng.beta(1, 20, 20_000) + shift, 0, 1)
+    assert low <= score_psi(reference, current) <= high

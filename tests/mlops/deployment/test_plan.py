@@ -1,0 +1,97 @@
+"""The deployment plan: which path, which strategy, which data days; decided before anything
+moves, from the aliases as they are."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from mlops.deployment.plan import (
+    DeploymentPlan,
+    DeploymentRequest,
+    DeploymentRequestError,
+    plan_deployment,
+)
+from mlops.registry.aliases import AliasState
+
+D = date(2018, 6, 1)
+SERVING = AliasState(champion="3", previous="2")
+
+
+def request(**kwargs) -> DeploymentRequest:
+    return DeploymentRequest(**{"day": D, "version": "4", **kwargs})
+
+
+def test_a_first_model_goes_direct_whatever_was_asked():
+    plan = plan_deployment(request(strategy="canary"), AliasState(), 7)
+    assert (plan.path, plan.strategy, plan.observed_days) == ("start", "direct", ())
+    assert "first model" in plan.why
+    assert not plan.observes
+
+
+def test_a_canary_is_observed_on_the_next_days_and_judged_when_their_labels_are_known():
+    plan = plan_deployment(request(observation_days=3), SERVING, 7)
+    assert plan.observed_days == ("2018-06-02", "2018-06-03", "2018-06-04")
+    assert plan.judge_day == "2018-06-11"
+    assert plan.label_days == plan.observed_days
+    assert plan.observes
+
+
+def test_without_labels_the_rollout_is_judged_on_its_last_observed_day():
+    plan = plan_deployment(request(observation_days=3, wait_for_labels=False), SERVING, 7)
+    assert plan.judge_day == "2018-06-04"
+    assert plan.label_days == ()
+
+
+def test_a_long_observation_judges_on_labels_only_of_days_known_at_the_judgement():
+    plan = plan_deployment(request(observation_days=10, wait_for_labels=False), SERVING, 7)
+    assert plan.judge_day == "2018-06-11"
+    assert plan.label_days == ("2018-06-02", "2018-06-03", "2018-06-04")
+
+
+def test_deploying_the_champion_does_nothing():
+    plan = plan_deployment(request(version="3"), SERVING, 7)
+    assert plan.path == "nothing"
+
+
+def test_direct_keeps_the_old_champion_warm_as_previous():
+    plan = plan_deployment(request(strategy="direct"), SERVING, 7)
+    assert (plan.path, plan.strategy) == ("start", "direct")
+    assert "kept warm" in plan.why
+
+
+@pytest.mark.parametrize(
+    ("version", "path"), [(None, "rollback"), ("3", "rollback"), ("2", "nothing")]
+)
+def test_a_rollback_acts_only_on_the_champion_it_names(version, path):
+    plan = plan_deployment(request(action="rollback", version=version), SERVING, 7)
+    assert plan.path == path
+    if path == "rollback":
+        assert plan.request.version == "3"
+
+
+def test_a_rollback_without_previous_does_nothing():
+    plan = plan_deployment(request(action="rollback"), AliasState(champion="3"), 7)
+    assert (plan.path, plan.why) == ("nothing", "no previous version to roll back to")
+
+
+def test_the_plan_survives_xcom():
+    plan = plan_deployment(request(observation_days=2), SERVING, 7)
+    assert DeploymentPlan.from_xcom(plan.to_xcom()) == plan
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"version": "v4"}, "version must be a version number"),
+        ({"strategy": "blue"}, "strategy must be one of"),
+        ({"canary_share": 0.0}, "canary_share must be in"),
+        ({"canary_share": float("nan")}, "canary_share must be in"),
+        ({"observation_days": 0}, "observation_days must be in"),
+        ({"action": "undo"}, "action must be one of"),
+    ],
+)
+def test_impossible_requests_name_the_field(kwargs, message):
+    with pytest.raises(DeploymentRequestError, match=message):
+        request(**kwargs)

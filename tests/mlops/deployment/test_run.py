@@ -1,0 +1,107 @@
+"""Rollouts against a real MLflow registry, scored by daily scoring as transactions_daily
+would: a good challenger is promoted, a broken one is rolled back without ever answering,
+a champion is rolled back by hand; the history tells who served each day."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from mlops.deployment.plan import DeploymentRequest
+from mlops.deployment.run import Approval, finish, judge_rollout, plan, roll_back, start
+from mlops.registry.aliases import alias_state
+from mlops.registry.history import read_history, served_on
+from mlops.registry.versions import MODEL_NAME
+from mlops.rollout.live import registry_client
+from mlops.rollout.state import read_rollout
+from mlops.scoring.log import prediction_sink
+from tests.support.deployment_world import START, observed, reset_registry, score_days
+
+
+@pytest.fixture
+def world(deployment_world):
+    reset_registry(deployment_world.settings, champion=deployment_world.versions.good)
+    return deployment_world
+
+
+def rollout(world, version: str, **kwargs):
+    request = DeploymentRequest(
+        day=START,
+        version=version,
+        observation_days=3,
+        wait_for_labels=False,
+        run_id=f"test-{version}-{kwargs.get('strategy', 'canary')}",
+        **kwargs,
+    )
+    planned = plan(world.settings, request)
+    started = start(world.settings, planned, approval=Approval(by="alice", at="t"))
+    score_days(world.settings, observed(START, 3))
+    return planned, started, judge_rollout(world.settings, planned)
+
+
+def logged(world, days):
+    sink = prediction_sink(world.settings.data_root)
+    import pandas as pd
+
+    return pd.concat([sink.read_day("batch", d) for d in days], ignore_index=True)
+
+
+def test_a_good_canary_is_promoted_and_the_history_tells_who_served_when(world):
+    good, better = world.versions.good, world.versions.better
+    planned, started, judgement = rollout(world, better, canary_share=0.3)
+    assert started.action == "rollout_started"
+    rows = logged(world, observed(START, 3))
+    share = (rows["variant"] == "challenger").mean()
+    assert 0.15 < share < 0.45 and rows["challenger_score"].notna().all()
+    assert judgement.verdict == "promote", judgement.reasons
+    step = finish(world.settings, planned, judgement)
+    assert step.action == "promoted"
+    state = alias_state(world.settings.mlflow_tracking_uri)
+    assert (state.champion, state.previous, state.challenger) == (better, good, None)
+    assert not read_rollout(registry_client(world.settings.mlflow_tracking_uri), MODEL_NAME).active
+    history = [e for e in read_history(world.settings) if e.run_id == planned.request.run_id]
+    assert [e.action for e in history] == ["rollout_started", "promoted"]
+    assert history[0].approved_by == "alice"
+    assert history[1].evidence.endswith(f"v{better}-{START}.json")
+    last_observed = START + timedelta(days=3)
+    assert served_on(world.settings, last_observed).version == good
+    assert served_on(world.settings, last_observed + timedelta(days=1)).version == better
+
+
+@pytest.mark.parametrize("kind", ["broken", "garbage"])
+def test_a_bad_challenger_is_rolled_back_and_the_champion_untouched(world, kind):
+    good, bad = world.versions.good, getattr(world.versions, kind)
+    planned, _, judgement = rollout(world, bad, canary_share=0.5)
+    assert judgement.verdict == "rollback"
+    rows = logged(world, observed(START, 3))
+    if kind == "broken":  # it raised on every row: no client was ever answered by it
+        assert (rows["variant"] == "champion").all()
+        assert "challenger raised" in judgement.reasons[0]
+    step = finish(world.settings, planned, judgement)
+    assert step.action == "rollout_aborted"
+    state = alias_state(world.settings.mlflow_tracking_uri)
+    assert (state.champion, state.challenger) == (good, None)
+    client = registry_client(world.settings.mlflow_tracking_uri)
+    assert not read_rollout(client, MODEL_NAME).active
+    assert client.get_model_version(MODEL_NAME, bad).tags["mlops.rolled_back"] == "true"
+
+
+def test_a_direct_deployment_then_a_manual_rollback(world):
+    good, better = world.versions.good, world.versions.better
+    request = DeploymentRequest(day=START, version=better, strategy="direct", run_id="direct")
+    step = start(world.settings, plan(world.settings, request))
+    assert (step.action, step.aliases["champion"], step.aliases["previous"]) == (
+        "deployed",
+        better,
+        good,
+    )
+    back = DeploymentRequest(
+        day=START + timedelta(days=2), action="rollback", reason="probation", run_id="back"
+    )
+    planned = plan(world.settings, back)
+    undone = roll_back(world.settings, planned)
+    assert (undone.action, undone.aliases["champion"]) == ("rolled_back", good)
+    assert served_on(world.settings, START + timedelta(days=2)).version == better
+    again = served_on(world.settings, START + timedelta(days=3))
+    assert (again.version, again.since.reason) == (good, "probation")

@@ -1,0 +1,122 @@
+"""A world a rollout can be run in: validated and feature partitions of every day (daily
+scoring reads them; the labels come from the validated zone) and a registry holding
+versions that are good, garbage (fitted on shuffled labels) or broken (fitted on 14 of the 15
+features, so scoring the 15 raises).
+
+Rollouts start on ``START`` (day 36 of ``tests.support.feature_data``'s 50 days) and are
+observed on the next days; ``score_days`` plays the part of transactions_daily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from mlops.features.names import FEATURES, LABEL
+from mlops.registry.versions import MODEL_NAME, tracking_scope
+from mlops.settings import Settings
+from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
+from tests.support.serving_world import EXPERIMENT, SKOPS_TRUSTED, TRAIN
+
+START = day(36)
+
+
+@dataclass(frozen=True)
+class Versions:
+    good: str
+    better: str
+    garbage: str
+    broken: str
+
+
+@dataclass(frozen=True)
+class DeploymentWorld:
+    root: Path
+    settings: Settings
+    env: dict[str, str]
+    versions: Versions
+
+
+def _register(tracking_uri: str, root: Path, model, columns: list[str], label) -> str:
+    import mlflow
+    import mlflow.sklearn
+
+    frame = offline_rows(root, *TRAIN)
+    model.fit(frame[columns], label(frame))
+    with tracking_scope(tracking_uri) as client:
+        found = client.get_experiment_by_name(EXPERIMENT)
+        experiment = (
+            found.experiment_id
+            if found
+            else client.create_experiment(
+                EXPERIMENT, artifact_location=(root / "mlartifacts").as_uri()
+            )
+        )
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED,
+                pip_requirements=["scikit-learn"],
+            )
+        return str(mlflow.register_model(info.model_uri, MODEL_NAME).version)
+
+
+def build_deployment_world(root: Path) -> DeploymentWorld:
+    from sklearn.ensemble import HistGradientBoostingClassifier as HGB
+
+    publish_all(root, transactions(), snapshot_days=range(0))
+    tracking = f"sqlite:///{root}/mlflow.db"
+    settings = settings_for(root, MLFLOW_TRACKING_URI=tracking)
+    env = {
+        "MLOPS_DATA_ROOT": str(root),
+        "MLOPS_HISTORY_START": settings.history_start.isoformat(),
+        "MLOPS_MLFLOW_TRACKING_URI": tracking,
+    }
+    columns = list(FEATURES)
+
+    def shuffled(frame):
+        return frame[LABEL].sample(frac=1.0, random_state=0).to_numpy()
+
+    versions = Versions(
+        good=_register(tracking, root, HGB(max_iter=15, random_state=1), columns, _labels),
+        better=_register(tracking, root, HGB(max_iter=30, random_state=2), columns, _labels),
+        garbage=_register(tracking, root, HGB(max_iter=15, random_state=3), columns, shuffled),
+        broken=_register(tracking, root, HGB(max_iter=5, random_state=4), columns[1:], _labels),
+    )
+    return DeploymentWorld(root, settings, env, versions)
+
+
+def _labels(frame):
+    return frame[LABEL].to_numpy()
+
+
+def observed(start: date, days: int) -> list[date]:
+    return [start + timedelta(days=i) for i in range(1, days + 1)]
+
+
+def score_days(settings: Settings, days: list[date]) -> None:
+    """What transactions_daily's score_transactions does for each day."""
+    from mlops.scoring.daily import score_day
+
+    for each in days:
+        score_day(settings, each)
+
+
+def reset_registry(settings: Settings, champion: str | None = None) -> None:
+    """No aliases, no rollout, no deployment history; then ``champion`` if given."""
+    import shutil
+
+    from mlops.registry.history import history_uri
+    from mlops.rollout.live import registry_client
+    from mlops.rollout.state import clear_rollout
+
+    shutil.rmtree(history_uri(settings), ignore_errors=True)
+    client = registry_client(settings.mlflow_tracking_uri)
+    for alias in ("champion", "challenger", "previous"):
+        client.delete_registered_model_alias(MODEL_NAME, alias)
+    clear_rollout(client, MODEL_NAME)
+    if champion:
+        client.set_registered_model_alias(MODEL_NAME, "champion", champion)
