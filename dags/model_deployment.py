@@ -110,14 +110,18 @@ def model_deployment():
 
     no_approval_needed = EmptyOperator(task_id="no_approval_needed")
 
+    # Joins the two approval paths, so it reads the plan from XCom rather than taking it as
+    # an argument: an argument would make plan_deployment an upstream, and its success alone
+    # would satisfy the trigger rule on the rollback path.
     @task(multiple_outputs=False, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def start_rollout(planned: dict, **context) -> dict:
+    def start_rollout(**context) -> dict:
         from mlops.deployment.plan import DeploymentPlan
         from mlops.deployment.run import start
         from mlops.settings import load_settings
         from mlops_airflow.context import approval_of, task_storage_options, wall_clock
 
         settings = load_settings()
+        planned = context["ti"].xcom_pull(task_ids="plan_deployment")
         step = start(
             settings,
             DeploymentPlan.from_xcom(planned),
@@ -190,7 +194,7 @@ def model_deployment():
     )
     branch >> described >> approve_rollout
     branch >> no_approval_needed
-    started = start_rollout(planned)
+    started = start_rollout()
     [approve_rollout, no_approval_needed] >> started
     observed = is_observed(planned)
     started >> observed >> wait_for_observed_days

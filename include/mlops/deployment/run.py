@@ -105,6 +105,8 @@ def start(
 ) -> DeploymentStep:
     """Direct: the version becomes champion now. Shadow/canary: it becomes the challenger
     and the rollout tag routes traffic to it from the next scored day on."""
+    if plan.path != "start":
+        raise ValueError(f"a {plan.path!r} plan does not start a rollout ({plan.why})")
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
     update = moves.set_challenger(uri, version)
     if plan.strategy == "direct":

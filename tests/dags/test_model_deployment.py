@@ -1,0 +1,156 @@
+"""model_deployment run by ``dag.test()`` against a real MLflow registry: a first model goes
+direct; a canary is observed on data days that daily scoring fills while the sensor waits,
+then promoted; an approval is answered through Airflow's REST API (and a rejection moves
+nothing); a manual rollback puts ``previous`` back. The history records each move."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mlops.registry.aliases import alias_state
+from mlops.registry.history import read_history, served_on
+from mlops.registry.versions import MODEL_NAME
+from mlops.rollout.live import registry_client
+from mlops.rollout.state import read_rollout
+from tests.support.deployment_world import START, observed, reset_registry, score_days
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture
+def world(deployment_world, monkeypatch, airflow_db):
+    for name, value in {**deployment_world.env, "MLOPS_SENSOR_POKE_S": "1"}.items():
+        monkeypatch.setenv(name, value)
+    return deployment_world
+
+
+def run(conf: dict) -> tuple[object, dict[str, str]]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    result = bag.dags["model_deployment"].test(run_conf=conf)
+    return result, {ti.task_id: str(ti.state) for ti in result.get_task_instances()}
+
+
+def aliases(world):
+    state = alias_state(world.settings.mlflow_tracking_uri)
+    return state.champion, state.challenger, state.previous
+
+
+def test_a_first_model_goes_direct(world):
+    reset_registry(world.settings)
+    good = world.versions.good
+    _, states = run({"version": good, "day": str(START), "strategy": "canary"})
+    assert states["start_rollout"] == "success"
+    assert states["wait_for_observed_days"] == "skipped"
+    assert aliases(world) == (good, None, None)
+    (event,) = read_history(world.settings)
+    assert (event.action, event.strategy, event.version) == ("deployed", "direct", good)
+    assert "first model" in event.reason
+
+
+def score_when_the_rollout_starts(world, days) -> threading.Thread:
+    """transactions_daily's part: once the rollout is in the registry, score the days."""
+    client = registry_client(world.settings.mlflow_tracking_uri)
+
+    def play() -> None:
+        deadline = time.monotonic() + 300
+        while not read_rollout(client, MODEL_NAME).active and time.monotonic() < deadline:
+            time.sleep(0.5)
+        score_days(world.settings, days)
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_canary_waits_for_its_data_days_then_is_promoted(world):
+    good, better = world.versions.good, world.versions.better
+    reset_registry(world.settings, champion=good)
+    days = observed(START, 2)
+    scorer = score_when_the_rollout_starts(world, days)
+    conf = {"version": better, "day": str(START), "observation_days": 2, "wait_for_labels": False}
+    _, states = run({**conf, "canary_share": 0.5, "reason": "weekly retrain"})
+    scorer.join(timeout=60)
+    assert states["wait_for_observed_days"] == "success"
+    assert states["finish_rollout"] == "success"
+    assert aliases(world) == (better, None, good)
+    events = read_history(world.settings)
+    assert [e.action for e in events] == ["rollout_started", "promoted"]
+    assert events[0].details["request_reason"] == "weekly retrain"
+    assert served_on(world.settings, days[-1]).version == good
+    assert served_on(world.settings, days[-1] + timedelta(days=1)).version == better
+
+
+def answer_approval(choice: str, comment: str) -> threading.Thread:
+    """A person answering in the UI: the REST API's PATCH on the pending HITL detail."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app("core"))
+
+    def answer() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pending = client.get("/api/v2/dags/~/dagRuns/~/hitlDetails").json()
+            waiting = [
+                d
+                for d in pending.get("hitl_details", [])
+                if d["task_instance"]["dag_id"] == "model_deployment" and not d["response_received"]
+            ]
+            if waiting:
+                ti = waiting[0]["task_instance"]
+                path = (
+                    f"/api/v2/dags/model_deployment/dagRuns/{ti['dag_run_id']}"
+                    f"/taskInstances/approve_rollout/-1/hitlDetails"
+                )
+                body = {"chosen_options": [choice], "params_input": {"comment": comment}}
+                assert client.patch(path, json=body).status_code == 200
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+def test_an_approval_is_answered_through_the_rest_api(world, monkeypatch, choice):
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    good, better = world.versions.good, world.versions.better
+    reset_registry(world.settings, champion=good)
+    responder = answer_approval(choice, "checked the model card")
+    conf = {"version": better, "day": str(START), "strategy": "direct", "require_approval": True}
+    _, states = run(conf)
+    responder.join(timeout=10)
+    assert states["approve_rollout"] == "success"
+    if choice == "Reject":
+        assert states["start_rollout"] == "skipped"
+        assert aliases(world) == (good, None, None)
+        assert read_history(world.settings) == []
+        return
+    assert aliases(world) == (better, None, good)
+    (event,) = read_history(world.settings)
+    assert event.approved_by and event.approved_at
+    assert event.details["approval_comment"] == "checked the model card"
+
+
+def test_a_manual_rollback_puts_previous_back(world):
+    good, better = world.versions.good, world.versions.better
+    reset_registry(world.settings, champion=good)
+    run({"version": better, "day": str(START), "strategy": "direct"})
+    back = START + timedelta(days=3)
+    _, states = run({"action": "rollback", "day": str(back), "reason": "probation failed"})
+    assert states["roll_back_champion"] == "success"
+    assert states["start_rollout"] == "skipped"
+    assert aliases(world) == (good, None, None)
+    assert [e.action for e in read_history(world.settings)] == ["deployed", "rolled_back"]
+    after = served_on(world.settings, back + timedelta(days=1))
+    assert (after.version, after.since.reason) == (good, "probation failed")
+    tags = registry_client(world.settings.mlflow_tracking_uri).get_model_version(MODEL_NAME, better)
+    assert tags.tags["mlops.rolled_back"] == "true"
