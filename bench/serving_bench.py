@@ -119,7 +119,7 @@ def redis_settings(world: Any, url: str) -> dict[str, str] | None:
 
 
 def serve_and_load(env: dict[str, str], bodies: list[dict]) -> dict[str, Any]:
-    from tests.support.serving_world import ServiceProcess
+    from mlops.serving.process import ServiceProcess
 
     with ServiceProcess(env, poll_s=5) as service:
         load(service.url, bodies[:50], 3, 50)  # warm-up, not counted

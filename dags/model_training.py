@@ -12,8 +12,9 @@ the decision.
   *approve*, *reject* or *needs review*. The decision record and model card are attached to
   the MLflow run and model version. Only *approve* moves an alias (`challenger`) and emits
   the `candidate_model` asset for the deployment DAG.
-- **Schedule**: weekly (Monday 03:00 UTC) or whenever a `retrain_request` asset event
-  arrives (the monitoring policy's retrain signal). `max_active_runs=1`.
+- **Schedule**: weekly (Monday 03:00 UTC; `MLOPS_TRAINING_CRON` changes it, and empty leaves
+  only the asset) or whenever a `retrain_request` asset event arrives (the monitoring
+  policy's retrain signal, carrying the data day to train as of). `max_active_runs=1`.
 - **Settled features**: the feature windows reach 37 days back; a window with rows in the
   first 37 days after `MLOPS_HISTORY_START` is refused (truncated windows), unless the
   `allow_unsettled_features` Param asks for it: the run is then flagged in the decision
@@ -32,13 +33,22 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
-from mlops_airflow.parse_time import DEFAULT_MODEL_FAMILY, MODEL_FAMILIES, schedule_start
+from mlops_airflow.parse_time import (
+    DEFAULT_MODEL_FAMILY,
+    MODEL_FAMILIES,
+    schedule_start,
+    training_cron,
+)
+
+CRON = training_cron()
 
 
 @dag(
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=RETRAIN_REQUEST
-    ),
+        timetable=CronTriggerTimetable(CRON, timezone="UTC"), assets=RETRAIN_REQUEST
+    )
+    if CRON
+    else RETRAIN_REQUEST,
     start_date=schedule_start(),
     catchup=False,
     max_active_runs=1,

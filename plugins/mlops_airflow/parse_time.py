@@ -65,3 +65,11 @@ def sensor_timeout_s() -> int:
 
 def sensor_poke_s() -> int:
     return int(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
+
+
+def training_cron() -> str | None:
+    """model_training's own schedule besides the ``retrain_request`` asset (weekly by
+    default); ``MLOPS_TRAINING_CRON=""`` leaves only the asset (the closed-loop demo, where
+    the monitoring policy alone asks for retraining)."""
+    value = os.environ.get("MLOPS_TRAINING_CRON", "0 3 * * 1")
+    return value.strip() or None

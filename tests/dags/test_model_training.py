@@ -209,3 +209,11 @@ def test_a_data_root_on_s3_through_the_airflow_aws_connection(
     client = mlflow.MlflowClient(environment["MLOPS_MLFLOW_TRACKING_URI"])
     inputs = client.get_run(outcome["run_id"]).inputs.dataset_inputs
     assert any(sets in d.dataset.source for d in inputs), [d.dataset.source for d in inputs]
+
+
+def test_an_empty_training_cron_leaves_only_the_retrain_request_asset(monkeypatch):
+    assert type(load_dag().timetable).__name__ == "AssetOrTimeSchedule"
+    monkeypatch.setenv("MLOPS_TRAINING_CRON", "")
+    timetable = load_dag().timetable
+    assert type(timetable).__name__ == "AssetTriggeredTimetable"
+    assert "retrain_request" in repr(timetable.asset_condition)

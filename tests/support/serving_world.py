@@ -9,19 +9,11 @@ service (``python -m mlops.serving.app``) with uvicorn on a free loopback port.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from mlops.features.names import FEATURES, LABEL
@@ -122,12 +114,6 @@ def set_alias(tracking_uri: str, alias: str, version: str) -> None:
     registry_client(tracking_uri).set_registered_model_alias(MODEL_NAME, alias, version)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def request_body(rows: pd.DataFrame) -> dict[str, Any]:
     """``/predict`` body for offline feature rows (keys, time and amount only)."""
     return {
@@ -142,64 +128,3 @@ def request_body(rows: pd.DataFrame) -> dict[str, Any]:
             for r in rows.itertuples(index=False)
         ]
     }
-
-
-class ServiceProcess:
-    """``python -m mlops.serving.app`` on a free loopback port, stopped by its process id."""
-
-    def __init__(self, env: dict[str, str], *, poll_s: float = 0.5, **serve: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = {"PORT": str(self.port), "POLL_S": str(poll_s), "LOG_FLUSH_S": "0.2", **serve}
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")},
-            **env,
-            **{f"MLOPS_SERVE_{k}": v for k, v in settings.items()},
-            "OMP_NUM_THREADS": "1",
-        }
-        self.process: subprocess.Popen | None = None
-        self.started_s = 0.0
-        # a file, not a pipe: a pipe nobody reads would block the service once full
-        self.output = tempfile.NamedTemporaryFile(prefix="model-service-", suffix=".log")
-
-    def log(self) -> str:
-        return Path(self.output.name).read_text(errors="replace")
-
-    def start(self, timeout_s: float = 600, *, ready: int = 200) -> ServiceProcess:
-        """Start and wait until ``/health`` answers ``ready`` (503: up, no champion)."""
-        began = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlops.serving.app"],
-            env=self.env,
-            stdout=self.output,
-            stderr=subprocess.STDOUT,
-        )
-        while time.perf_counter() - began < timeout_s:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == ready:
-                    self.started_s = time.perf_counter() - began
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"service not ready within {timeout_s} s")
-
-    def stop(self) -> str:
-        """SIGTERM (uvicorn shuts down cleanly, flushing the log); returns the output."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.log()
-
-    def __enter__(self) -> ServiceProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -22,9 +22,9 @@ from mlops.rollout.live import load_version, registry_client
 from mlops.rollout.state import CHALLENGER, RolloutState, clear_rollout, route, write_rollout
 from mlops.scoring.daily import score_day
 from mlops.scoring.log import ParquetSink
+from mlops.serving.process import ServiceProcess
 from tests.support.serving_world import (
     SERVED,
-    ServiceProcess,
     request_body,
     served_transactions,
     set_alias,
@@ -271,7 +271,7 @@ def prometheus_binary() -> str:
 def test_a_real_prometheus_scrapes_the_service_metrics(serving_world, service, registry, tmp_path):
     import subprocess
 
-    from tests.support.serving_world import free_port
+    from mlops.serving.process import free_port
 
     predict(service, served_transactions(serving_world.root).head(7))
     port = free_port()
