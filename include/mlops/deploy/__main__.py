@@ -1,0 +1,5 @@
+import sys
+
+from mlops.deploy.cli import main
+
+sys.exit(main())
