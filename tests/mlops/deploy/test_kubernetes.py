@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from dataclasses import fields
 from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -211,3 +212,17 @@ def test_a_broken_manifest_is_refused_naming_the_object_and_the_field(breakage, 
 def test_impossible_parameters_are_refused_before_rendering(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_the_pod_starts_the_service_as_the_compose_file_does():
+    compose = yaml.safe_load((Path(__file__).parents[3] / "docker-compose.yaml").read_text())
+    service = compose["services"]["model-service"]
+    env = service["environment"]
+    docs = service_manifests(load_settings(PROD), load_serving_config(env), TARGET)
+    c = container(docs)
+    assert c["args"] == service["command"]
+    rendered_env = {e["name"]: e["value"] for e in c["env"]}
+    for name in ("MLOPS_SERVE_HOST", "MLOPS_SERVE_PORT", "OMP_NUM_THREADS", "MLOPS_PROFILE"):
+        assert rendered_env[name] == str(env[name]), name
+    assert c["ports"][0]["containerPort"] == int(env["MLOPS_SERVE_PORT"])
+    assert service["healthcheck"]["test"][-1].endswith("/health")  # readiness there too
