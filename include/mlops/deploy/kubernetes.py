@@ -62,7 +62,10 @@ class ClusterTarget:
             if len(value) > 63 or not _DNS_LABEL.match(value):
                 raise ConfigError(f"{field_name} must be a DNS label (a-z, 0-9, -), got {value!r}")
         if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-            raise ConfigError(f"image_pull_policy {self.image_pull_policy!r} is not one of k8s'")
+            raise ConfigError(
+                "image_pull_policy must be Always, IfNotPresent or Never, "
+                f"got {self.image_pull_policy!r}"
+            )
 
 
 @dataclass(frozen=True)
