@@ -31,7 +31,7 @@ export MLOPS_PROFILE ?= local
 export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: help venv demo test lint format bench airflow serve prometheus feast-apply compose-config clean distclean
+.PHONY: help venv demo test lint format bench airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -89,6 +89,14 @@ compose-config: venv ## validate docker-compose.yaml against the Compose specifi
 	@if docker compose version >/dev/null 2>&1; then \
 		docker compose --env-file .env.example config --quiet && echo "docker compose config: ok"; \
 	else echo "docker compose plugin not installed: schema check only"; fi
+
+# The image the pods run (built from Dockerfile and pushed where the cluster pulls from).
+K8S_IMAGE ?= mlops-fraud-airflow:local
+K8S_NAMESPACE ?= mlops
+
+k8s-manifests: venv ## render deploy/k8s/ from deploy/k8s.env (validated offline); K8S_IMAGE=...
+	$(PY) -m mlops.manifests --env-file deploy/k8s.env --image "$(K8S_IMAGE)" \
+		--namespace "$(K8S_NAMESPACE)" --out deploy/k8s
 
 clean: ## remove caches, the local Airflow home and bench output (keeps .venv and data/)
 	rm -rf .airflow .pytest_cache .ruff_cache .import_linter_cache bench/results.json

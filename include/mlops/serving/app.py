@@ -10,7 +10,9 @@ windows hold only this transaction, the terminal's counts and risks are 0), flag
 row that cannot be valid for the transaction's day (the store is behind, or the time is
 before the latest snapshot) is refused with 409 naming it, since its features would skew.
 
-``GET /health`` is 200 once a champion is loaded, 503 before. ``GET /metrics`` is the
+``GET /health`` is 200 once a champion is loaded, 503 before: the readiness check.
+``GET /live`` is 200 while the process answers and its registry poller runs, champion or
+not: the liveness check (a restart would not bring a champion sooner). ``GET /metrics`` is the
 Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered
 transaction goes to the prediction log from a background thread (``mlops.scoring.log``).
 
@@ -41,7 +43,7 @@ from mlops.scoring.score import Scores, ServingModels, score_rows
 from mlops.serving.config import ServingConfig
 from mlops.serving.holder import ModelHolder
 from mlops.serving.metrics import ServiceMetrics, service_metrics
-from mlops.serving.schema import Health, PredictResponse, Transaction, predict_request
+from mlops.serving.schema import Health, Liveness, PredictResponse, Transaction, predict_request
 from mlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class _CountRequests:
             self.metrics.requests.labels(path, str(status["code"])).inc()
 
 
-_ENDPOINTS = ("/predict", "/health", "/metrics", "/docs", "/openapi.json")
+_ENDPOINTS = ("/predict", "/health", "/live", "/metrics", "/docs", "/openapi.json")
 
 
 def _field(loc: tuple) -> str:
@@ -281,6 +283,11 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
             rollout=live.rollout.to_dict(),
         )
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    @app.get("/live", response_model=Liveness, responses={503: {"model": Liveness}})
+    def live() -> JSONResponse:
+        body = Liveness(alive=holder.polling, ready=holder.current.ready)
+        return JSONResponse(body.model_dump(), status_code=200 if body.alive else 503)
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:

@@ -108,6 +108,11 @@ class ModelHolder:
         )
         self._thread.start()
 
+    @property
+    def polling(self) -> bool:
+        """Whether the poller thread runs (started and not stopped or dead)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

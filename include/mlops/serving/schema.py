@@ -76,3 +76,8 @@ class Health(BaseModel):
     champion: str | None
     challenger: str | None
     rollout: dict[str, Any]
+
+
+class Liveness(BaseModel):
+    alive: bool = Field(description="the process answers and its registry poller runs")
+    ready: bool = Field(description="a champion is loaded (as /health)")

@@ -53,6 +53,7 @@ def service(serving_world):
     clear_rollout(client, MODEL)
     process = ServiceProcess(serving_world.env, poll_s=0.3).start(ready=503)
     process.before_champion = httpx.get(f"{process.url}/health").json()
+    process.live_before_champion = httpx.get(f"{process.url}/live").status_code
     set_alias(uri, "champion", "1")
     wait_for(lambda: httpx.get(f"{process.url}/health").status_code == 200)
     yield process
@@ -91,6 +92,7 @@ def predict(service, rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 def test_not_ready_before_a_champion_and_ready_after_one_appears_without_restart(service):
     assert service.before_champion["ready"] is False
+    assert service.live_before_champion == 200  # alive: Kubernetes must not restart it
     assert service.before_champion["champion"] is None
     assert httpx.get(f"{service.url}/health").json()["ready"] is True
 

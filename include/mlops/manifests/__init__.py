@@ -1,0 +1,1 @@
+"""How the project runs on a cluster: Kubernetes manifests rendered from the settings."""

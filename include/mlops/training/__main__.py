@@ -1,0 +1,5 @@
+import sys
+
+from mlops.training.cli import main
+
+sys.exit(main())
