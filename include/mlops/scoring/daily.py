@@ -11,6 +11,7 @@ rerun replaces the day's batch partition with identical rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -24,7 +25,13 @@ from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
 from mlops.rollout.state import CHALLENGER
 from mlops.schema import partition_name
-from mlops.scoring.log import ParquetSink, log_frame, prediction_sink
+from mlops.scoring.log import (
+    LOG_COLUMNS,
+    ParquetSink,
+    PredictionSink,
+    log_frame,
+    prediction_sink,
+)
 from mlops.scoring.score import ServingModels, score_rows
 from mlops.settings import Settings
 
@@ -90,13 +97,33 @@ def _load(tracking_uri: str, live: LiveVariants) -> ServingModels:
     return ServingModels(live, models)
 
 
+def _publish(
+    settings: Settings,
+    sink: PredictionSink,
+    day: date,
+    rows: pd.DataFrame,
+    storage_options: storage.StorageOptions | None,
+) -> None:
+    sink.replace_day("batch", day, rows)
+    if settings.prediction_log_url:  # a table has no partition marker: publish one beside it
+        marker = ParquetSink(settings.zone(zones.PREDICTIONS)).partition("batch", day)
+        metadata = {"day": day.isoformat(), "rows": len(rows), "sink": "postgresql"}
+        storage.publish_partition(marker, {}, metadata, storage_options)
+
+
 def score_day(
     settings: Settings, day: DayLike, storage_options: storage.StorageOptions | None = None
 ) -> ScoringResult:
     """Score the validated transactions of ``day`` and replace its batch log partition."""
     day = as_date(day)
     live = live_variants(registry_client(settings.mlflow_tracking_uri), MODEL_NAME)
+    sink = prediction_sink(settings.data_root, settings.prediction_log_url, storage_options)
     if live.champion is None:
+        # An empty partition still says "this day went through scoring" to whoever waits for it
+        # (monitoring decides the first training from it).
+        _publish(
+            settings, sink, day, log_frame(pd.DataFrame(columns=list(LOG_COLUMNS))), storage_options
+        )
         reason = f"no champion in the registry ({MODEL_NAME}): nothing serves yet, nothing scored"
         return ScoringResult(day.isoformat(), "skipped", reason)
     uri = storage.join(
@@ -107,12 +134,7 @@ def score_day(
     features = storage.read_parquet(uri, storage_options)
     serving = _load(settings.mlflow_tracking_uri, live)
     rows = scored_log_rows(serving, features)
-    sink = prediction_sink(settings.data_root, settings.prediction_log_url, storage_options)
-    sink.replace_day("batch", day, rows)
-    if settings.prediction_log_url:  # a table has no partition marker: publish one beside it
-        marker = ParquetSink(settings.zone(zones.PREDICTIONS)).partition("batch", day)
-        metadata = {"day": day.isoformat(), "rows": len(rows), "sink": "postgresql"}
-        storage.publish_partition(marker, {}, metadata, storage_options)
+    _publish(settings, sink, day, rows, storage_options)
     return ScoringResult(
         day=day.isoformat(),
         status="scored",

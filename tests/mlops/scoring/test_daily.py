@@ -142,12 +142,14 @@ def test_the_postgres_log_replaces_a_day_in_one_transaction(postgres_url):
             connection.execute(sqlalchemy.text(f"DROP TABLE {table}"))
 
 
-def test_without_a_champion_the_day_is_skipped_saying_why(tmp_path):
+def test_without_a_champion_the_day_is_skipped_saying_why_in_an_empty_partition(tmp_path):
     settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
     result = score_day(settings, "2018-05-10")
     assert (result.status, result.rows) == ("skipped", 0)
     assert "no champion" in result.reason
-    assert not (tmp_path / "predictions").exists()
+    folder = tmp_path / "predictions" / "batch" / "date=2018-05-10"
+    assert (folder / "_SUCCESS").exists()  # the day went through scoring; waiters may go on
+    assert ParquetSink(str(tmp_path / "predictions")).read_day("batch", date(2018, 5, 10)).empty
 
 
 def test_scoring_a_day_writes_its_partition_and_a_rerun_gives_the_same_rows(serving_world):
