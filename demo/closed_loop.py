@@ -1,0 +1,164 @@
+"""The closed loop through the real Airflow scheduler: data lands day by day, the DAGs do the rest.
+
+The simulated world lands one day of transactions at a time into the landing zone. The
+scheduler's catch-up of ``transactions_daily`` and ``model_monitoring`` picks each day up
+(their sensors are waiting for it); the monitoring policy decides, and a retrain request,
+a gate approval and a rollout follow through the assets, exactly as in production. The
+next day lands only once the system has finished with the current one (every task done or
+deferred, waiting for data), so the run is as reproducible as the calendar it replays.
+
+Nothing here moves a model or decides anything: it lands files, watches the REST API and
+reads the records the DAGs wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+DAG_IDS = ("transactions_daily", "model_monitoring", "model_training", "model_deployment")
+BUSY = {"queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "restarting"}
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The world: its size, its length and its drift (a day index from the first day)."""
+
+    days: int = 130
+    drift: str = "new_fraud_pattern"
+    drift_start_day: int = 95
+    customers: int = 2_500
+    terminals: int = 5_000
+    seed: int = 0
+
+    def simulation(self) -> Any:
+        from mlops.simulator import SimulationConfig
+
+        return SimulationConfig(
+            n_customers=self.customers,
+            n_terminals=self.terminals,
+            n_days=self.days + 1,  # one more: the day the service answers at the end
+            seed=self.seed,
+            drift=self.drift,
+            drift_start_day=self.drift_start_day,
+        )
+
+
+def loop_environment(config: LoopConfig, data_root: Path) -> dict[str, str]:
+    """What the components need besides the stack's own settings."""
+    simulation = config.simulation()
+    first, last = simulation.day(0), simulation.day(config.days - 1)
+    return {
+        "MLOPS_DATA_ROOT": str(data_root),
+        "MLOPS_HISTORY_START": first.isoformat(),
+        "MLOPS_START_DATE": first.isoformat(),
+        "MLOPS_END_DATE": last.isoformat(),
+        "MLOPS_TRAINING_CRON": "",  # only the monitoring policy asks for training
+        "MLOPS_SENSOR_POKE_S": "2",
+        "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
+    }
+
+
+def busy(stack: Any) -> list[str]:
+    """The task instances that are doing (or about to do) something, as ``dag/task``."""
+    active = []
+    for dag_id in DAG_IDS:
+        for run in stack.api(
+            "GET", f"dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]}
+        )["dag_runs"]:
+            if run["state"] == "queued":
+                active.append(f"{dag_id} (queued run)")
+                continue
+            for ti in stack.task_instances(dag_id, run["dag_run_id"]):
+                if ti["state"] in BUSY:
+                    active.append(f"{dag_id}/{ti['task_id']}")
+    return active
+
+
+def failures(stack: Any) -> list[str]:
+    found = []
+    for dag_id in DAG_IDS:
+        for run in stack.api("GET", f"dags/{dag_id}/dagRuns", params={"state": ["failed"]})[
+            "dag_runs"
+        ]:
+            tis = stack.task_instances(dag_id, run["dag_run_id"])
+            failed = [ti["task_id"] for ti in tis if ti["state"] == "failed"]
+            found.append(f"{dag_id} {run['dag_run_id']}: {', '.join(failed) or 'run failed'}")
+    return found
+
+
+def wait_for_day(stack: Any, settings: Any, day: date, timeout: float) -> None:
+    """Until the day's decision is recorded and nothing is left to do but wait for data."""
+    from mlops.io import storage
+    from mlops.retraining.decisions import decision_uri
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        if storage.exists(decision_uri(settings, day)) and not busy(stack):
+            quiet += 1
+            if quiet >= 2:  # twice in a row: an asset event may just be turning into a run
+                return
+        else:
+            quiet = 0
+        if failed := failures(stack):
+            raise RuntimeError(f"a DAG run failed on {day}: {failed}; logs in {stack.home}/logs")
+        time.sleep(1.5)
+    raise TimeoutError(f"{day} not finished within {timeout:.0f} s; still busy: {busy(stack)}")
+
+
+def progress_line(settings: Any, day: date, index: int, total: int, started: float) -> str:
+    from mlops.io import storage
+    from mlops.registry.aliases import alias_state
+    from mlops.retraining.decisions import decision_uri
+
+    state = alias_state(settings.mlflow_tracking_uri)
+    decision = storage.read_json(decision_uri(settings, day))
+    serving = f"champion v{state.champion}" if state.champion else "no model yet"
+    if state.challenger:
+        serving += f", challenger v{state.challenger}"
+    reasons = "; ".join(decision.get("reasons", []))[:90]
+    return (
+        f"[{index:>3}/{total}] {day}  {time.monotonic() - started:6.0f} s  {serving:<28} "
+        f"{decision['action']}: {reasons}"
+    )
+
+
+def run_loop(stack: Any, config: LoopConfig, data_root: Path, *, day_timeout: float = 900) -> None:
+    """Land the days one by one and wait for the system after each."""
+    from mlops import zones
+    from mlops.settings import load_settings
+    from mlops.simulator import simulate, write_landing
+
+    simulation = config.simulation()
+    transactions = simulate(simulation)
+    settings = load_settings()
+    landing = str(data_root / zones.LANDING)
+    for dag_id in DAG_IDS:
+        stack.unpause(dag_id)
+    started = time.monotonic()
+    for index in range(config.days):
+        day = simulation.day(index)
+        write_landing(transactions, landing, simulation, days=[index])
+        wait_for_day(stack, settings, day, day_timeout)
+        print(progress_line(settings, day, index + 1, config.days, started), flush=True)
+    return transactions
+
+
+def days_of(config: LoopConfig) -> tuple[date, date, date | None]:
+    simulation = config.simulation()
+    drift = simulation.day(config.drift_start_day) if config.drift != "none" else None
+    return simulation.day(0), simulation.day(config.days - 1), drift
+
+
+def served_day_rows(transactions: Any, day: date, count: int = 6) -> Any:
+    rows = transactions.loc[transactions["TX_DATETIME"].dt.date == day]
+    return rows.sort_values("TRANSACTION_ID").head(count)
+
+
+def last_day_after(config: LoopConfig) -> date:
+    return days_of(config)[1] + timedelta(days=1)
