@@ -24,6 +24,10 @@ SNAPSHOTS = "features/snapshots"  # day-end snapshots per customer and terminal 
 TRAINING_SETS = "training_sets"  # the training and evaluation sets of each training run
 FEAST = "feast"  # the local Feast registry and SQLite online store
 PREDICTIONS = "predictions"  # the prediction log: {batch,service}/date=YYYY-MM-DD (local)
+MONITORING = "monitoring"  # the two zones below
+MONITORING_REPORTS = "monitoring/reports"  # per day: summary JSON and Evidently HTML
+MONITORING_REFERENCES = "monitoring/references"  # per champion version: its reference profile
+RETRAINING_DECISIONS = "monitoring/decisions"  # the retrain policy's decision, one file a day
 
 ZONES: tuple[str, ...] = (
     LANDING,
@@ -38,6 +42,10 @@ ZONES: tuple[str, ...] = (
     TRAINING_SETS,
     FEAST,
     PREDICTIONS,
+    MONITORING,
+    MONITORING_REPORTS,
+    MONITORING_REFERENCES,
+    RETRAINING_DECISIONS,
 )
 
 
