@@ -18,6 +18,7 @@ from mlops.retraining.policy import (
 D0 = date(2018, 8, 1)
 EVALUATION = {"roc_auc": 0.9, "average_precision": 0.6, "card_precision_at_100": 0.3}
 QUICK = RetrainPolicy(consecutive_days=1)
+DEFAULT = RetrainPolicy()
 
 
 def summary(
@@ -62,7 +63,7 @@ def on(day_index: int, **kwargs):
     return summary(D0 + timedelta(days=day_index), **kwargs)
 
 
-def run_days(days, make, *, policy=RetrainPolicy(), history=None, **flags):
+def run_days(days, make, *, policy=DEFAULT, history=None, **flags):
     history = list(history or [])
     for i in days:
         history.append(decide(make(i), history, policy=policy, **flags).to_dict())
@@ -224,7 +225,7 @@ def test_a_storm_of_breaches_and_repeated_requests_stays_within_cooldown_and_bud
             decision = decide(today, history, policy=policy).to_dict()
             history = [r for r in history if r["day"] != decision["day"]] + [decision]
     requests = [date.fromisoformat(r["day"]) for r in history if r["action"] == RETRAIN]
-    gaps = [(b - a).days for a, b in zip(requests, requests[1:])]
+    gaps = [(b - a).days for a, b in zip(requests, requests[1:], strict=False)]
     assert requests and min(gaps) > policy.cooldown_days
     for day in requests:
         in_window = [d for d in requests if 0 <= (day - d).days < policy.budget_days]
