@@ -77,3 +77,22 @@ def test_the_evidently_report_is_written_when_asked(world):
     html = (world.root / result.report_uri.split(str(world.root))[1].lstrip("/")).read_text()
     assert "TX_AMOUNT" in html and len(html) > 100_000
     assert result.summary["report"] == result.report_uri
+
+
+def test_a_champion_on_probation_is_compared_with_previous_on_the_same_rows(world):
+    """Runs last: it promotes a second version and re-logs the last day with it."""
+    from mlops.registry import aliases
+    from tests.support.monitoring_world import log_days, train_champion
+
+    tracking = world.settings.mlflow_tracking_uri
+    version = train_champion(world, TRAINED + timedelta(days=1), seed=2)
+    aliases.set_challenger(tracking, version)
+    aliases.promote_challenger(tracking)
+    log_days(world, version, [DAY])
+    summary = monitor_day(world.settings, DAY, html=False).summary
+    assert summary["champion"]["version"] == version == "2"
+    assert summary["previous_version"] == "1"
+    models = summary["quality"]["models"]
+    assert set(models) == {"champion", "previous"}
+    assert models["previous"]["n_transactions"] == models["champion"]["n_transactions"]
+    assert models["previous"]["average_precision"] != models["champion"]["average_precision"]
