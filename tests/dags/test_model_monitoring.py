@@ -97,3 +97,37 @@ def test_a_retrain_decision_emits_a_request_carrying_the_day_and_reasons(
     assert len(events) == before + 1
     assert events[-1]["day"] == DAY.isoformat()
     assert events[-1]["reasons"][0].startswith("model age: trained")
+
+
+def test_a_rollback_decision_triggers_the_deployment_rollback_with_its_conf():
+    """The trigger itself needs the model_deployment DAG; here, what it would send."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    decision = {
+        "day": "2018-06-24",
+        "action": "rollback",
+        "rollback_version": "7",
+        "reasons": ["probation: champion v7 average_precision 0.400 is below previous v6's"],
+    }
+
+    class Pulls:
+        def xcom_pull(self, task_ids):
+            assert task_ids == "decide"
+            return decision
+
+    dag = load_dag()
+    task = dag.get_task("roll_back")
+    assert isinstance(task, TriggerDagRunOperator)
+    assert task.trigger_dag_id == "model_deployment"
+    context = {"ti": Pulls()}
+    assert task.render_template(task.conf, context) == {
+        "action": "rollback",
+        "day": "2018-06-24",
+        "version": "7",
+        "reason": decision["reasons"][0],
+    }
+    assert task.render_template(task.trigger_run_id, context) == "rollback__2018-06-24"
+    route = dag.get_task("route_decision").python_callable
+    assert route(decision) == "roll_back"
+    assert route({"action": "retrain"}) == "request_retraining"
+    assert route({"action": "none"}) is None
