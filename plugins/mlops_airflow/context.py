@@ -62,9 +62,15 @@ def data_errors_fail_the_task(*errors: type[Exception]) -> Iterator[None]:
 
 
 def _triggering_extras(context: Any) -> list[dict[str, Any]]:
-    """The extras of the asset events that triggered the run (none for other runs)."""
+    """The extras of the asset events that triggered the run (none for other runs); an event
+    seen through an asset alias as well is listed under both keys, hence the de-duplication."""
     events = context.get("triggering_asset_events") or {}
-    return [dict(event.extra or {}) for found in events.values() for event in found]
+    extras: list[dict[str, Any]] = []
+    for found in events.values():
+        for event in found:
+            if (extra := dict(event.extra or {})) not in extras:
+                extras.append(extra)
+    return extras
 
 
 def triggering_day(context: Any) -> date | None:

@@ -24,7 +24,10 @@ def test_an_asset_triggered_run_trains_as_of_the_day_in_the_event():
             "retrain_request": [
                 event(day="2018-08-03", reasons=["model age"]),
                 event(day="2018-08-05", reasons=["data drift: TX_AMOUNT", "quality"]),
-            ]
+            ],
+            "an alias of it": [
+                event(day="2018-08-05", reasons=["data drift: TX_AMOUNT", "quality"])
+            ],
         },
     }
     assert triggering_day(context) == date(2018, 8, 5)
