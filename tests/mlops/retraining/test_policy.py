@@ -121,6 +121,12 @@ def test_a_gap_or_a_quiet_day_breaks_the_streak():
     assert consecutive_breaches(history, D0 + timedelta(days=4)) == 1
 
 
+def test_a_new_champion_starts_its_own_streak():
+    history = run_days([0, 1], lambda i: on(i, score_drift=True, version="3"))
+    assert decide(on(2, score_drift=True, version="4"), history).action == NONE
+    assert decide(on(2, score_drift=True, version="3"), history).action == RETRAIN
+
+
 def test_model_age_and_new_labelled_volume_request_without_a_streak():
     old = decide(summary(age=90), [])
     assert old.action == RETRAIN and "model age: trained 90 days ago" in old.reasons[0]
