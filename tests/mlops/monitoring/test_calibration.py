@@ -14,8 +14,9 @@ import pytest
 from mlops.features.names import FEATURES
 from mlops.features.offline import compute_features_all
 from mlops.monitoring.daily import DEFAULT_THRESHOLDS, JUDGED_FEATURES
-from mlops.monitoring.drift import bin_reference, feature_drift
+from mlops.monitoring.drift import bin_reference, feature_drift, psi
 from mlops.simulator import SimulationConfig, simulate
+from mlops.training.estimators import predict_scores, train
 from tests.support.reference_features import publish_validated
 
 DRIFT_START = 70
@@ -39,17 +40,20 @@ def daily_drift(tmp_path, drift: str) -> pd.DataFrame:
     ).dt.days
     reference = features.loc[index.isin(REFERENCE_DAYS)]
     profile = {name: bin_reference(reference[name]) for name in FEATURES}
+    # a model of the reference week, as the champion would be, for prediction drift
+    model = train("hist_gradient_boosting", reference, reference["TX_FRAUD"], {"max_iter": 30})
+    scores = bin_reference(predict_scores(model, reference))
     rows = []
     for day in range(REFERENCE_DAYS.stop, config.n_days):
-        out = feature_drift(
-            profile, features.loc[index == day], JUDGED_FEATURES, DEFAULT_THRESHOLDS
-        )
+        current = features.loc[index == day]
+        out = feature_drift(profile, current, JUDGED_FEATURES, DEFAULT_THRESHOLDS)
         rows.append(
             {
                 "day": day,
                 "max_psi": out["max_psi"],
                 "flagged": out["drifted"],
                 "share": out["share"],
+                "score_psi": psi(scores, predict_scores(model, current)),
             }
         )
     return pd.DataFrame(rows).set_index("day")
@@ -64,7 +68,12 @@ def test_no_stable_day_is_flagged(stable):
     assert stable["flagged"].map(len).sum() == 0
     # the margin the thresholds leave: the largest stable PSI was 0.020 when calibrated
     assert stable["max_psi"].max() < DEFAULT_THRESHOLDS.feature_psi / 3
-    print(f"stable days: max PSI {stable['max_psi'].max():.4f} vs {DEFAULT_THRESHOLDS.feature_psi}")
+    assert stable["score_psi"].max() < DEFAULT_THRESHOLDS.score_psi / 2
+    print(
+        f"stable days: max feature PSI {stable['max_psi'].max():.4f} vs "
+        f"{DEFAULT_THRESHOLDS.feature_psi}, max score PSI {stable['score_psi'].max():.4f} vs "
+        f"{DEFAULT_THRESHOLDS.score_psi}"
+    )
 
 
 def test_an_amount_shift_is_flagged_on_its_first_day_and_never_before(tmp_path):
@@ -77,6 +86,10 @@ def test_an_amount_shift_is_flagged_on_its_first_day_and_never_before(tmp_path):
     # 1-day average amount has only post-drift days in its window
     dataset = shifted.index[shifted["share"] >= DEFAULT_THRESHOLDS.drift_share]
     assert dataset.min() == DRIFT_START + 1
+    scored = shifted.index[shifted["score_psi"] > DEFAULT_THRESHOLDS.score_psi]
     print(
-        f"amount_shift: first flag day {flagged.min()}, PSI {shifted.loc[DRIFT_START, 'max_psi']:.3f}"
+        f"amount_shift: first flag day {flagged.min()}, PSI "
+        f"{shifted.loc[DRIFT_START, 'max_psi']:.3f}; score PSI on day {DRIFT_START} "
+        f"{shifted.loc[DRIFT_START, 'score_psi']:.3f}, first score flag "
+        f"{scored.min() if len(scored) else None}"
     )
