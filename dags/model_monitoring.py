@@ -4,7 +4,9 @@ Watches the serving champion on each data day D, once D's predictions are logged
 turns what it sees into at most one retrain request or one rollback.
 
 1. **wait_for_predictions**: a deferrable sensor waits for
-   `predictions/batch/date=D/_SUCCESS` (written by `transactions_daily.score_transactions`).
+   `predictions/batch/date=D/_SUCCESS` (written by `transactions_daily.score_transactions`);
+   when none comes within `MLOPS_SENSOR_TIMEOUT_S` (no champion scored the day) the run is
+   skipped, not failed.
 2. **monitor**: D's logged features and champion scores against the champion's training data
    (PSI on reference-quantile bins, thresholds calibrated on stable simulated days; the
    weekend flag is reported, not judged), and the quality of what was served on the days
@@ -73,6 +75,7 @@ def model_monitoring():
         batch_uri=f"{zone_uri('predictions')}/batch",
         poke_interval=sensor_poke_s(),
         timeout=sensor_timeout_s(),
+        soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
     )
 
     @task(multiple_outputs=False, outlets=[MODEL_MONITORING])

@@ -131,3 +131,13 @@ def test_a_rollback_decision_triggers_the_deployment_rollback_with_its_conf():
     assert route(decision) == "roll_back"
     assert route({"action": "retrain"}) == "request_retraining"
     assert route({"action": "none"}) is None
+
+
+def test_a_day_that_never_gets_a_log_is_skipped_not_failed(airflow_db, env, monkeypatch):
+    from datetime import timedelta
+
+    monkeypatch.setenv("MLOPS_SENSOR_TIMEOUT_S", "0")  # dag.test runs triggers without it
+    run, states = run_day(LOGGED[0] - timedelta(days=3))
+    assert states["wait_for_predictions"] == "skipped"
+    assert states["monitor"] == states["decide"] == "skipped", states
+    assert str(run.state) == "success"
