@@ -48,15 +48,14 @@ def labelled_log(
     options: storage.StorageOptions | None = None,
 ) -> pd.DataFrame:
     """The batch log rows of ``days`` (days without a log skipped) with their labels."""
-    logged = [sink.read_day("batch", d) for d in days]
-    logged = [frame for frame in logged if len(frame)]
+    logged = {d: sink.read_day("batch", d) for d in days}
+    logged = {d: frame for d, frame in logged.items() if len(frame)}
     if not logged:
         return pd.DataFrame()
-    rows = pd.concat(logged, ignore_index=True)
-    served_days = sorted({d for d in days if d >= (history_start or d)})
+    rows = pd.concat(logged.values(), ignore_index=True)
     partitions = input_partitions(
         validated_uri,
-        served_days,
+        sorted(logged),
         history_start=history_start,
         needed_for="the matured labels of monitoring",
         storage_options=options,

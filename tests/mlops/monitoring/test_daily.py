@@ -57,6 +57,13 @@ def test_quality_uses_only_labels_known_at_the_day(world):
     )
 
 
+def test_matured_days_without_a_log_are_left_out(world):
+    quality = monitor_day(world.settings, LOGGED[7], html=False).summary["quality"]
+    assert quality["window"]["end"] == LOGGED[0].isoformat()
+    assert quality["served"]["days"] == [LOGGED[0].isoformat()]
+    assert monitor_day(world.settings, LOGGED[6], html=False).summary["quality"] is None
+
+
 def test_a_rerun_writes_the_same_summary_and_keeps_the_profile(world):
     first = monitor_day(world.settings, DAY, html=False)
     profile = profile_uri(world.settings, "1")
