@@ -14,7 +14,8 @@ the decision.
   the `candidate_model` asset for the deployment DAG.
 - **Schedule**: weekly (Monday 03:00 UTC; `MLOPS_TRAINING_CRON` changes it, and empty leaves
   only the asset) or whenever a `retrain_request` asset event arrives (the monitoring
-  policy's retrain signal, carrying the data day to train as of). `max_active_runs=1`.
+  policy's retrain signal). An asset-triggered run has no logical date: it trains as of the
+  `day` in the event's extra, and keeps its `reasons`. `max_active_runs=1`.
 - **Settled features**: the feature windows reach 37 days back; a window with rows in the
   first 37 days after `MLOPS_HISTORY_START` is refused (truncated windows), unless the
   `allow_unsettled_features` Param asks for it: the run is then flagged in the decision
@@ -109,10 +110,12 @@ def model_training():
             data_errors_fail_the_task,
             task_storage_options,
             training_request,
+            triggering_reason,
         )
 
         settings = load_settings()
-        request = training_request(context["params"], as_of_day(context), settings)
+        day = as_of_day(context)
+        request = training_request(context["params"], day, settings, triggering_reason(context))
         with data_errors_fail_the_task(MissingPartitionError, UnsettledFeaturesError):
             return build(settings, request, task_storage_options(settings)).to_xcom()
 
@@ -125,11 +128,12 @@ def model_training():
             run_context,
             task_storage_options,
             training_request,
+            triggering_reason,
         )
 
         settings = load_settings()
         day = as_of_day(context)
-        request = training_request(context["params"], day, settings)
+        request = training_request(context["params"], day, settings, triggering_reason(context))
         outcome = run(
             settings,
             request,

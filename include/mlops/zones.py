@@ -26,6 +26,10 @@ FEAST = "feast"  # the local Feast registry and SQLite online store
 PREDICTIONS = "predictions"  # the prediction log: {batch,service}/date=YYYY-MM-DD (local)
 DEPLOYMENT_HISTORY = "deployments/history"  # one JSON record per alias move, append-only
 DEPLOYMENT_REPORTS = "reports/deployments"  # the evidence of each rollout judgement
+MONITORING = "monitoring"  # the two zones below
+MONITORING_REPORTS = "monitoring/reports"  # per day: summary JSON and Evidently HTML
+MONITORING_REFERENCES = "monitoring/references"  # per champion version: its reference profile
+RETRAINING_DECISIONS = "monitoring/decisions"  # the retrain policy's decision, one file a day
 
 ZONES: tuple[str, ...] = (
     LANDING,
@@ -42,6 +46,10 @@ ZONES: tuple[str, ...] = (
     PREDICTIONS,
     DEPLOYMENT_HISTORY,
     DEPLOYMENT_REPORTS,
+    MONITORING,
+    MONITORING_REPORTS,
+    MONITORING_REFERENCES,
+    RETRAINING_DECISIONS,
 )
 
 

@@ -24,3 +24,5 @@ FEATURES = _data_asset("features", zones.FEATURES, "features")
 # policy does, with its reasons in the event's extra); model_training is scheduled on it.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="model")
 CANDIDATE_MODEL = Asset(name="candidate_model", group="model")
+# One event a monitored day; its extra is the day's summary (drift, quality, champion).
+MODEL_MONITORING = Asset(name="model_monitoring", group="model")

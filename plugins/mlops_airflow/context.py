@@ -61,9 +61,40 @@ def data_errors_fail_the_task(*errors: type[Exception]) -> Iterator[None]:
         raise AirflowFailException(str(err)) from err
 
 
+def _triggering_extras(context: Any) -> list[dict[str, Any]]:
+    """The extras of the asset events that triggered the run (none for other runs); an event
+    seen through an asset alias as well is listed under both keys, hence the de-duplication."""
+    events = context.get("triggering_asset_events") or {}
+    extras: list[dict[str, Any]] = []
+    for found in events.values():
+        for event in found:
+            if (extra := dict(event.extra or {})) not in extras:
+                extras.append(extra)
+    return extras
+
+
+def triggering_day(context: Any) -> date | None:
+    """The latest ``day`` carried by the triggering events' extras, if any: an asset-triggered
+    run has no logical date, and the simulated clock travels in the event."""
+    days = [str(extra["day"])[:10] for extra in _triggering_extras(context) if extra.get("day")]
+    return date.fromisoformat(max(days)) if days else None
+
+
+def triggering_reason(context: Any) -> str:
+    """The triggering events' days and reasons, one line (for the decision record)."""
+    parts = []
+    for extra in _triggering_extras(context):
+        if extra.get("day") or extra.get("reasons"):
+            reasons = "; ".join(str(r) for r in extra.get("reasons") or [])
+            parts.append(f"retrain request of {extra.get('day')}: {reasons}".rstrip(": "))
+    return " | ".join(parts)
+
+
 def as_of_day(context: Any) -> date:
-    """The point in time of a training run: its logical date, or, for runs that have none
-    (asset-triggered, or manual without a date), the moment the run was due."""
+    """The point in time of a training run: the ``day`` of the asset event that triggered it,
+    else its logical date, else (manual without a date) the moment the run was due."""
+    if (day := triggering_day(context)) is not None:
+        return day
     moment = context.get("logical_date") or context["dag_run"].run_after
     return date(moment.year, moment.month, moment.day)
 
@@ -76,8 +107,9 @@ def run_context(context: Any, day: date) -> Any:
     return RunContext(context["dag"].dag_id, day, context["run_id"])
 
 
-def training_request(params: Any, day: date, settings: Any) -> Any:
-    """The run's validated Params as an ``mlops.training.job.TrainingRequest``."""
+def training_request(params: Any, day: date, settings: Any, triggered_by: str = "") -> Any:
+    """The run's validated Params as an ``mlops.training.job.TrainingRequest``; without a
+    ``reason`` Param, the triggering events' reasons (``triggering_reason``) are kept."""
     from mlops.training.job import TrainingRequest
 
     return TrainingRequest(
@@ -89,7 +121,7 @@ def training_request(params: Any, day: date, settings: Any) -> Any:
         params=dict(params["hyperparameters"] or {}),
         seed=params["seed"],
         force_review=params["force_review"],
-        reason=params["reason"] or "",
+        reason=params["reason"] or triggered_by,
         allow_unsettled_features=bool(params.get("allow_unsettled_features", False)),
     )
 

@@ -2,13 +2,15 @@
 
 A writer signals that a day's partition is complete with ``<zone>/date=YYYY-MM-DD/_SUCCESS``
 after its data files; waiting for the marker, not for any file, never reads a half-written
-day. Two waits use it:
+day. Three waits use it:
 
 * ``LandingPartitionSensor``: the producer's landing partition of the run's day;
 * ``EarlierPartitionsSensor``: the validated partitions of the days before it that the day's
   feature windows read. A backfill runs several days side by side (its ``max_active_runs``
   is its own, not the DAG's), so a day's features wait here, deferred, for the days before
-  it rather than failing or computing a window over a gap.
+  it rather than failing or computing a window over a gap;
+* ``PredictionLogSensor``: the day's batch partition of the prediction log, which monitoring
+  reads (with ``MLOPS_PREDICTION_LOG_URL`` the log is a table and has no marker).
 
 The day is resolved when the task runs (see ``context.partition_day``), so a manual run
 without a logical date works too. The waiting itself is done by the providers' triggers: the
@@ -220,3 +222,21 @@ class ObservedDaysSensor(PartitionMarkersSensor):
 
         plan = DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
         return observation_markers(load_settings(), plan)
+
+
+class PredictionLogSensor(PartitionMarkersSensor):
+    """Wait, deferred, until the day's batch partition of the prediction log is published.
+
+    :param batch_uri: ``<data root>/predictions/batch``, folder or ``s3://``. (templated)
+    """
+
+    template_fields = ("batch_uri",)
+    what = "batch prediction log partition"
+    remedy = "run transactions_daily's score_transactions for the day, then clear this task"
+
+    def __init__(self, *, batch_uri: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.batch_uri = batch_uri
+
+    def markers(self, context: Context) -> list[str]:
+        return [marker_uri(self.batch_uri, partition_day(context))]

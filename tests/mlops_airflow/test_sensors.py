@@ -13,7 +13,11 @@ from airflow.sdk.exceptions import (
 )
 
 from mlops_airflow.context import partition_day
-from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
+from mlops_airflow.sensors import (
+    EarlierPartitionsSensor,
+    LandingPartitionSensor,
+    PredictionLogSensor,
+)
 
 DAY = pendulum.datetime(2018, 4, 1, tz="UTC")
 
@@ -194,3 +198,14 @@ def test_soft_fail_skips_instead_of_failing_on_every_path(tmp_path):
         )
     with pytest.raises(AirflowSkipException, match="soft_fail"):
         sensor(timeout=5).resume_execution("__fail__", {"error": "Trigger timeout"}, context())
+
+
+def test_monitoring_waits_for_the_day_batch_log_partition(tmp_path):
+    batch = tmp_path / "predictions" / "batch"
+    sensor = PredictionLogSensor(task_id="wait", batch_uri=str(batch), timeout=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context())
+    assert deferred.value.trigger.filepath == f"{batch}/date=2018-04-01/_SUCCESS"
+    (batch / "date=2018-04-01").mkdir(parents=True)
+    (batch / "date=2018-04-01" / "_SUCCESS").touch()
+    assert sensor.execute(context()) is None

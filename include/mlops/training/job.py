@@ -29,7 +29,12 @@ from mlops.settings import Settings
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
 from mlops.training.settled import settlement
-from mlops.training.windows import DataWindow, evaluation_window, training_window
+from mlops.training.windows import (
+    DEFAULT_WINDOW_DAYS,
+    DataWindow,
+    evaluation_window,
+    training_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ class TrainingRequest:
     """What a run of ``model_training`` was asked to do (its Params, validated)."""
 
     as_of: date
-    window_days: int = 21
+    window_days: int = DEFAULT_WINDOW_DAYS
     eval_days: int = 7
     delay_days: int = 7
     family: str = DEFAULT_FAMILY

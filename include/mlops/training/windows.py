@@ -24,6 +24,9 @@ class Window(NamedTuple):
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
+DEFAULT_WINDOW_DAYS = 21  # matured days a training run reads: training, 7-day gap, evaluation
+
+
 def training_window(as_of: date, window_days: int, delay_days: int = 7) -> Window:
     """The last ``window_days`` whose labels are known at ``as_of``."""
     if window_days < 1 or delay_days < 0:

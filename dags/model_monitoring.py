@@ -1,0 +1,146 @@
+"""### model_monitoring
+
+Watches the serving champion on each data day D, once D's predictions are logged, and
+turns what it sees into at most one retrain request or one rollback.
+
+1. **wait_for_predictions**: a deferrable sensor waits for
+   `predictions/batch/date=D/_SUCCESS` (written by `transactions_daily.score_transactions`);
+   when none comes within `MLOPS_SENSOR_TIMEOUT_S` (no champion scored the day) the run is
+   skipped, not failed.
+2. **monitor**: D's logged features and champion scores against the champion's training data
+   (PSI on reference-quantile bins, thresholds calibrated on stable simulated days; the
+   weekend flag is reported, not judged), and the quality of what was served on the days
+   whose labels are known at D (AUC, AP, CP@100). Writes
+   `monitoring/reports/date=D/summary.json` and Evidently's `report.html` (Param
+   `html_report`, or `MLOPS_MONITORING_HTML=false` for scheduled runs), and emits a
+   `model_monitoring` asset event whose extra is the summary.
+3. **decide**: the retrain policy (signals, consecutive days, cooldown, budget, no request
+   while `model_training` runs, probation of a new champion) records D's decision in
+   `monitoring/decisions/date=D.json`, with its reasons, retrain or not.
+4. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
+   extra `{"day": D, "reasons": [...]}` (model_training then trains as of D), or
+   **roll_back** triggers `model_deployment` with `{"action": "rollback", "day": D,
+   "version": <bad champion>, "reason": ...}`; a quiet day skips both.
+
+**Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
+days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
+needs the one of the day before. Owner: ml-platform.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
+from mlops_airflow.parse_time import (
+    schedule_end,
+    schedule_start,
+    sensor_poke_s,
+    sensor_timeout_s,
+    zone_uri,
+)
+from mlops_airflow.sensors import PredictionLogSensor
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=schedule_start(),
+    end_date=schedule_end(),
+    catchup=True,
+    max_active_runs=1,
+    tags=["mlops", "monitoring", "retraining"],
+    doc_md=__doc__,
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Monitor this day (YYYY-MM-DD) instead of the run's data interval.",
+        ),
+        "html_report": Param(
+            None,
+            type=["null", "boolean"],
+            description="Write Evidently's HTML page (about 13 s); default: "
+            "MLOPS_MONITORING_HTML, else true.",
+        ),
+    },
+)
+def model_monitoring():
+    wait_for_predictions = PredictionLogSensor(
+        task_id="wait_for_predictions",
+        batch_uri=f"{zone_uri('predictions')}/batch",
+        poke_interval=sensor_poke_s(),
+        timeout=sensor_timeout_s(),
+        soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
+    )
+
+    @task(multiple_outputs=False, outlets=[MODEL_MONITORING])
+    def monitor(*, outlet_events=None, **context) -> dict:
+        import os
+
+        from mlops.monitoring.daily import monitor_day
+        from mlops.monitoring.reference import ReferenceUnavailable
+        from mlops.settings import load_settings
+        from mlops_airflow.context import (
+            data_errors_fail_the_task,
+            partition_day,
+            task_storage_options,
+        )
+
+        settings = load_settings()
+        html = context["params"].get("html_report")
+        if html is None:
+            html = os.environ.get("MLOPS_MONITORING_HTML", "true").lower() != "false"
+        with data_errors_fail_the_task(ReferenceUnavailable):
+            result = monitor_day(
+                settings, partition_day(context), task_storage_options(settings), html=html
+            )
+        outlet_events[MODEL_MONITORING].extra = result.to_xcom()
+        return result.to_xcom()
+
+    @task(multiple_outputs=False)
+    def decide(summary: dict, **context) -> dict:
+        from mlops.retraining.decisions import decide_day
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options
+
+        active = context["ti"].get_dr_count(dag_id="model_training", states=["queued", "running"])
+        settings = load_settings()
+        result = decide_day(
+            settings, summary["day"], task_storage_options(settings), training_active=active > 0
+        )
+        return result.to_xcom()
+
+    @task.branch
+    def route_decision(decision: dict) -> str | None:
+        return {"retrain": "request_retraining", "rollback": "roll_back"}.get(decision["action"])
+
+    @task(outlets=[RETRAIN_REQUEST])
+    def request_retraining(decision: dict, *, outlet_events=None) -> None:
+        extra = {"day": decision["day"], "reasons": decision["reasons"]}
+        outlet_events[RETRAIN_REQUEST].extra = extra
+
+    roll_back = TriggerDagRunOperator(
+        task_id="roll_back",
+        trigger_dag_id="model_deployment",
+        trigger_run_id="rollback__{{ ti.xcom_pull(task_ids='decide')['day'] }}",
+        conf={
+            "action": "rollback",
+            "day": "{{ ti.xcom_pull(task_ids='decide')['day'] }}",
+            "version": "{{ ti.xcom_pull(task_ids='decide')['rollback_version'] }}",
+            "reason": "{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('; ') }}",
+        },
+        skip_when_already_exists=True,  # that run id exists: the rollback was asked for
+    )
+
+    summary = monitor()
+    wait_for_predictions >> summary
+    decision = decide(summary)
+    route_decision(decision) >> [request_retraining(decision), roll_back]
+
+
+model_monitoring()
