@@ -22,6 +22,8 @@ promotes it or rolls it back; every alias move goes into the deployment history.
 6. **finish_rollout**: promote (`champion` moves, the old one becomes `previous`) or roll back
    (`challenger` alias and rollout cleared; the champion was never touched).
 
+The defaults of the Params (those an asset-triggered rollout uses) come from
+`MLOPS_ROLLOUT_STRATEGY`, `_CANARY_SHARE`, `_OBSERVATION_DAYS` and `_WAIT_FOR_LABELS`.
 `action=rollback` moves `champion` back to `previous` at once (the monitoring policy's
 probation uses it). History: `mlops.registry.history.served_on(settings, day)` answers which
 version served a day and who approved it. One run at a time. Owner: ml-platform.
@@ -36,7 +38,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from mlops_airflow.assets import CANDIDATE_MODEL
-from mlops_airflow.parse_time import schedule_start, sensor_poke_s
+from mlops_airflow.parse_time import rollout_default, schedule_start, sensor_poke_s
 from mlops_airflow.sensors import ObservedDaysSensor
 
 
@@ -57,13 +59,23 @@ from mlops_airflow.sensors import ObservedDaysSensor
             description="Deploy: the model version (default: the candidate_model event's). "
             "Rollback: the champion found bad (default: the current champion).",
         ),
-        "strategy": Param("canary", type="string", enum=["canary", "shadow", "direct"]),
-        "canary_share": Param(
-            0.1, type="number", minimum=0.01, maximum=1.0, description="Cards on the challenger."
+        "strategy": Param(
+            rollout_default("strategy", "canary"),
+            type="string",
+            enum=["canary", "shadow", "direct"],
         ),
-        "observation_days": Param(7, type="integer", minimum=1, maximum=90),
+        "canary_share": Param(
+            float(rollout_default("canary_share", "0.1")),
+            type="number",
+            minimum=0.01,
+            maximum=1.0,
+            description="Cards on the challenger.",
+        ),
+        "observation_days": Param(
+            int(rollout_default("observation_days", "7")), type="integer", minimum=1, maximum=90
+        ),
         "wait_for_labels": Param(
-            True,
+            rollout_default("wait_for_labels", "true").lower() == "true",
             type="boolean",
             description="Judge also on matured labels: wait until the labels of the last "
             "observed day are known (7 more data days).",

@@ -73,3 +73,10 @@ def training_cron() -> str | None:
     the monitoring policy alone asks for retraining)."""
     value = os.environ.get("MLOPS_TRAINING_CRON", "0 3 * * 1")
     return value.strip() or None
+
+
+def rollout_default(name: str, default: str) -> str:
+    """A default of model_deployment's Params (what an asset-triggered rollout uses):
+    ``MLOPS_ROLLOUT_STRATEGY``, ``_CANARY_SHARE``, ``_OBSERVATION_DAYS``,
+    ``_WAIT_FOR_LABELS``."""
+    return os.environ.get(f"MLOPS_ROLLOUT_{name.upper()}") or default

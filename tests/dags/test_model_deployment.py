@@ -154,3 +154,17 @@ def test_a_manual_rollback_puts_previous_back(world):
     assert (after.version, after.since.reason) == (good, "probation failed")
     tags = registry_client(world.settings.mlflow_tracking_uri).get_model_version(MODEL_NAME, better)
     assert tags.tags["mlops.rolled_back"] == "true"
+
+
+def test_the_defaults_an_asset_triggered_rollout_uses_come_from_the_installation(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MLOPS_ROLLOUT_OBSERVATION_DAYS", "3")
+    monkeypatch.setenv("MLOPS_ROLLOUT_WAIT_FOR_LABELS", "false")
+    monkeypatch.setenv("MLOPS_ROLLOUT_STRATEGY", "shadow")
+    params = DagBag(dag_folder=str(DAGS)).dags["model_deployment"].params
+    assert (params["observation_days"], params["wait_for_labels"], params["strategy"]) == (
+        3,
+        False,
+        "shadow",
+    )
