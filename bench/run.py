@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-EXPECTED = ("simulator_bench", "parse_bench", "pipeline_bench", "serving_bench")
+EXPECTED = (
+    "simulator_bench",
+    "parse_bench",
+    "pipeline_bench",
+    "serving_bench",
+    "scheduler_bench",
+)
 RESULTS = HERE / "results.json"
 
 

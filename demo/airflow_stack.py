@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -128,6 +129,7 @@ class AirflowStack:
 
     def start(self, timeout: float = 240) -> AirflowStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _exit_on_sigterm()  # `kill` of this process then stops the components too
         self.migrate()
         try:
             for component in COMPONENTS:
@@ -263,6 +265,23 @@ class AirflowStack:
         path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self.api("GET", path, params={"limit": 1000})["task_instances"]
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom as JSON (what it returned, by default)."""
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self.api("GET", path)["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 1800) -> dict:
+        """Until one run has finished; the run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            run = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in FINISHED:
+                return run
+            time.sleep(1)
+        raise StackError(f"{dag_id} {run_id} not finished in {timeout:.0f} s")
+
     def wait_for_runs(
         self,
         dag_id: str,
@@ -293,6 +312,15 @@ class AirflowStack:
             f"logs: {self.log_dir}\n"
             f"afterwards: AIRFLOW_HOME={self.home} make airflow  (same metadata DB and runs)"
         )
+
+
+def _exit_on_sigterm() -> None:
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, leave)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
