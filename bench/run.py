@@ -28,6 +28,7 @@ EXPECTED = (
     "pipeline_bench",
     "serving_bench",
     "monitoring_bench",
+    "scheduler_bench",
 )
 RESULTS = HERE / "results.json"
 

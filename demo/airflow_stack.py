@@ -1,0 +1,335 @@
+"""The real Airflow, on the embedded defaults: SQLite metadata DB, LocalExecutor, local folders.
+
+``AirflowStack`` migrates the DB, starts ``scheduler``, ``dag-processor``, ``triggerer`` and
+``api-server`` (127.0.0.1, a free port) as subprocesses, each in its own session (a Ctrl-C in
+the terminal reaches only this process, which then stops them), with logs in
+``$AIRFLOW_HOME/stack-logs/``; it waits for ``/api/v2/monitor/health``, logs in through
+SimpleAuthManager (user ``admin``; the password is the one the api-server generated in
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``) and drives the DAGs over REST::
+
+    with AirflowStack(home, env={"MLOPS_DATA_ROOT": ...}) as stack:
+        stack.unpause("transactions_daily")
+        runs = stack.wait_for_runs("transactions_daily", count=3)
+
+Speed on 2 cores: parallelism 2, a 0.2 s idle scheduler loop, one parsing process, and the
+scheduler preloads the task-time modules (``MLOPS_PRELOAD=1`` with eager plugin loading, see
+``plugins/mlops_preload.py``): LocalExecutor forks its workers from the scheduler and each
+task is forked from a worker, so every task starts with them imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+HEALTH = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+FINISHED = {"success", "failed"}
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+REPO = Path(__file__).resolve().parents[1]
+PASSWORDS = "simple_auth_manager_passwords.json.generated"
+
+
+class StackError(RuntimeError):
+    """A component died, did not become healthy, or a REST call failed."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_environment(
+    home: Path, port: int, *, parallelism: int = 2, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of every component: this process's, then the stack's, then ``extra``."""
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # sqlite3's 5 s busy timeout is too short for four components writing on 2 cores.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "mlops_airflow.metadata_db.SQLITE",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "mlops_airflow.metadata_db.SQLITE",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": url,
+            # A finished task is seen, and its downstream queued, within a fifth of a second.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            # DAG files depend only on the environment: parse them at once, then seldom.
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "GX_ANALYTICS_ENABLED": "false",
+            "MLOPS_PROFILE": "local",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def component_environment(env: Mapping[str, str], component: str, preload: bool) -> dict[str, str]:
+    """Only the scheduler preloads: its forks run the tasks; the dag-processor stays light."""
+    if component != "scheduler" or not preload:
+        return {**env, "MLOPS_PRELOAD": "0"}
+    return {**env, "MLOPS_PRELOAD": "1", "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}
+
+
+class AirflowStack:
+    """Start with ``start()`` (or ``with``), stop with ``stop()``; REST helpers in between."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        parallelism: int = 2,
+        preload: bool = True,
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.port = port or free_port()
+        self.preload = preload
+        self.env = stack_environment(self.home, self.port, parallelism=parallelism, extra=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_dir = self.home / "stack-logs"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._client = httpx.Client(base_url=self.url, timeout=30)
+
+    # ---------------------------------------------------------------- lifecycle
+    def __enter__(self) -> AirflowStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 240) -> AirflowStack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        _exit_on_sigterm()  # `kill` of this process then stops the components too
+        self.migrate()
+        try:
+            for component in COMPONENTS:
+                self._launch(component)
+            self.wait_until_healthy(timeout)
+            self.login()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def migrate(self) -> None:
+        log = self.log_dir / "db-migrate.log"
+        with log.open("w") as out:
+            done = subprocess.run(
+                [AIRFLOW, "db", "migrate"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        if done.returncode:
+            raise StackError(f"airflow db migrate failed ({done.returncode}); see {log}")
+
+    def _launch(self, component: str) -> None:
+        out = (self.log_dir / f"{component}.log").open("ab")
+        self.processes[component] = subprocess.Popen(
+            [AIRFLOW, component],
+            env=component_environment(self.env, component, self.preload),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killpg reaches its workers
+        )
+        out.close()
+
+    def stop(self, grace: float = 30) -> None:
+        """SIGTERM every process group, wait ``grace`` seconds, then SIGKILL the rest."""
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+        self.processes.clear()
+        self._client.close()
+
+    def check_alive(self) -> None:
+        for component, process in self.processes.items():
+            if process.poll() is not None:
+                log = self.log_dir / f"{component}.log"
+                raise StackError(f"airflow {component} exited ({process.returncode}); see {log}")
+
+    def health(self) -> dict[str, str]:
+        try:
+            body = self._client.get("/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return {name: (body.get(name) or {}).get("status") or "unknown" for name in HEALTH}
+
+    def wait_until_healthy(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        status: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status = self.health()
+            if status and all(value == "healthy" for value in status.values()):
+                return
+            time.sleep(1)
+        raise StackError(f"not healthy within {timeout:.0f} s: {status}; logs in {self.log_dir}")
+
+    # ---------------------------------------------------------------- REST
+    @property
+    def password_file(self) -> Path:
+        return self.home / PASSWORDS
+
+    def login(self) -> None:
+        password = json.loads(self.password_file.read_text())["admin"]
+        response = self._client.post(
+            "/auth/token", json={"username": "admin", "password": password}
+        )
+        _raise_for(response, "POST /auth/token")
+        self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def api(self, method: str, path: str, *, retries: int = 5, **kwargs: Any) -> Any:
+        """One REST call under /api/v2; SQLite's "database is locked" (503) is retried."""
+        for attempt in range(retries):
+            response = self._client.request(method, f"/api/v2/{path.lstrip('/')}", **kwargs)
+            if response.status_code != 503 or attempt == retries - 1:
+                break
+            time.sleep(1 + attempt)
+        _raise_for(response, f"{method} {path}")
+        return response.json() if response.content else None
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 120) -> None:
+        """Until the dag-processor has serialized every DAG of ``dag_ids``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            found = {d["dag_id"] for d in self.api("GET", "dags", params={"limit": 100})["dags"]}
+            if set(dag_ids) <= found:
+                return
+            time.sleep(1)
+        errors = self.api("GET", "importErrors")["import_errors"]
+        raise StackError(f"DAGs {sorted(set(dag_ids) - found)} not parsed; import errors: {errors}")
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(
+        self, dag_id: str, *, conf: dict | None = None, logical_date: str | None = None, **extra
+    ) -> str:
+        body = {"logical_date": logical_date, "conf": conf or {}, **extra}
+        return self.api("POST", f"dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def create_backfill(
+        self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 1, **extra
+    ) -> dict:
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": "none",
+            **extra,
+        }
+        return self.api("POST", "backfills", json=body, retries=10)
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        params = {"order_by": "logical_date", "limit": 1000}
+        return self.api("GET", f"dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        return self.api("GET", path, params={"limit": 1000})["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom as JSON (what it returned, by default)."""
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self.api("GET", path)["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 1800) -> dict:
+        """Until one run has finished; the run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            run = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in FINISHED:
+                return run
+            time.sleep(1)
+        raise StackError(f"{dag_id} {run_id} not finished in {timeout:.0f} s")
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        count: int,
+        *,
+        timeout: float = 1800,
+        poll: float = 2,
+        on_progress: Callable[[list[dict]], None] | None = None,
+    ) -> list[dict]:
+        """Until ``count`` runs of ``dag_id`` have finished (success or failed); their runs."""
+        deadline = time.monotonic() + timeout
+        runs: list[dict] = []
+        while time.monotonic() < deadline:
+            self.check_alive()
+            runs = self.dag_runs(dag_id)
+            if on_progress:
+                on_progress(runs)
+            if sum(run["state"] in FINISHED for run in runs) >= count:
+                return runs
+            time.sleep(poll)
+        states = [(run["dag_run_id"], run["state"]) for run in runs]
+        raise StackError(f"{dag_id}: {count} runs not finished in {timeout:.0f} s: {states}")
+
+    def describe(self) -> str:
+        """Where the UI is now, and how to reopen it on the same DB afterwards."""
+        return (
+            f"Airflow UI: {self.url}  (user admin, password in {self.password_file})\n"
+            f"logs: {self.log_dir}\n"
+            f"afterwards: AIRFLOW_HOME={self.home} make airflow  (same metadata DB and runs)"
+        )
+
+
+def _exit_on_sigterm() -> None:
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, leave)
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    try:  # the group outlives its leader when workers linger
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.is_error:
+        raise StackError(f"{what}: HTTP {response.status_code} {response.text[:500]}")
