@@ -47,17 +47,18 @@ class LoopConfig:
         )
 
 
-def loop_environment(config: LoopConfig, data_root: Path) -> dict[str, str]:
-    """What the components need besides the stack's own settings."""
+def loop_environment(config: LoopConfig, data_root: Path, first_index: int = 0) -> dict[str, str]:
+    """What the components need besides the stack's own settings; the daily DAGs start at
+    ``first_index`` (the days before it are history loaded by ``load_history``)."""
     simulation = config.simulation()
     first, last = simulation.day(0), simulation.day(config.days - 1)
     return {
         "MLOPS_DATA_ROOT": str(data_root),
         "MLOPS_HISTORY_START": first.isoformat(),
-        "MLOPS_START_DATE": first.isoformat(),
+        "MLOPS_START_DATE": simulation.day(first_index).isoformat(),
         "MLOPS_END_DATE": last.isoformat(),
         "MLOPS_TRAINING_CRON": "",  # only the monitoring policy asks for training
-        "MLOPS_SENSOR_POKE_S": "2",
+        "MLOPS_SENSOR_POKE_S": "1",
         "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
     }
 
@@ -107,7 +108,7 @@ def wait_for_day(stack: Any, settings: Any, day: date, timeout: float) -> None:
             quiet = 0
         if failed := failures(stack):
             raise RuntimeError(f"a DAG run failed on {day}: {failed}; logs in {stack.home}/logs")
-        time.sleep(1.5)
+        time.sleep(0.5)
     raise TimeoutError(f"{day} not finished within {timeout:.0f} s; still busy: {busy(stack)}")
 
 
@@ -128,25 +129,31 @@ def progress_line(settings: Any, day: date, index: int, total: int, started: flo
     )
 
 
-def run_loop(stack: Any, config: LoopConfig, data_root: Path, *, day_timeout: float = 900) -> None:
-    """Land the days one by one and wait for the system after each."""
+def run_loop(
+    stack: Any,
+    config: LoopConfig,
+    transactions: Any,
+    data_root: Path,
+    *,
+    first_index: int = 0,
+    day_timeout: float = 900,
+) -> None:
+    """Land the days from ``first_index`` on, one by one, waiting for the system after each."""
     from mlops import zones
     from mlops.settings import load_settings
-    from mlops.simulator import simulate, write_landing
+    from mlops.simulator import write_landing
 
     simulation = config.simulation()
-    transactions = simulate(simulation)
     settings = load_settings()
     landing = str(data_root / zones.LANDING)
     for dag_id in DAG_IDS:
         stack.unpause(dag_id)
     started = time.monotonic()
-    for index in range(config.days):
+    for index in range(first_index, config.days):
         day = simulation.day(index)
         write_landing(transactions, landing, simulation, days=[index])
         wait_for_day(stack, settings, day, day_timeout)
         print(progress_line(settings, day, index + 1, config.days, started), flush=True)
-    return transactions
 
 
 def days_of(config: LoopConfig) -> tuple[date, date, date | None]:
@@ -162,3 +169,27 @@ def served_day_rows(transactions: Any, day: date, count: int = 6) -> Any:
 
 def last_day_after(config: LoopConfig) -> date:
     return days_of(config)[1] + timedelta(days=1)
+
+
+def load_history(transactions: Any, config: LoopConfig, data_root: Path, days: int) -> None:
+    """Go-live with history: the first ``days`` days landed and run through the same stage
+    entries transactions_daily calls (ingest, validate, features, scoring; the online store
+    as of the last one), in this process, before the scheduler takes over at ``days``."""
+    from mlops import zones
+    from mlops.features.pipeline import build_day_features, materialize_day_features
+    from mlops.ingestion.landing import ingest_partition
+    from mlops.scoring.daily import score_day
+    from mlops.settings import load_settings
+    from mlops.simulator import write_landing
+    from mlops.validation.partition import validate_partition
+
+    simulation = config.simulation()
+    settings = load_settings()
+    write_landing(transactions, str(data_root / zones.LANDING), simulation, days=range(days))
+    for index in range(days):
+        day = simulation.day(index).isoformat()  # as the DAG passes it
+        ingest_partition(settings, day)
+        validate_partition(settings, day)
+        build_day_features(settings, day)
+        score_day(settings, day)
+    materialize_day_features(settings, simulation.day(days - 1))

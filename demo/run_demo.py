@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python demo/run_demo.py` finds the demo package
 
-from demo.closed_loop import LoopConfig, days_of, loop_environment, run_loop  # noqa: E402
+from demo.closed_loop import DAG_IDS, LoopConfig, days_of, loop_environment, run_loop  # noqa: E402
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +36,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drift-start-day", type=int, default=defaults.drift_start_day)
     parser.add_argument("--customers", type=int, default=defaults.customers)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=58,
+        help="days loaded as history before the scheduler takes over (0: all through Airflow)",
+    )
     parser.add_argument(
         "--home", type=Path, default=Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow"))
     )
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     home, data_root = args.home.resolve(), args.data_root.resolve()
     fresh(home, data_root)
-    env = loop_environment(config, data_root)
+    env = loop_environment(config, data_root, first_index=args.history_days)
     os.environ.update(env)  # this process reads the same records the tasks write
     first, last, drift = days_of(config)
     print(
@@ -72,16 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     from demo.airflow_stack import AirflowStack
-
+    from demo.closed_loop import load_history
     from demo.outcome import finish
+    from mlops.simulator import simulate
 
     began = time.monotonic()
+    transactions = simulate(config.simulation())
+    if args.history_days:
+        print(f"go-live with history: loading the first {args.history_days} days", flush=True)
+        load_history(transactions, config, data_root, args.history_days)
+        print(f"history loaded in {time.monotonic() - began:.0f} s", flush=True)
     with AirflowStack(home, env=env) as stack:
         print(stack.describe(), flush=True)
-        stack.wait_for_dags(
-            ["transactions_daily", "model_monitoring", "model_training", "model_deployment"]
-        )
-        transactions = run_loop(stack, config, data_root)
+        stack.wait_for_dags(list(DAG_IDS))
+        run_loop(stack, config, transactions, data_root, first_index=args.history_days)
         loop_s = time.monotonic() - began
     return finish(config, data_root, home, transactions, loop_s)
 
