@@ -48,6 +48,7 @@ class RetrainPolicy:
     budget_days: int = 30
     budget: int = 2
     probation_days: int = 14
+    baseline_days: int = 7  # the champion's first matured days that set its live baseline
     rollback_margin: float = 0.15
 
     def __post_init__(self) -> None:
@@ -106,27 +107,56 @@ def consecutive_breaches(
     return count
 
 
-def _quality_breaches(summary: Mapping[str, Any], policy: RetrainPolicy) -> list[str]:
+def live_baseline(
+    past: Sequence[Mapping[str, Any]], champion: str | None, policy: RetrainPolicy
+) -> dict[str, float] | None:
+    """The champion's own served quality on its first ``baseline_days`` matured days (read
+    from the earlier decisions), or None until that many were recorded. The gate's
+    evaluation window is a different week with the known cards of another history, so live
+    quality can sit well away from it (0.66 served against 0.50 evaluated on the demo's
+    first model); a model is judged against how it did when it started serving."""
+    served = [
+        r["signals"]["newest"]
+        for r in past
+        if r.get("champion_version") == champion and (r.get("signals") or {}).get("newest")
+    ][: policy.baseline_days]
+    if champion is None or len(served) < policy.baseline_days:
+        return None
+    return {
+        metric: sum(s[metric] for s in served) / len(served)
+        for metric in QUALITY_METRICS
+        if all(s.get(metric) is not None for s in served)
+    }
+
+
+def _quality_breaches(
+    summary: Mapping[str, Any], policy: RetrainPolicy, baseline: Mapping[str, float] | None = None
+) -> list[str]:
     quality = summary.get("quality") or {}
     served = quality.get("served") or {}
     evaluation = (summary.get("champion") or {}).get("evaluation") or {}
+    references, source = (baseline, "live baseline") if baseline else (evaluation, "evaluated")
     if (served.get("n_frauds") or 0) < policy.min_frauds:
         return []
     reasons = []
     for metric in QUALITY_METRICS:
-        value, reference = served.get(metric), evaluation.get(metric)
+        value, reference = served.get(metric), references.get(metric)
         if value is None or reference is None:
             continue
         if value < reference * (1 - policy.quality_margin):
             reasons.append(
                 f"quality: served {metric} {value:.3f} on matured days "
                 f"{quality['window']['start']}..{quality['window']['end']} is below the "
-                f"champion's evaluated {reference:.3f} by more than {policy.quality_margin:.0%}"
+                f"champion's {source} {reference:.3f} by more than {policy.quality_margin:.0%}"
             )
     return reasons
 
 
-def breach_reasons(summary: Mapping[str, Any], policy: RetrainPolicy) -> list[str]:
+def breach_reasons(
+    summary: Mapping[str, Any],
+    policy: RetrainPolicy,
+    baseline: Mapping[str, float] | None = None,
+) -> list[str]:
     """Today's breach signals (drift, prediction drift, quality), as reasons."""
     if summary.get("status") != "monitored":
         return []
@@ -141,7 +171,7 @@ def breach_reasons(summary: Mapping[str, Any], policy: RetrainPolicy) -> list[st
     prediction = summary.get("prediction_drift") or {}
     if policy.use_prediction_drift and prediction.get("drifted"):
         reasons.append(f"prediction drift: score PSI {prediction['psi']:.3f}")
-    return reasons + _quality_breaches(summary, policy)
+    return reasons + _quality_breaches(summary, policy, baseline)
 
 
 def new_labelled(
@@ -257,7 +287,8 @@ def decide(
     if first_model_day is not None and summary.get("status") != "monitored":
         return first_model(day, past, first_model_day, policy, training_active)
     champion = (summary.get("champion") or {}).get("version")
-    breaches = breach_reasons(summary, policy)
+    baseline = live_baseline(past, champion, policy)
+    breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0
     matured_day, _ = new_labelled(summary, [])
@@ -271,6 +302,10 @@ def decide(
     common = {"breach": bool(breaches), "champion_version": champion, "signals": signals}
     if matured_day:
         signals["matured"] = {"day": matured_day, "rows": newest.get("n_transactions", 0)}
+        if (newest.get("n_frauds") or 0) > 0:
+            signals["newest"] = {m: newest.get(m) for m in (*QUALITY_METRICS, "n_frauds")}
+    if baseline:
+        signals["baseline"] = baseline
     if summary.get("status") != "monitored":
         reason = summary.get("reason") or "nothing monitored"
         return Decision(day.isoformat(), NONE, (f"not monitored: {reason}",), **common)

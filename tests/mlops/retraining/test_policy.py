@@ -262,3 +262,29 @@ def test_with_no_model_the_first_one_is_asked_for_once_its_window_has_settled():
 def test_the_first_model_waits_for_an_active_training_run():
     decision = decide(skipped(5), [], first_model_day=D0, training_active=True)
     assert (decision.action, decision.held_by) == (NONE, "training_active")
+
+
+def with_newest(day_index: int, ap: float, **kwargs) -> dict:
+    made = on(day_index, ap=ap, **kwargs)
+    made["quality"]["newest_day"] |= {"average_precision": ap, "card_precision_at_100": 0.3}
+    made["quality"]["newest_day"]["n_frauds"] = 40
+    return made
+
+
+def test_once_its_first_week_is_recorded_a_champion_is_judged_against_its_own_live_quality():
+    # evaluated AP 0.6 (its gate window); it serves at 0.8: a fall to 0.62 is a 22 % drop
+    # that the evaluated reference would never see
+    history = run_days(range(7), lambda i: with_newest(i, 0.8))
+    assert all(not h["breach"] for h in history)
+    assert history[6]["signals"].get("baseline") is None  # six earlier records: not yet
+    falls = run_days(range(7, 10), lambda i: with_newest(i, 0.62), history=history)
+    assert falls[7]["signals"]["baseline"]["average_precision"] == pytest.approx(0.8)
+    assert falls[-1]["action"] == RETRAIN
+    assert "live baseline 0.800" in falls[-1]["reasons"][0]
+
+
+def test_a_new_champion_gets_its_own_baseline():
+    history = run_days(range(7), lambda i: with_newest(i, 0.8))
+    history = run_days(range(7, 9), lambda i: with_newest(i, 0.62, version="4"), history=history)
+    assert "baseline" not in history[-1]["signals"]
+    assert not history[-1]["breach"]  # 0.62 is within 15 % of the evaluated 0.6
