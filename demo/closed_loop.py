@@ -97,17 +97,20 @@ def wait_for_day(stack: Any, settings: Any, day: date, timeout: float) -> None:
     from mlops.retraining.decisions import decision_uri
 
     deadline = time.monotonic() + timeout
-    quiet = 0
+    quiet, checked = 0, time.monotonic()
     while time.monotonic() < deadline:
         stack.check_alive()
+        # the file first: REST calls cost the api-server CPU that the tasks need
         if storage.exists(decision_uri(settings, day)) and not busy(stack):
             quiet += 1
             if quiet >= 2:  # twice in a row: an asset event may just be turning into a run
                 return
         else:
             quiet = 0
-        if failed := failures(stack):
-            raise RuntimeError(f"a DAG run failed on {day}: {failed}; logs in {stack.home}/logs")
+        if time.monotonic() - checked > 10:
+            checked = time.monotonic()
+            if failed := failures(stack):
+                raise RuntimeError(f"a run failed on {day}: {failed}; logs in {stack.home}/logs")
         time.sleep(0.5)
     raise TimeoutError(f"{day} not finished within {timeout:.0f} s; still busy: {busy(stack)}")
 

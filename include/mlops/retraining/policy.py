@@ -129,6 +129,28 @@ def live_baseline(
     }
 
 
+def expected_quality(
+    past: Sequence[Mapping[str, Any]], champion: str | None, policy: RetrainPolicy
+) -> dict[str, float] | None:
+    """What the served quality is held to: per metric, the best live baseline among the
+    champion's own and those recorded for earlier champions in the history. A model
+    promoted during a drift, still blind to it, starts with a low baseline of its own; held
+    to its predecessor's, it keeps breaching until a retrain on the new data restores the
+    quality (the storm guards bound how often that is asked)."""
+    found = [live_baseline(past, champion, policy)]
+    found += [
+        (r.get("signals") or {}).get("baseline")
+        for r in past
+        if r.get("champion_version") != champion
+    ]
+    found = [b for b in found if b]
+    if not found:
+        return None
+    return {
+        m: max(b[m] for b in found if m in b) for m in QUALITY_METRICS if any(m in b for b in found)
+    }
+
+
 def _quality_breaches(
     summary: Mapping[str, Any], policy: RetrainPolicy, baseline: Mapping[str, float] | None = None
 ) -> list[str]:
@@ -287,7 +309,7 @@ def decide(
     if first_model_day is not None and summary.get("status") != "monitored":
         return first_model(day, past, first_model_day, policy, training_active)
     champion = (summary.get("champion") or {}).get("version")
-    baseline = live_baseline(past, champion, policy)
+    baseline = expected_quality(past, champion, policy)
     breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0

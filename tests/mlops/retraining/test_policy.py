@@ -283,8 +283,12 @@ def test_once_its_first_week_is_recorded_a_champion_is_judged_against_its_own_li
     assert "live baseline 0.800" in falls[-1]["reasons"][0]
 
 
-def test_a_new_champion_gets_its_own_baseline():
+def test_a_new_champion_is_held_to_the_best_baseline_of_the_champions_before_it():
     history = run_days(range(7), lambda i: with_newest(i, 0.8))
-    history = run_days(range(7, 9), lambda i: with_newest(i, 0.62, version="4"), history=history)
-    assert "baseline" not in history[-1]["signals"]
-    assert not history[-1]["breach"]  # 0.62 is within 15 % of the evaluated 0.6
+    fresh = run_days(range(7, 9), lambda i: with_newest(i, 0.62, version="4"), history=history)
+    assert "baseline" not in fresh[-1]["signals"]  # v3 never recorded one: evaluated 0.6
+    assert not fresh[-1]["breach"]
+    history = run_days(range(7, 9), lambda i: with_newest(i, 0.8), history=history)
+    blind = run_days(range(9, 11), lambda i: with_newest(i, 0.62, version="4"), history=history)
+    assert blind[-1]["signals"]["baseline"]["average_precision"] == pytest.approx(0.8)
+    assert blind[-1]["breach"]
