@@ -27,9 +27,9 @@ BUSY = {"queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "
 class LoopConfig:
     """The world: its size, its length and its drift (a day index from the first day)."""
 
-    days: int = 130
+    days: int = 128
     drift: str = "new_fraud_pattern"
-    drift_start_day: int = 95
+    drift_start_day: int = 85
     customers: int = 2_500
     terminals: int = 5_000
     seed: int = 0
@@ -60,6 +60,9 @@ def loop_environment(config: LoopConfig, data_root: Path, first_index: int = 0) 
         "MLOPS_TRAINING_CRON": "",  # only the monitoring policy asks for training
         "MLOPS_SENSOR_POKE_S": "1",
         "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
+        # canaries observed 3 days, judged on health and score shift (labels need 7 more)
+        "MLOPS_ROLLOUT_OBSERVATION_DAYS": "3",
+        "MLOPS_ROLLOUT_WAIT_FOR_LABELS": "false",
     }
 
 

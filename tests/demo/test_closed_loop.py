@@ -17,7 +17,7 @@ from demo.report import collect, write_report
 pytestmark = pytest.mark.slow
 
 CONFIG = LoopConfig(
-    days=112, drift="new_fraud_pattern", drift_start_day=80, customers=2_000, terminals=4_000
+    days=116, drift="new_fraud_pattern", drift_start_day=73, customers=2_000, terminals=4_000
 )
 HISTORY_DAYS = 58  # the scheduler takes over a week before the first model can be trained
 FLAG_WITHIN_DAYS = 21  # labels mature after 7 days, and a breach must hold 3 days
@@ -32,7 +32,6 @@ def timeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("closed-loop")
     data_root = root / "data"
     env = loop_environment(CONFIG, data_root, first_index=HISTORY_DAYS)
-    env |= {"MLOPS_ROLLOUT_OBSERVATION_DAYS": "3", "MLOPS_ROLLOUT_WAIT_FOR_LABELS": "false"}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
