@@ -69,14 +69,19 @@ def score_when_the_rollout_starts(world, days) -> threading.Thread:
     return thread
 
 
-def test_a_canary_waits_for_its_data_days_then_is_promoted(world):
-    good, better = world.versions.good, world.versions.better
-    reset_registry(world.settings, champion=good)
+def canary(world, version: str) -> tuple[dict[str, str], list]:
+    reset_registry(world.settings, champion=world.versions.good)
     days = observed(START, 2)
     scorer = score_when_the_rollout_starts(world, days)
-    conf = {"version": better, "day": str(START), "observation_days": 2, "wait_for_labels": False}
+    conf = {"version": version, "day": str(START), "observation_days": 2, "wait_for_labels": False}
     _, states = run({**conf, "canary_share": 0.5, "reason": "weekly retrain"})
     scorer.join(timeout=60)
+    return states, days
+
+
+def test_a_canary_waits_for_its_data_days_then_is_promoted(world):
+    good, better = world.versions.good, world.versions.better
+    states, days = canary(world, better)
     assert states["wait_for_observed_days"] == "success"
     assert states["finish_rollout"] == "success"
     assert aliases(world) == (better, None, good)
@@ -85,6 +90,23 @@ def test_a_canary_waits_for_its_data_days_then_is_promoted(world):
     assert events[0].details["request_reason"] == "weekly retrain"
     assert served_on(world.settings, days[-1]).version == good
     assert served_on(world.settings, days[-1] + timedelta(days=1)).version == better
+
+
+def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
+    from mlops.scoring.log import prediction_sink
+
+    good, broken = world.versions.good, world.versions.broken
+    states, days = canary(world, broken)
+    assert states["finish_rollout"] == "success"
+    assert aliases(world) == (good, None, None)
+    events = read_history(world.settings)
+    assert [e.action for e in events] == ["rollout_started", "rollout_aborted"]
+    assert "challenger raised" in events[-1].reason
+    sink = prediction_sink(world.settings.data_root)
+    for day in days:
+        logged = sink.read_day("batch", day)
+        assert len(logged) and (logged["variant"] == "champion").all()
+        assert logged["challenger_error"].notna().all()
 
 
 def answer_approval(choice: str, comment: str) -> threading.Thread:
