@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from mlops import zones
 from mlops.features.names import FEATURES, LABEL
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.settings import Settings
@@ -106,7 +107,8 @@ def score_days(settings: Settings, days: list[date]) -> None:
 
 
 def reset_registry(settings: Settings, champion: str | None = None) -> None:
-    """No aliases, no rollout, no deployment history; then ``champion`` if given."""
+    """No aliases, no rollout, no deployment history, no prediction log; then ``champion``
+    if given."""
     import shutil
 
     from mlops.registry.history import history_uri
@@ -114,6 +116,7 @@ def reset_registry(settings: Settings, champion: str | None = None) -> None:
     from mlops.rollout.state import clear_rollout
 
     shutil.rmtree(history_uri(settings), ignore_errors=True)
+    shutil.rmtree(settings.zone(zones.PREDICTIONS), ignore_errors=True)  # days not yet scored
     client = registry_client(settings.mlflow_tracking_uri)
     for alias in ("champion", "challenger", "previous"):
         client.delete_registered_model_alias(MODEL_NAME, alias)
