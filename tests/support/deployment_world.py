@@ -1,6 +1,7 @@
 """A world a rollout can be run in: validated and feature partitions of every day (daily
 scoring reads them; the labels come from the validated zone) and a registry holding
-versions that are good, garbage (fitted on shuffled labels) or broken (fitted on 14 of the 15
+versions that are good, garbage (fitted on a wrong target: it alerts on half the
+traffic) or broken (fitted on 14 of the 15
 features, so scoring the 15 raises).
 
 Rollouts start on ``START`` (day 36 of ``tests.support.feature_data``'s 50 days) and are
@@ -78,13 +79,13 @@ def build_deployment_world(root: Path) -> DeploymentWorld:
     }
     columns = list(FEATURES)
 
-    def shuffled(frame):
-        return frame[LABEL].sample(frac=1.0, random_state=0).to_numpy()
+    def wrong_target(frame):  # "fraud" = an amount above the median: alerts on half the traffic
+        return (frame["TX_AMOUNT"] > frame["TX_AMOUNT"].median()).astype(int).to_numpy()
 
     versions = Versions(
         good=_register(tracking, root, HGB(max_iter=15, random_state=1), columns, _labels),
         better=_register(tracking, root, HGB(max_iter=30, random_state=2), columns, _labels),
-        garbage=_register(tracking, root, HGB(max_iter=15, random_state=3), columns, shuffled),
+        garbage=_register(tracking, root, HGB(max_iter=15, random_state=3), columns, wrong_target),
         broken=_register(tracking, root, HGB(max_iter=5, random_state=4), columns[1:], _labels),
     )
     return DeploymentWorld(root, settings, env, versions)

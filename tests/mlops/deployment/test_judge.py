@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.deployment.judge import PROMOTE, ROLLBACK, RolloutPolicy, judge, score_psi
+from mlops.deployment.judge import PROMOTE, ROLLBACK, judge, score_psi
 
 ROWS = 4000
 
@@ -70,22 +70,29 @@ def test_any_challenger_error_rolls_back_and_names_the_error():
     assert "X has 15 features" in result.reasons[0]
 
 
-def test_random_scores_rank_unlike_the_champion():
+def test_random_scores_flood_the_investigators():
     result = judge(logged(random_scores), logged(random_scores))
     assert result.verdict == ROLLBACK
-    assert "rank correlation" in result.reasons[0]
+    assert "challenger alerts on" in result.reasons[0]
     assert result.checks["score_shift"]["score_psi"] > 1.0
 
 
-def test_a_constant_challenger_fails_the_rank_check():
-    result = judge(logged(np.full(ROWS, 0.05)), logged(np.full(ROWS, 0.05)))
-    assert result.verdict == ROLLBACK
+def test_a_challenger_alerting_on_everything_rolls_back_and_one_alerting_on_nothing_is_judged_on_labels():
+    assert judge(logged(np.full(ROWS, 0.9)), logged(np.full(ROWS, 0.9))).verdict == ROLLBACK
+    quiet = judge(logged(np.full(ROWS, 0.05)), logged(np.full(ROWS, 0.05)))
+    assert quiet.verdict == ROLLBACK and "matured AP" in quiet.reasons[0]
+
+
+def test_a_retrain_that_ranks_differently_but_alerts_alike_is_not_rolled_back_for_it():
+    rows = logged(blind)  # same score distribution, other ranking
+    result = judge(rows, rows.head(0))
+    assert result.verdict == PROMOTE
+    assert result.checks["score_shift"]["rank_correlation"] < 0.2
 
 
 def test_worse_matured_quality_rolls_back_when_the_scores_look_alike():
     rows = logged(blind)
-    policy = RolloutPolicy(min_rank_correlation=-1.0)
-    result = judge(rows, rows, policy)
+    result = judge(rows, rows)
     assert result.verdict == ROLLBACK
     assert "matured AP" in result.reasons[0]
     assert result.checks["quality"]["bootstrap"]["hi"] < 0
