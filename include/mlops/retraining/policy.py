@@ -49,6 +49,9 @@ class RetrainPolicy:
     budget: int = 2
     probation_days: int = 14
     baseline_days: int = 7  # the champion's first matured days that set its live baseline
+    # CP@100 is reported, not judged, by default: with 2,000 cards (about 30 fraud cards a
+    # day) its 7-day window fell 17 % below the live baseline on stable days of the demo.
+    judged_metrics: tuple[str, ...] = ("average_precision",)
     rollback_margin: float = 0.15
 
     def __post_init__(self) -> None:
@@ -161,7 +164,7 @@ def _quality_breaches(
     if (served.get("n_frauds") or 0) < policy.min_frauds:
         return []
     reasons = []
-    for metric in QUALITY_METRICS:
+    for metric in policy.judged_metrics:
         value, reference = served.get(metric), references.get(metric)
         if value is None or reference is None:
             continue

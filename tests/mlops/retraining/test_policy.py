@@ -8,6 +8,7 @@ import pytest
 
 from mlops.retraining.policy import (
     NONE,
+    QUALITY_METRICS,
     RETRAIN,
     ROLLBACK,
     RetrainPolicy,
@@ -86,9 +87,14 @@ def test_a_quiet_day_decides_nothing():
     ],
 )
 def test_each_breach_signal_requests_a_retrain_with_its_reason(kwargs, words):
-    decision = decide(summary(**kwargs), [], policy=QUICK)
+    policy = RetrainPolicy(consecutive_days=1, judged_metrics=QUALITY_METRICS)
+    decision = decide(summary(**kwargs), [], policy=policy)
     assert decision.action == RETRAIN and decision.breach
     assert any(words in reason for reason in decision.reasons), decision.reasons
+
+
+def test_card_precision_is_reported_not_judged_by_default():
+    assert not decide(summary(cp=0.2), [], policy=QUICK).breach
 
 
 def test_weighted_drift_below_the_threshold_is_no_breach():
