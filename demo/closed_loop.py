@@ -27,7 +27,7 @@ BUSY = {"queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "
 class LoopConfig:
     """The world: its size, its length and its drift (a day index from the first day)."""
 
-    days: int = 128
+    days: int = 135
     drift: str = "new_fraud_pattern"
     drift_start_day: int = 85
     customers: int = 2_500
