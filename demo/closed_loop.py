@@ -199,3 +199,15 @@ def load_history(transactions: Any, config: LoopConfig, data_root: Path, days: i
         build_day_features(settings, day)
         score_day(settings, day)
     materialize_day_features(settings, simulation.day(days - 1))
+
+
+def time_split(stack: Any) -> dict[str, float]:
+    """Seconds spent in task work (every task instance's duration, sensors' waiting excluded)
+    against the loop's wall time: the rest is Airflow's scheduling and the driver's waits."""
+    work: dict[str, float] = {}
+    for dag_id in DAG_IDS:
+        for run in stack.dag_runs(dag_id):
+            for ti in stack.task_instances(dag_id, run["dag_run_id"]):
+                if ti["duration"] and not ti["task_id"].startswith("wait_"):
+                    work[dag_id] = work.get(dag_id, 0.0) + ti["duration"]
+    return {name: round(seconds, 1) for name, seconds in work.items()}

@@ -14,6 +14,7 @@ Everything is rebuilt from scratch on each run (the data root and the Airflow ho
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -23,7 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python demo/run_demo.py` finds the demo package
 
-from demo.closed_loop import DAG_IDS, LoopConfig, days_of, loop_environment, run_loop  # noqa: E402
+from demo.closed_loop import (  # noqa: E402
+    DAG_IDS,
+    LoopConfig,
+    days_of,
+    loop_environment,
+    run_loop,
+    time_split,
+)
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_for_dags(list(DAG_IDS))
         run_loop(stack, config, transactions, data_root, first_index=args.history_days)
         loop_s = time.monotonic() - began
+        work = time_split(stack)
+    timing = {"wall_s": round(loop_s, 1), "task_work_s": work, "days": config.days}
+    (data_root / "demo_timing.json").write_text(json.dumps(timing, indent=2))
+    print(f"wall {loop_s:.0f} s; task work by DAG (s, sensors excluded): {work}", flush=True)
     return finish(config, data_root, home, transactions, loop_s)
 
 
