@@ -119,6 +119,16 @@ def _markers(axis: Any, timeline: Timeline) -> None:
     for day, decision in timeline.decisions.items():
         if decision.get("action") == "retrain":
             axis.axvline(day, color="orange", lw=1.5, label="retrain request")
+    for run in timeline.trainings:
+        if run["as_of"] != "?":
+            style = {"approve": "green", "reject": "red"}.get(run["outcome"], "purple")
+            axis.axvline(
+                date.fromisoformat(run["as_of"]),
+                color=style,
+                lw=4,
+                alpha=0.25,
+                label=f"gate: {run['outcome']}",
+            )
     for event in timeline.deployments:
         colour = {"promoted": "green", "deployed": "green", "rolled_back": "black"}.get(
             event.action, "grey"
