@@ -16,10 +16,10 @@ from pathlib import Path
 
 from mlops import zones
 from mlops.features.names import FEATURES, LABEL
-from mlops.registry.versions import MODEL_NAME, tracking_scope
+from mlops.registry.versions import MODEL_NAME
 from mlops.settings import Settings
 from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
-from tests.support.serving_world import EXPERIMENT, SKOPS_TRUSTED, TRAIN
+from tests.support.serving_world import TRAIN, register_fitted
 
 START = day(36)
 
@@ -41,29 +41,9 @@ class DeploymentWorld:
 
 
 def _register(tracking_uri: str, root: Path, model, columns: list[str], label) -> str:
-    import mlflow
-    import mlflow.sklearn
-
     frame = offline_rows(root, *TRAIN)
     model.fit(frame[columns], label(frame))
-    with tracking_scope(tracking_uri) as client:
-        found = client.get_experiment_by_name(EXPERIMENT)
-        experiment = (
-            found.experiment_id
-            if found
-            else client.create_experiment(
-                EXPERIMENT, artifact_location=(root / "mlartifacts").as_uri()
-            )
-        )
-        with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED,
-                pip_requirements=["scikit-learn"],
-            )
-        return str(mlflow.register_model(info.model_uri, MODEL_NAME).version)
+    return register_fitted(tracking_uri, root, model)
 
 
 def build_deployment_world(root: Path) -> DeploymentWorld:

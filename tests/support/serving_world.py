@@ -80,13 +80,19 @@ def served_transactions(root: Path, on: date = SERVED) -> pd.DataFrame:
 
 def register_model(tracking_uri: str, root: Path, *, seed: int, max_iter: int = 15) -> str:
     """Fit a small HGB on the training window and register it; returns the version."""
-    import mlflow
-    import mlflow.sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     frame = offline_rows(root, *TRAIN)
     model = HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
     model.fit(frame[list(FEATURES)], frame[LABEL])
+    return register_fitted(tracking_uri, root, model)
+
+
+def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
+    """Log a fitted scikit-learn model (skops) and register it; returns the version."""
+    import mlflow
+    import mlflow.sklearn
+
     # an experiment of its own with artifacts under the data root: the default experiment of a
     # SQLite registry keeps them in ./mlruns, the caller's working directory
     with tracking_scope(tracking_uri) as client:
