@@ -51,6 +51,25 @@ def timeline(tmp_path_factory):
 REPLAYED = (CONFIG.simulation().day(68), CONFIG.simulation().day(71))  # v1 serving, pre-drift
 
 
+def create_backfill(stack, dag_id, first, last) -> None:
+    """``POST /backfills``, retried: on SQLite a busy scheduler makes it fail now and then
+    with "database is locked" (503, or 500 when the audit log write is the one refused)."""
+    import time
+
+    from demo.airflow_stack import StackError
+
+    for _ in range(10):
+        try:
+            body = {"reprocess_behavior": "completed"}
+            stack.create_backfill(dag_id, f"{first}T00:00:00Z", f"{last}T00:00:00Z", **body)
+            return
+        except StackError:
+            time.sleep(3)
+            if stack.api("GET", "backfills", params={"dag_id": dag_id})["backfills"]:
+                return  # the failed answer came after the backfill was created
+    raise AssertionError(f"no backfill of {dag_id} could be created")
+
+
 def replay(stack, data_root):
     """Re-run model_monitoring over a range with ``airflow backfill``: (before, after) of the
     range's summaries and decisions."""
@@ -70,12 +89,7 @@ def replay(stack, data_root):
         }
 
     before = records()
-    stack.create_backfill(
-        "model_monitoring",
-        f"{REPLAYED[0]}T00:00:00Z",
-        f"{REPLAYED[1]}T00:00:00Z",
-        reprocess_behavior="completed",
-    )
+    create_backfill(stack, "model_monitoring", *REPLAYED)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         runs = [r for r in stack.dag_runs("model_monitoring") if r["run_type"] == "backfill"]
