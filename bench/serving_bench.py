@@ -133,11 +133,11 @@ def serve_and_load(env: dict[str, str], bodies: list[dict]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mlops.rollout.live import load_version
+    from mlops.serving.process import request_body
     from mlops.serving.startup import cap_native_threads
     from tests.support.serving_world import (
         build_world,
         register_model,
-        request_body,
         served_transactions,
         set_alias,
     )

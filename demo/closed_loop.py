@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +171,6 @@ def days_of(config: LoopConfig) -> tuple[date, date, date | None]:
 def served_day_rows(transactions: Any, day: date, count: int = 6) -> Any:
     rows = transactions.loc[transactions["TX_DATETIME"].dt.date == day]
     return rows.sort_values("TRANSACTION_ID").head(count)
-
-
-def last_day_after(config: LoopConfig) -> date:
-    return days_of(config)[1] + timedelta(days=1)
 
 
 def load_history(transactions: Any, config: LoopConfig, data_root: Path, days: int) -> None:

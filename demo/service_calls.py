@@ -6,27 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def request_body(rows: Any) -> dict[str, Any]:
-    return {
-        "transactions": [
-            {
-                "transaction_id": int(r.TRANSACTION_ID),
-                "customer_id": int(r.CUSTOMER_ID),
-                "terminal_id": int(r.TERMINAL_ID),
-                "tx_datetime": r.TX_DATETIME.isoformat(),
-                "tx_amount": float(r.TX_AMOUNT),
-            }
-            for r in rows.itertuples(index=False)
-        ]
-    }
-
-
 def serve_examples(env: dict[str, str], rows: Any) -> list[dict[str, Any]]:
     """Start ``python -m mlops.serving.app``, POST ``rows`` to ``/predict``, print the answers
     (score, version and the variant that answered), stop the service."""
     import httpx
 
-    from mlops.serving.process import ServiceProcess
+    from mlops.serving.process import ServiceProcess, request_body
 
     print("\nstarting the model service (python -m mlops.serving.app) ...", flush=True)
     with ServiceProcess(env) as service:

@@ -118,19 +118,3 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
 
 def set_alias(tracking_uri: str, alias: str, version: str) -> None:
     registry_client(tracking_uri).set_registered_model_alias(MODEL_NAME, alias, version)
-
-
-def request_body(rows: pd.DataFrame) -> dict[str, Any]:
-    """``/predict`` body for offline feature rows (keys, time and amount only)."""
-    return {
-        "transactions": [
-            {
-                "transaction_id": int(r.TRANSACTION_ID),
-                "customer_id": int(r.CUSTOMER_ID),
-                "terminal_id": int(r.TERMINAL_ID),
-                "tx_datetime": pd.Timestamp(r.TX_DATETIME).isoformat(),
-                "tx_amount": float(r.TX_AMOUNT),
-            }
-            for r in rows.itertuples(index=False)
-        ]
-    }

@@ -76,7 +76,10 @@ def _record(
 ) -> str:
     request = plan.request
     event = DeploymentEvent(
-        day=request.day.isoformat() if action != "promoted" else str(plan.judge_day),
+        # a rollout's end is decided on its judgement day; every other move on the request's
+        day=str(plan.judge_day)
+        if action in ("promoted", "rollout_aborted")
+        else request.day.isoformat(),
         action=action,
         model_name=MODEL_NAME,
         version=str(request.version),

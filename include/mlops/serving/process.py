@@ -13,8 +13,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+
+def request_body(rows: Any) -> dict[str, Any]:
+    """``/predict`` body for rows of transactions or offline features (keys, time, amount)."""
+    return {
+        "transactions": [
+            {
+                "transaction_id": int(r.TRANSACTION_ID),
+                "customer_id": int(r.CUSTOMER_ID),
+                "terminal_id": int(r.TERMINAL_ID),
+                "tx_datetime": r.TX_DATETIME.isoformat(),
+                "tx_amount": float(r.TX_AMOUNT),
+            }
+            for r in rows.itertuples(index=False)
+        ]
+    }
 
 
 def free_port() -> int:

@@ -22,10 +22,9 @@ from mlops.rollout.live import load_version, registry_client
 from mlops.rollout.state import CHALLENGER, RolloutState, clear_rollout, route, write_rollout
 from mlops.scoring.daily import score_day
 from mlops.scoring.log import ParquetSink
-from mlops.serving.process import ServiceProcess
+from mlops.serving.process import ServiceProcess, request_body
 from tests.support.serving_world import (
     SERVED,
-    request_body,
     served_transactions,
     set_alias,
 )

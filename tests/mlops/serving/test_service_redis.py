@@ -8,9 +8,8 @@ import pytest
 from mlops.features.names import FEATURES
 from mlops.rollout.live import load_version, registry_client
 from mlops.rollout.state import clear_rollout
-from mlops.serving.process import ServiceProcess
+from mlops.serving.process import ServiceProcess, request_body
 from tests.support.serving_world import (
-    request_body,
     served_transactions,
     set_alias,
     with_redis_online_store,
