@@ -174,11 +174,23 @@ def test_tasks_in_the_stack_get_production_settings(worker_env: dict[str, str]) 
     assert urlsplit(settings.s3_endpoint_url).hostname == "minio"
 
 
-def test_broker_and_online_store_use_separate_redis_databases(worker_env: dict) -> None:
+def test_the_broker_is_not_the_feast_redis(worker_env: dict) -> None:
+    """Celery on RabbitMQ: the online store keeps Redis db 0 to itself (a Redis Cluster has
+    no other database)."""
     broker = urlsplit(worker_env["AIRFLOW__CELERY__BROKER_URL"])
     online = urlsplit(worker_env["MLOPS_REDIS_URL"])
-    assert (broker.hostname, broker.path) == ("redis", "/1")
+    assert (broker.scheme, broker.hostname) == ("amqp", "rabbitmq")
     assert (online.hostname, online.path) == ("redis", "/0")
+
+
+def test_one_prediction_log_for_the_service_and_every_task(services: dict) -> None:
+    example = dotenv(REPO / ".env.example")
+    urls = {
+        name: interpolate(str(svc["environment"].get("MLOPS_PREDICTION_LOG_URL", "")), example)
+        for name, svc in services.items()
+        if name.startswith("airflow-") or name == "model-service"
+    }
+    assert len(set(urls.values())) == 1 and all(urls.values()), urls
 
 
 def test_workers_reach_the_execution_api_and_minio(services: dict, worker_env: dict) -> None:
