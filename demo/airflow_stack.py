@@ -99,8 +99,32 @@ def component_environment(env: Mapping[str, str], component: str, preload: bool)
     return {**env, "MLOPS_PRELOAD": "1", "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}
 
 
+def spawn(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
+    """A component in its own session (a Ctrl-C in the terminal reaches only the driver,
+    which stops it; ``killpg`` reaches its workers), told SIGTERM if the driver dies."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_terminate_with_parent,
+        )
+
+
+def _terminate_with_parent() -> None:
+    """Linux's parent-death signal: a driver killed with SIGKILL still stops its components."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class AirflowStack:
     """Start with ``start()`` (or ``with``), stop with ``stop()``; REST helpers in between."""
+
+    components: tuple[str, ...] = COMPONENTS
 
     def __init__(
         self,
@@ -114,11 +138,17 @@ class AirflowStack:
         self.home = Path(home).resolve()
         self.port = port or free_port()
         self.preload = preload
-        self.env = stack_environment(self.home, self.port, parallelism=parallelism, extra=env)
+        self.env = self.environment(parallelism, env or {})
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_dir = self.home / "stack-logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self._client = httpx.Client(base_url=self.url, timeout=30)
+
+    def environment(self, parallelism: int, extra: Mapping[str, str]) -> dict[str, str]:
+        return stack_environment(self.home, self.port, parallelism=parallelism, extra=extra)
+
+    def component_env(self, component: str) -> dict[str, str]:
+        return component_environment(self.env, component, self.preload)
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> AirflowStack:
@@ -132,7 +162,7 @@ class AirflowStack:
         _exit_on_sigterm()  # `kill` of this process then stops the components too
         self.migrate()
         try:
-            for component in COMPONENTS:
+            for component in self.components:
                 self._launch(component)
             self.wait_until_healthy(timeout)
             self.login()
@@ -151,15 +181,12 @@ class AirflowStack:
             raise StackError(f"airflow db migrate failed ({done.returncode}); see {log}")
 
     def _launch(self, component: str) -> None:
-        out = (self.log_dir / f"{component}.log").open("ab")
-        self.processes[component] = subprocess.Popen(
-            [AIRFLOW, component],
-            env=component_environment(self.env, component, self.preload),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killpg reaches its workers
-        )
-        out.close()
+        argv = [AIRFLOW, *component.split(), *self.component_args(component)]
+        log = self.log_dir / f"{component.replace(' ', '-')}.log"
+        self.processes[component] = spawn(argv, self.component_env(component), log)
+
+    def component_args(self, component: str) -> list[str]:
+        return []
 
     def stop(self, grace: float = 30) -> None:
         """SIGTERM every process group, wait ``grace`` seconds, then SIGKILL the rest."""
