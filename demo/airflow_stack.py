@@ -27,7 +27,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -189,19 +190,21 @@ class AirflowStack:
         return []
 
     def stop(self, grace: float = 30) -> None:
-        """SIGTERM every process group, wait ``grace`` seconds, then SIGKILL the rest."""
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
-        self.processes.clear()
-        self._client.close()
+        """SIGTERM every process group, wait ``grace`` seconds, then SIGKILL the rest. A
+        second Ctrl-C or SIGTERM while stopping is ignored: it must not cut the stop short."""
+        with _signals_ignored():
+            for process in self.processes.values():
+                _signal_group(process, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for process in self.processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+            self.processes.clear()
+            self._client.close()
 
     def check_alive(self) -> None:
         for component, process in self.processes.items():
@@ -348,6 +351,19 @@ def _exit_on_sigterm() -> None:
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, leave)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:

@@ -14,6 +14,7 @@ reads the records the DAGs wrote.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,13 +48,16 @@ class LoopConfig:
         )
 
 
-def loop_environment(config: LoopConfig, data_root: Path, first_index: int = 0) -> dict[str, str]:
+def loop_environment(
+    config: LoopConfig, data_root: Path | None, first_index: int = 0
+) -> dict[str, str]:
     """What the components need besides the stack's own settings; the daily DAGs start at
-    ``first_index`` (the days before it are history loaded by ``load_history``)."""
+    ``first_index`` (the days before it are history loaded by ``load_history``). Without a
+    ``data_root`` the profile's own is kept."""
     simulation = config.simulation()
     first, last = simulation.day(0), simulation.day(config.days - 1)
     return {
-        "MLOPS_DATA_ROOT": str(data_root),
+        **({"MLOPS_DATA_ROOT": str(data_root)} if data_root else {}),
         "MLOPS_HISTORY_START": first.isoformat(),
         "MLOPS_START_DATE": simulation.day(first_index).isoformat(),
         "MLOPS_END_DATE": last.isoformat(),
@@ -139,25 +143,30 @@ def run_loop(
     stack: Any,
     config: LoopConfig,
     transactions: Any,
-    data_root: Path,
     *,
     first_index: int = 0,
     day_timeout: float = 900,
+    options: Any = None,
+    before_landing: Callable[[date], None] | None = None,
 ) -> None:
-    """Land the days from ``first_index`` on, one by one, waiting for the system after each."""
-    from mlops import zones
+    """Land the days from ``first_index`` on, one by one, waiting for the system after each
+    (in the landing zone of the settings; ``before_landing(day)`` runs first, the live
+    traffic of a day comes before its file lands)."""
     from mlops.settings import load_settings
     from mlops.simulator import write_landing
 
     simulation = config.simulation()
     settings = load_settings()
-    landing = str(data_root / zones.LANDING)
     for dag_id in DAG_IDS:
         stack.unpause(dag_id)
     started = time.monotonic()
     for index in range(first_index, config.days):
         day = simulation.day(index)
-        write_landing(transactions, landing, simulation, days=[index])
+        if before_landing:
+            before_landing(day)
+        write_landing(
+            transactions, settings.landing_uri, simulation, storage_options=options, days=[index]
+        )
         wait_for_day(stack, settings, day, day_timeout)
         print(progress_line(settings, day, index + 1, config.days, started), flush=True)
 
@@ -173,11 +182,10 @@ def served_day_rows(transactions: Any, day: date, count: int = 6) -> Any:
     return rows.sort_values("TRANSACTION_ID").head(count)
 
 
-def load_history(transactions: Any, config: LoopConfig, data_root: Path, days: int) -> None:
+def load_history(transactions: Any, config: LoopConfig, days: int, options: Any = None) -> None:
     """Go-live with history: the first ``days`` days landed and run through the same stage
     entries transactions_daily calls (ingest, validate, features, scoring; the online store
     as of the last one), in this process, before the scheduler takes over at ``days``."""
-    from mlops import zones
     from mlops.features.pipeline import build_day_features, materialize_day_features
     from mlops.ingestion.landing import ingest_partition
     from mlops.scoring.daily import score_day
@@ -187,14 +195,15 @@ def load_history(transactions: Any, config: LoopConfig, data_root: Path, days: i
 
     simulation = config.simulation()
     settings = load_settings()
-    write_landing(transactions, str(data_root / zones.LANDING), simulation, days=range(days))
+    landing = settings.landing_uri
+    write_landing(transactions, landing, simulation, storage_options=options, days=range(days))
     for index in range(days):
         day = simulation.day(index).isoformat()  # as the DAG passes it
-        ingest_partition(settings, day)
-        validate_partition(settings, day)
-        build_day_features(settings, day)
-        score_day(settings, day)
-    materialize_day_features(settings, simulation.day(days - 1))
+        ingest_partition(settings, day, options)
+        validate_partition(settings, day, options)
+        build_day_features(settings, day, options)
+        score_day(settings, day, options)
+    materialize_day_features(settings, simulation.day(days - 1), options)
 
 
 def time_split(stack: Any) -> dict[str, float]:

@@ -36,7 +36,14 @@ from typing import Any
 
 import httpx
 
-from demo.airflow_stack import REPO, AirflowStack, StackError, free_port, spawn
+from demo.airflow_stack import (
+    REPO,
+    AirflowStack,
+    StackError,
+    _signals_ignored,
+    free_port,
+    spawn,
+)
 from mlops.manifests.environment import (
     AIRFLOW_SERVICE,
     MLFLOW_SERVICE,
@@ -290,10 +297,11 @@ class ProductionStack(AirflowStack):
         try:
             super().stop(grace)
         finally:
-            for name in ("model-service", "mlflow", "s3"):
-                if process := self.services.pop(name, None):
-                    _stop(process, grace)
-            self._drop_stores()
+            with _signals_ignored():
+                for name in ("model-service", "mlflow", "s3"):
+                    if process := self.services.pop(name, None):
+                        _stop(process, grace)
+                self._drop_stores()
 
     def _drop_stores(self) -> None:
         import redis

@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     transactions = simulate(config.simulation())
     if args.history_days:
         print(f"go-live with history: loading the first {args.history_days} days", flush=True)
-        load_history(transactions, config, data_root, args.history_days)
+        load_history(transactions, config, args.history_days)
         print(f"history loaded in {time.monotonic() - began:.0f} s", flush=True)
     with AirflowStack(home, env=env) as stack:
         print(stack.describe(), flush=True)
         stack.wait_for_dags(list(DAG_IDS))
-        run_loop(stack, config, transactions, data_root, first_index=args.history_days)
+        run_loop(stack, config, transactions, first_index=args.history_days)
         loop_s = time.monotonic() - began
         work = time_split(stack)
     timing = {"wall_s": round(loop_s, 1), "task_work_s": work, "days": config.days}

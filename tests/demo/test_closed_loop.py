@@ -36,10 +36,10 @@ def timeline(tmp_path_factory):
         for name, value in env.items():
             patch.setenv(name, value)
         transactions = simulate(CONFIG.simulation())
-        load_history(transactions, CONFIG, data_root, HISTORY_DAYS)
+        load_history(transactions, CONFIG, HISTORY_DAYS)
         with AirflowStack(root / "airflow", env=env) as stack:
             stack.wait_for_dags(list(DAG_IDS))
-            run_loop(stack, CONFIG, transactions, data_root, first_index=HISTORY_DAYS)
+            run_loop(stack, CONFIG, transactions, first_index=HISTORY_DAYS)
             replayed = replay(stack, data_root)
         first, last, drift = days_of(CONFIG)
         found = collect(load_settings(), first, last, drift)

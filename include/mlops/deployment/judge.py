@@ -84,7 +84,13 @@ def _health(rows: pd.DataFrame, policy: RolloutPolicy) -> tuple[dict[str, Any], 
     rate = float(errors.mean()) if len(rows) else 0.0
     timed = rows.loc[rows["latency_ms"].notna() & (rows["variant"] == "challenger")]
     p99 = float(np.quantile(timed["latency_ms"], 0.99)) if len(timed) else None
-    check = {"error_rate": rate, "errors": int(errors.sum()), "p99_latency_ms": p99}
+    check = {
+        "error_rate": rate,
+        "errors": int(errors.sum()),
+        "p99_latency_ms": p99,
+        # live answers and the day's batch, read from the one log
+        "rows_by_source": {str(k): int(v) for k, v in rows["source"].value_counts().items()},
+    }
     first = rows.loc[rows["challenger_error"].notna(), "challenger_error"].head(1).tolist()
     check["first_error"] = first[0] if first else None
     failures = []
