@@ -31,7 +31,7 @@ export MLOPS_PROFILE ?= local
 export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: help venv demo test lint format bench airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
+.PHONY: help venv demo e2e-prod test lint format bench airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 demo: venv ## run the closed loop on simulated data (local profile)
 	$(PY) demo/run_demo.py
+
+# The production profile as processes on this host: fresh PostgreSQL databases, a RabbitMQ
+# vhost, Redis, moto's S3 server, the MLflow server, Airflow on Celery, the model service.
+# `make test` runs it too (tests/e2e/test_production_profile.py) when the services answer.
+e2e-prod: venv ## the closed loop on the production profile, every component a real process
+	$(PY) demo/e2e_prod.py --report .e2e-prod-report.json
 
 test: lint ## lint (contracts, house rules), then the whole test suite
 	$(BIN)/pytest

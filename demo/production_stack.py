@@ -338,6 +338,7 @@ class ProductionStack(AirflowStack):
             "prediction_log": _redacted(env["MLOPS_PREDICTION_LOG_URL"]),
             "model_service": self.service_url,
             "airflow": self.url,
+            "ports": dict(self.ports),
         }
 
 

@@ -93,6 +93,12 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """AMQP URL of a real RabbitMQ (the Celery broker of the production profile)."""
+    return _service_url("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", 5672, "RabbitMQ")
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of a real Redis; db 15 so tests never touch db 0 (Feast) or db 1 (Celery)."""
     return _service_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", 6379, "Redis")

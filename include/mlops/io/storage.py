@@ -196,6 +196,29 @@ def _swap_local_folder(path: str, files: Mapping[str, bytes]) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def read_many(uris: list[str], options: StorageOptions | None = None) -> dict[str, bytes]:
+    """The bytes of each of ``uris`` that exists (the missing ones left out), fetched in one
+    batch: s3fs sends the GETs concurrently, where a loop of ``exists`` and ``open`` would
+    send a HEAD and a GET per file, one after another (hundreds a day for a feature window)."""
+    if not uris:
+        return {}
+    fs, _ = filesystem(uris[0], options)
+    paths = {fs._strip_protocol(uri): uri for uri in uris}
+    found = fs.cat(list(paths), on_error="omit")
+    return {paths[path]: data for path, data in found.items()}
+
+
+def read_manifests(
+    uris: list[str], options: StorageOptions | None = None
+) -> dict[str, dict[str, Any] | None]:
+    """``read_manifest`` of many partitions in one batch (``read_many``)."""
+    found = read_many([join(uri, MANIFEST) for uri in uris], options)
+    return {
+        uri: json.loads(found[join(uri, MANIFEST)]) if join(uri, MANIFEST) in found else None
+        for uri in uris
+    }
+
+
 def read_manifest(uri: str, options: StorageOptions | None = None) -> dict[str, Any] | None:
     """The partition's manifest, or None when the partition was never published."""
     manifest_uri = join(uri, MANIFEST)

@@ -1,0 +1,184 @@
+"""The production profile end to end (``make e2e-prod``): every component a real process on
+this host (PostgreSQL, RabbitMQ, Redis, moto's S3 server, the MLflow server, Airflow on the
+CeleryExecutor, the model service), the closed loop through it, judged by its report; and
+nothing left behind, whether the run ends or is interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = [sys.executable, str(REPO / "demo" / "e2e_prod.py")]
+RUN_TIMEOUT_S = 50 * 60
+
+
+def driver_env() -> dict[str, str]:
+    """The driver builds every setting itself: nothing of the test session leaks in."""
+    leaky = ("AIRFLOW", "MLOPS_", "AWS_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(leaky)}
+
+
+@pytest.fixture(scope="module")
+def services(postgres_url, redis_url, rabbitmq_url) -> None:
+    """The host's PostgreSQL, Redis and RabbitMQ (fail under CI=true when one is missing)."""
+
+
+@pytest.fixture(scope="module")
+def report(services, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("e2e-prod")
+    out, log = root / "report.json", root / "driver.log"
+    argv = [*DRIVER, "--home", str(root / "home"), "--report", str(out)]
+    with log.open("wb") as handle:
+        done = subprocess.run(
+            argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S
+        )
+    assert done.returncode == 0, log.read_text(errors="replace")[-5000:]
+    found = json.loads(out.read_text())
+    found["driver_log"] = log.read_text(errors="replace")
+    return found
+
+
+def tasks(report: dict) -> list[dict]:
+    return report["placement"]["tasks"]
+
+
+def test_every_task_ran_on_the_celery_worker(report):
+    assert report["where"]["executor"] == "CeleryExecutor"
+    assert urlsplit(report["where"]["broker"]).scheme == "amqp"
+    ran = tasks(report)
+    assert len(ran) > 100
+    assert {t["hostname"] for t in ran} == {socket.getfqdn()} or {t["hostname"] for t in ran} == {
+        socket.gethostname()
+    }
+    assert all(t["state"] == "success" for t in ran), [
+        (t["dag_id"], t["task_id"]) for t in ran if t["state"] != "success"
+    ]
+    for dag_id in ("transactions_daily", "model_monitoring", "model_training", "model_deployment"):
+        assert any(t["dag_id"] == dag_id for t in ran), dag_id
+
+
+def test_the_first_model_is_deployed_and_a_canary_after_the_drift_is_promoted(report):
+    actions = [(e["action"], e["version"]) for e in report["deployments"]]
+    assert actions[0] == ("deployed", "1")
+    drift = report["drift_start"]
+    started = [e for e in report["deployments"] if e["action"] == "rollout_started"]
+    promoted = [e for e in report["deployments"] if e["action"] == "promoted"]
+    assert started and promoted, actions
+    assert promoted[-1]["day"] > drift
+
+
+def test_a_breach_after_the_drift_asks_for_a_retrain_that_goes_through_the_gate(report):
+    drift = report["drift_start"]
+    breaches = [d for d, x in report["decisions"].items() if x.get("breach") and d >= drift]
+    assert breaches
+    retrains = [d for d, x in report["decisions"].items() if x["action"] == "retrain"]
+    assert any(d >= breaches[0] for d in retrains)
+    outcomes = {t["outcome"] for t in report["trainings"]}
+    assert outcomes <= {"approve", "reject", "needs_review"} and "approve" in outcomes
+
+
+def test_the_promoted_canary_was_judged_on_live_requests_and_batch_rows(report):
+    promoted = [r for r in report["rollouts"] if r["verdict"] == "promote"]
+    assert promoted, report["rollouts"]
+    sources = promoted[-1]["health"]["rows_by_source"]
+    assert sources.get("service", 0) > 0 and sources.get("batch", 0) > 0, sources
+    assert not report["live_traffic"]["failed"]
+    assert sum(report["live_traffic"]["answered"].values()) > 0
+
+
+def test_a_manual_training_run_with_params_through_the_rest_api(report):
+    manual = report["manual_training"]
+    assert manual["state"] == "success"
+    assert manual["conf"]["family"] == "logistic_regression"
+    assert manual["logged"]["runs"] == 1
+    logged = manual["logged"]["params"]
+    assert "logistic_regression" in json.dumps(logged), logged
+
+
+def test_a_backfill_through_the_rest_api_records_the_same_decisions(report):
+    backfill = report["backfill"]
+    assert backfill["states"] and set(backfill["states"]) == {"success"}
+    assert len(backfill["states"]) == len(backfill["days"])
+    assert backfill["same_records"]
+
+
+def test_nothing_is_left_after_the_run(report):
+    assert_nothing_left(report["where"])
+
+
+def assert_nothing_left(where: dict) -> None:
+    """No process of the run (its broker vhost is in every Airflow component's environment),
+    every port it listened on free, its databases and vhost dropped."""
+    run = urlsplit(where["broker"]).path.strip("/")
+    assert not processes_of(run)
+    for name, port in where["ports"].items():
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"{name} still listens on {port}"
+    databases = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "select datname from pg_database"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
+    assert not [d for d in databases if d.startswith(run)]
+    vhosts = subprocess.run(
+        ["rabbitmqctl", "list_vhosts"], capture_output=True, text=True, timeout=60
+    ).stdout.split()
+    assert run not in vhosts
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_nothing_running(services, tmp_path, sig):
+    home = tmp_path / "home"
+    argv = [*DRIVER, "--home", str(home), "--days", "70", "--history-days", "60"]
+    log = tmp_path / "driver.log"
+    with log.open("wb") as handle:
+        driver = subprocess.Popen(argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        where = wait_for_stack(driver, log, timeout=600)
+        driver.send_signal(sig)
+        driver.send_signal(sig)  # a second signal during the stop must not cut it short
+        assert driver.wait(timeout=180) != 0
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert_nothing_left(where)
+
+
+def processes_of(run: str) -> list[int]:
+    """Processes whose environment names ``run`` (read from /proc, as root can)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if run.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for_stack(driver: subprocess.Popen, log: Path, timeout: float) -> dict:
+    """The ``where`` block the driver prints once every component is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, log.read_text(errors="replace")[-3000:]
+        text = log.read_text(errors="replace")
+        if "stack up in" in text:
+            block = text.split("stack up in", 1)[1].split(":", 1)[1]
+            return json.loads(block[: block.index("}") + 1])
+        time.sleep(1)
+    raise AssertionError("the stack did not come up: " + log.read_text(errors="replace")[-3000:])
