@@ -8,11 +8,12 @@ their environment rendered from ``Settings``: ``load_settings`` reads it back in
 same object (tested).
 
 Credentials stay out of the manifests. The pods read a Secret (``ClusterTarget.secret_name``)
-through ``envFrom``: every variable whose URL carries a password (the prediction log and the
-Feast registry in PostgreSQL), and every one compose takes from .env, is left out of the
-plain environment, so that the Secret's value is the one the pod sees; the Deployment lists
-those keys in its ``SECRET_KEYS_ANNOTATION``. The model service's Secret holds only those:
-no object-store key (the training pods' Secret adds the ``AWS_*`` variables).
+through ``envFrom``, and the plain environment leaves out what the Secret supplies (an
+``env`` entry would win over it): every variable whose URL carries a password (the
+prediction log and the Feast registry in PostgreSQL) and, for the service, every variable
+compose takes from .env. The service's Deployment lists those keys in its
+``SECRET_KEYS_ANNOTATION``; its Secret holds only them, no object-store key (the training
+pods' Secret adds the ``AWS_*`` variables).
 
 Probes of the service (``mlops.serving.app``):
 
