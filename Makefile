@@ -100,9 +100,8 @@ compose-config: venv ## validate docker-compose.yaml against the Compose specifi
 K8S_IMAGE ?= mlops-fraud-airflow:local
 K8S_NAMESPACE ?= mlops
 
-k8s-manifests: venv ## render deploy/k8s/ from deploy/k8s.env (validated offline); K8S_IMAGE=...
-	$(PY) -m mlops.manifests --env-file deploy/k8s.env --image "$(K8S_IMAGE)" \
-		--namespace "$(K8S_NAMESPACE)" --out deploy/k8s
+k8s-manifests: venv ## render deploy/k8s/ from the compose model-service block (validated offline); K8S_IMAGE=...
+	$(PY) -m mlops.manifests --image "$(K8S_IMAGE)" --namespace "$(K8S_NAMESPACE)" --out deploy/k8s
 
 clean: ## remove caches, the local Airflow home and bench output (keeps .venv and data/)
 	rm -rf .airflow .pytest_cache .ruff_cache .import_linter_cache bench/results.json

@@ -9,7 +9,7 @@ variable that one side sets and another forgets cannot exist: tests hold the thr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,15 @@ def service_environment(
     service: str, variables: Mapping[str, str], path: Path = COMPOSE_FILE
 ) -> dict[str, str]:
     """One service's environment as compose would hand it over with ``variables`` as .env."""
+    return {name: interpolate(value, variables) for name, value in _block(service, path).items()}
+
+
+def _block(service: str, path: Path) -> dict[str, str]:
+    """The service's ``environment:`` as written, before interpolation."""
     env = compose_services(path)[service].get("environment") or {}
     if isinstance(env, list):  # the `- NAME=value` form
         env = dict(item.split("=", 1) for item in env)
-    return {name: interpolate(str(value), variables) for name, value in env.items()}
+    return {name: str(value) for name, value in env.items()}
 
 
 @dataclass(frozen=True)
@@ -96,3 +101,44 @@ def relocated_environment(
 ) -> dict[str, str]:
     env = service_environment(service, variables, path)
     return {name: relocate(value, endpoints) for name, value in env.items()}
+
+
+def interpolated_names(service: str, path: Path = COMPOSE_FILE) -> list[str]:
+    """Names of the variables whose value comes from .env (``${VAR}``): the deployment's to
+    supply, so a renderer must not bake in their defaults (a default password, say)."""
+    return sorted(name for name, value in _block(service, path).items() if _VARIABLE.search(value))
+
+
+def _masked(value: str) -> str:
+    """``value`` with the password of every URL in it replaced by ``***``."""
+    return _URL.sub(
+        lambda m: (
+            m[0].replace(m["user"], m["user"].split(":", 1)[0] + ":***@")
+            if m["user"] and ":" in m["user"]
+            else m[0]
+        ),
+        value,
+    )
+
+
+def differences(
+    expected: Mapping[str, str], actual: Mapping[str, str], allowed: Collection[str] = ()
+) -> list[str]:
+    """What ``actual`` misses, adds or changes of ``expected``, one line a variable (URL
+    passwords masked), except for the ``allowed`` names; empty when the two agree."""
+    found = []
+    for name in sorted(expected.keys() | actual.keys()):
+        if name in allowed:
+            continue
+        if name not in actual:
+            found.append(f"{name}: missing (expected {_masked(expected[name])!r})")
+        elif name not in expected:
+            found.append(f"{name}: not expected (set to {_masked(actual[name])!r})")
+        elif expected[name] != actual[name]:
+            want, got = _masked(expected[name]), _masked(actual[name])
+            found.append(
+                f"{name}: expected {want!r}, got {got!r}"
+                if want != got
+                else f"{name}: another password in {got!r}"
+            )
+    return found

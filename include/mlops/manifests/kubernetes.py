@@ -1,13 +1,19 @@
 """Kubernetes manifests of the model service, and the container environment of every workload.
 
-Rendered from the same ``Settings`` and ``ServingConfig`` the processes read back: the
-environment written here is the one ``load_settings`` and ``load_serving_config`` turn into
-the very same objects (tested), so a pod runs with what was rendered, not a guess at it.
+The model service's container gets the compose file's ``model-service`` environment (the
+production environment's one definition, ``mlops.manifests.environment``): the same keys and
+values, the service names being the same DNS names in the namespace. Only the listening
+address is the manifest's own (every interface, the container port). The training pods get
+their environment rendered from ``Settings``: ``load_settings`` reads it back into the very
+same object (tested).
 
 Credentials stay out of the manifests. The pods read a Secret (``ClusterTarget.secret_name``)
-through ``envFrom``: the ``AWS_*`` variables of the data lake, and every setting whose URL
-carries a password (a PostgreSQL prediction log, say), which is then left out of the plain
-environment so that the Secret's value is the one the pod sees.
+through ``envFrom``, and the plain environment leaves out what the Secret supplies (an
+``env`` entry would win over it): every variable whose URL carries a password (the
+prediction log and the Feast registry in PostgreSQL) and, for the service, every variable
+compose takes from .env. The service's Deployment lists those keys in its
+``SECRET_KEYS_ANNOTATION``; its Secret holds only them, no object-store key (the training
+pods' Secret adds the ``AWS_*`` variables).
 
 Probes of the service (``mlops.serving.app``):
 
@@ -22,19 +28,21 @@ Probes of the service (``mlops.serving.app``):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlops.serving.config import SERVE, ServingConfig
-from mlops.settings import DEFAULT_FEATURE_REPO, PREFIX, ConfigError, Settings
+from mlops.serving.config import SERVE, ServingConfig, load_serving_config
+from mlops.settings import DEFAULT_FEATURE_REPO, PREFIX, ConfigError, Settings, load_settings
 
 KUBERNETES_VERSION = "1.33"  # the API schemas the manifests are validated against
 PART_OF = "mlops-fraud"
 HTTP_PORT_NAME = "http"
 # The image's entrypoint (Airflow's) waits for Airflow's database unless told not to.
 NOT_AN_AIRFLOW_PROCESS = {"CONNECTION_CHECK_MAX_COUNT": "0"}
+# On the Deployment: the keys its pods expect from the Secret (comma-separated).
+SECRET_KEYS_ANNOTATION = f"{PART_OF}/secret-keys"
 SERVICE_ARGS = ("python", "-m", "mlops.serving.app")  # as the compose file's model-service
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -126,19 +134,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {PREFIX + name: value for name, value in values.items() if value}
 
 
-def serving_env(config: ServingConfig) -> dict[str, str]:
-    """The ``MLOPS_SERVE_*`` variables of ``config``, listening on every interface (a pod's
-    loopback is unreachable from the Service), and the OpenMP cap of the service."""
-    return {
-        SERVE + "HOST": "0.0.0.0",
-        SERVE + "PORT": str(config.port),
-        SERVE + "MODEL_NAME": config.model_name,
-        SERVE + "POLL_S": repr(config.poll_s),
-        SERVE + "MAX_BATCH": str(config.max_batch),
-        SERVE + "LOG_FLUSH_S": repr(config.log_flush_s),
-        SERVE + "THREADS": str(config.threads),
-        "OMP_NUM_THREADS": str(config.threads),
-    }
+def listening_env(config: ServingConfig) -> dict[str, str]:
+    """Where the service listens in a pod: every interface (a pod's loopback is unreachable
+    from the Service), on the container's port."""
+    return {SERVE + "HOST": "0.0.0.0", SERVE + "PORT": str(config.port)}
 
 
 def credentialed(env: Mapping[str, str]) -> list[str]:
@@ -154,10 +153,11 @@ def credentialed(env: Mapping[str, str]) -> list[str]:
     return sorted(found)
 
 
-def container_env(env: Mapping[str, str]) -> list[dict[str, str]]:
-    """``env`` as a container's ``env`` list, without the credentialed values (the Secret
-    supplies those through ``envFrom``; an ``env`` entry would win over it)."""
-    hidden = set(credentialed(env))
+def container_env(env: Mapping[str, str], secret: Collection[str] = ()) -> list[dict[str, str]]:
+    """``env`` as a container's ``env`` list, without the credentialed values nor those named
+    in ``secret`` (the Secret supplies them through ``envFrom``; an ``env`` entry would win
+    over it)."""
+    hidden = set(credentialed(env)) | set(secret)
     return [{"name": k, "value": v} for k, v in sorted(env.items()) if k not in hidden]
 
 
@@ -165,6 +165,12 @@ def secret_keys(env: Mapping[str, str]) -> list[str]:
     """What the workloads' Secret must hold: the object store's credentials and the
     credentialed settings left out of the manifests."""
     return ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", *credentialed(env)]
+
+
+def service_secret_keys(env: Mapping[str, str], secret: Collection[str] = ()) -> list[str]:
+    """What the model service's Secret must hold: the credentialed variables of its
+    environment and those named in ``secret``; no object-store key."""
+    return sorted(set(credentialed(env)) | (set(secret) & env.keys()))
 
 
 def workload_env(settings: Settings) -> dict[str, str]:
@@ -184,16 +190,19 @@ def _probe(path: str, period_s: int, failures: int, timeout_s: int) -> dict[str,
 
 
 def _service_container(
-    settings: Settings, config: ServingConfig, target: ClusterTarget, resources: Resources
+    env: Mapping[str, str],
+    config: ServingConfig,
+    target: ClusterTarget,
+    resources: Resources,
+    secret: Collection[str],
 ) -> dict[str, Any]:
-    env = {**workload_env(settings), **serving_env(config)}
     return {
         "name": "model-service",
         "image": target.image,
         "imagePullPolicy": target.image_pull_policy,
         "args": list(SERVICE_ARGS),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": config.port, "protocol": "TCP"}],
-        "env": container_env(env),
+        "env": container_env(env, secret),
         "envFrom": [{"secretRef": {"name": target.secret_name}}],
         "resources": resources.to_dict(),
         "startupProbe": _probe("/live", period_s=5, failures=60, timeout_s=3),
@@ -204,23 +213,31 @@ def _service_container(
 
 
 def service_manifests(
-    settings: Settings,
-    config: ServingConfig,
+    env: Mapping[str, str],
     target: ClusterTarget,
     *,
+    secret: Collection[str] = (),
     replicas: int = 2,
     resources: Resources = SERVICE_RESOURCES,
     name: str = "model-service",
 ) -> list[dict[str, Any]]:
-    """The model service's Deployment and its ClusterIP Service (port 80 -> ``config.port``)."""
+    """The model service's Deployment and its ClusterIP Service (port 80 -> the service's).
+
+    ``env`` is the service's environment (the compose block); it must read back as valid
+    settings and serving config (``ConfigError`` otherwise). The variables named in
+    ``secret`` and the credentialed ones come from the Secret, not the manifest."""
     if not 0 <= replicas <= 100:
         raise ConfigError(f"replicas must be in [0, 100], got {replicas}")
+    load_settings(env)  # refuses what the service would refuse at start-up
+    config = load_serving_config(env)
+    env = {**env, **listening_env(config)}
+    keys = service_secret_keys(env, secret)
     selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
     metadata = {"name": name, "namespace": target.namespace, "labels": dict(selector)}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata,
+        "metadata": {**metadata, "annotations": {SECRET_KEYS_ANNOTATION: ",".join(keys)}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
@@ -239,7 +256,7 @@ def service_manifests(
                     },
                 },
                 "spec": {
-                    "containers": [_service_container(settings, config, target, resources)],
+                    "containers": [_service_container(env, config, target, resources, keys)],
                     # the image's user; the log writer flushes on SIGTERM
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 50000, "fsGroup": 0},
                     "terminationGracePeriodSeconds": 30,

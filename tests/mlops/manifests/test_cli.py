@@ -1,63 +1,88 @@
-"""``python -m mlops.manifests``: settings from an env file only, validated, written atomically;
-the manifests in deploy/k8s/ are the rendering of deploy/k8s.env."""
+"""``python -m mlops.manifests``: the compose model-service block alone, with every .env
+variable unset, validated, written atomically; the manifests in deploy/k8s/ are its rendering."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
-from mlops.manifests.cli import MANIFEST_FILE, main, read_env_file
-from mlops.settings import ConfigError
+from mlops.manifests.cli import MANIFEST_FILE, main
+from mlops.manifests.environment import COMPOSE_FILE, MODEL_SERVICE
 
 REPO = Path(__file__).resolve().parents[3]
 IMAGE = "mlops-fraud-airflow:local"  # the Makefile's K8S_IMAGE default, as in the compose file
 
 
-def test_writes_valid_manifests_from_the_env_file_alone(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLOPS_REDIS_URL", "redis://from-the-shell:6379/0")
-    env_file = tmp_path / "cluster.env"
-    env_file.write_text(
-        "# cluster\nMLOPS_PROFILE=production\nMLOPS_DATA_ROOT='s3://lake/data'\n\n"
-        "MLOPS_PREDICTION_LOG_URL=postgresql+psycopg2://u:pw@pg/mlops\n"
-    )
-    assert main(["--env-file", str(env_file), "--image", "img:7", "--out", str(tmp_path)]) == 0
-    docs = list(yaml.safe_load_all((tmp_path / MANIFEST_FILE).read_text()))
+def compose_copy(tmp_path: Path, **environment: str) -> Path:
+    """The project's compose file with the model service's block updated by ``environment``."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    compose["services"][MODEL_SERVICE]["environment"].update(environment)
+    path = tmp_path / "docker-compose.yaml"
+    path.write_text(yaml.safe_dump(compose), encoding="utf-8")
+    return path
+
+
+def rendered_container(path: Path) -> dict:
+    docs = list(yaml.safe_load_all(path.read_text()))
     assert [d["kind"] for d in docs] == ["Deployment", "Service"]
-    env = {
-        e["name"]: e["value"] for e in docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    return docs[0]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_renders_the_compose_block_alone_with_the_variables_unset(tmp_path, monkeypatch, capsys):
+    for name, value in {"POSTGRES_PASSWORD": "from-the-shell", "MLOPS_TOKEN": "t0ken"}.items():
+        monkeypatch.setenv(name, value)
+    compose = compose_copy(
+        tmp_path,
+        MLOPS_DATA_ROOT="s3://lake/data",
+        MLOPS_SERVE_TOKEN="${MLOPS_TOKEN:-dev-token}",  # from .env: the Secret's, default or not
+    )
+    out = tmp_path / "out"
+    args = ["--compose-file", str(compose), "--image", "img:7", "--secret", "svc", "--out"]
+    assert main([*args, str(out)]) == 0
+    text = (out / MANIFEST_FILE).read_text()
+    container = rendered_container(out / MANIFEST_FILE)
+    env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLOPS_DATA_ROOT"] == "s3://lake/data"
-    assert env["MLOPS_REDIS_URL"] == "redis://127.0.0.1:6379/0"  # the shell did not leak in
-    assert "MLOPS_PREDICTION_LOG_URL" not in env
-    out = capsys.readouterr().out
-    assert "must hold: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MLOPS_PREDICTION_LOG_URL" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.env", MANIFEST_FILE]
+    assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert not {"MLOPS_PREDICTION_LOG_URL", "MLOPS_FEAST_REGISTRY", "MLOPS_SERVE_TOKEN"} & set(env)
+    for leak in ("from-the-shell", "t0ken", "dev-token", ":airflow@"):  # shell nor defaults
+        assert leak not in text, leak
+    assert container["envFrom"] == [{"secretRef": {"name": "svc"}}]
+    keys = "MLOPS_FEAST_REGISTRY, MLOPS_PREDICTION_LOG_URL, MLOPS_SERVE_TOKEN"
+    assert f"Secret mlops/svc must hold: {keys}\n" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_FILE]
+
+
+def test_a_url_with_a_password_written_in_the_block_goes_to_the_secret(tmp_path, capsys):
+    compose = compose_copy(tmp_path, MLOPS_REDIS_URL="redis://:hunter2@redis:6379/0")
+    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "hunter2" not in (tmp_path / MANIFEST_FILE).read_text()
+    assert "MLOPS_REDIS_URL" in capsys.readouterr().out.rsplit("must hold:", 1)[1]
 
 
 def test_bad_settings_write_nothing_and_say_why(tmp_path, capsys):
-    env_file = tmp_path / "cluster.env"
-    env_file.write_text("MLOPS_PROFILE=production\nMLOPS_DATA_ROOT=/not/s3\n")
+    compose = compose_copy(tmp_path, MLOPS_DATA_ROOT="/not/s3")
     out = tmp_path / "out"
-    assert main(["--env-file", str(env_file), "--image", "img", "--out", str(out)]) == 2
+    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(out)]
+    assert main(argv) == 2
     assert "MLOPS_DATA_ROOT must be an s3:// URI" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_an_env_file_line_without_a_value_is_refused_naming_the_line(tmp_path):
-    env_file = tmp_path / "cluster.env"
-    env_file.write_text("MLOPS_PROFILE=production\nMLOPS_DATA_ROOT\n")
-    with pytest.raises(ConfigError, match=r"cluster\.env:2: expected KEY=VALUE"):
-        read_env_file(env_file)
+def test_a_variable_the_block_requires_is_refused_naming_it(tmp_path, capsys):
+    compose = compose_copy(tmp_path, MLOPS_SERVE_TOKEN="${MLOPS_TOKEN:?set it in .env}")
+    out = tmp_path / "out"
+    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(out)]
+    assert main(argv) == 2
+    assert "MLOPS_TOKEN is required: set it in .env" in capsys.readouterr().err
+    assert not out.exists()
 
 
-def test_the_checked_in_manifests_are_the_rendering_of_the_checked_in_settings(
-    tmp_path, monkeypatch
-):
-    monkeypatch.chdir(REPO)  # as `make k8s-manifests` runs it, the header names deploy/k8s.env
-    args = ["--env-file", "deploy/k8s.env", "--image", IMAGE]
-    assert main([*args, "--out", str(tmp_path)]) == 0
+def test_the_checked_in_manifests_are_the_rendering_of_the_compose_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", "from-the-shell")  # as any shell might have
+    assert main(["--image", IMAGE, "--out", str(tmp_path)]) == 0
     fresh = (tmp_path / MANIFEST_FILE).read_text()
     assert fresh == (REPO / "deploy" / "k8s" / MANIFEST_FILE).read_text(), (
         "deploy/k8s/ is stale: run `make k8s-manifests`"

@@ -1,5 +1,6 @@
-"""The model service's manifests: rendered from the settings, valid for the Kubernetes API
-(offline, the schemas bundled with kubernetes-validate), and true to how the service runs."""
+"""The model service's manifests: rendered from its environment (the compose block), valid for
+the Kubernetes API (offline, the schemas bundled with kubernetes-validate), and true to how the
+service runs; the training pods' environment, rendered from the settings."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops.manifests.environment import MODEL_SERVICE, service_environment
 from mlops.manifests.kubernetes import (
+    SECRET_KEYS_ANNOTATION,
     ClusterTarget,
     ManifestError,
     Resources,
     container_env,
     credentialed,
+    listening_env,
     manifests_yaml,
     secret_keys,
     service_manifests,
-    serving_env,
+    service_secret_keys,
     settings_env,
     validate_manifests,
     workload_env,
@@ -38,8 +42,15 @@ PROD = {
 TARGET = ClusterTarget("registry.example/mlops-fraud:1.2.3", namespace="fraud")
 
 
-def rendered(**kwargs):
-    return service_manifests(load_settings(PROD), ServingConfig(port=8100), TARGET, **kwargs)
+SERVICE_ENV = {**PROD, "MLOPS_SERVE_PORT": "8100", "OMP_NUM_THREADS": "1"}
+
+
+def rendered(env=SERVICE_ENV, **kwargs):
+    return service_manifests(env, TARGET, **kwargs)
+
+
+def container_vars(docs):
+    return {e["name"]: e["value"] for e in container(docs)["env"]}
 
 
 def by_kind(docs):
@@ -97,11 +108,14 @@ def test_the_rendered_environment_reads_back_as_the_same_settings():
     assert load_settings(settings_env(load_settings(PROD))) == load_settings(PROD)
 
 
-def test_the_rendered_serving_environment_reads_back_listening_on_every_interface():
-    config = ServingConfig(port=9000, model_name="m", poll_s=2.5, max_batch=7, threads=2)
-    env = serving_env(config)
-    assert load_serving_config(env) == ServingConfig(**{**vars(config), "host": "0.0.0.0"})
-    assert env["OMP_NUM_THREADS"] == "2"
+def test_the_service_listens_on_every_interface_on_its_port():
+    env = listening_env(ServingConfig(port=9000))
+    assert load_serving_config(env) == ServingConfig(host="0.0.0.0", port=9000)
+
+
+def test_the_container_gets_the_service_environment_and_nothing_else():
+    env = {**SERVICE_ENV, "MLOPS_SERVE_HOST": "127.0.0.1", "MLOPS_SERVE_MODEL_NAME": "m"}
+    assert container_vars(rendered(env)) == {**env, "MLOPS_SERVE_HOST": "0.0.0.0"}
 
 
 def test_the_package_feature_repo_is_left_to_the_image():
@@ -113,13 +127,10 @@ def test_the_container_runs_the_service_as_the_compose_file_does():
     assert c["image"] == TARGET.image
     assert c["args"] == ["python", "-m", "mlops.serving.app"]  # the image's entrypoint stays
     assert c["ports"] == [{"name": "http", "containerPort": 8100, "protocol": "TCP"}]
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = container_vars(rendered())
     assert env["MLOPS_SERVE_HOST"] == "0.0.0.0" and env["MLOPS_SERVE_PORT"] == "8100"
-    assert env["OMP_NUM_THREADS"] == "1"
-    assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert env["MLOPS_REDIS_URL"] == "redis://redis:6379/0"
-    assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
-    assert env["CONNECTION_CHECK_MAX_COUNT"] == "0"
+    annotations = by_kind(rendered())["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8100"
     assert c["envFrom"] == [{"secretRef": {"name": "mlops-fraud"}}]
 
 
@@ -149,23 +160,30 @@ def test_resources_replicas_namespace_and_the_service_in_front():
 
 def test_credentialed_urls_stay_out_of_the_manifests_and_go_to_the_secret():
     env = {
-        **PROD,
+        **SERVICE_ENV,
         "MLOPS_PREDICTION_LOG_URL": "postgresql+psycopg2://mlops:s3cret@postgres/mlops",
         "MLOPS_REDIS_URL": "redis://:hunter2@redis:6379/0",
+        "MLOPS_SERVE_MODEL_NAME": "from-dot-env",
     }
-    docs = service_manifests(load_settings(env), ServingConfig(), TARGET)
+    docs = rendered(env, secret=["MLOPS_SERVE_MODEL_NAME", "NOT_IN_THE_ENV"])
     text = manifests_yaml(docs)
-    assert "s3cret" not in text and "hunter2" not in text
-    assert credentialed(workload_env(load_settings(env))) == [
-        "MLOPS_PREDICTION_LOG_URL",
-        "MLOPS_REDIS_URL",
-    ]
-    assert secret_keys(workload_env(load_settings(env)))[:2] == [
+    assert "s3cret" not in text and "hunter2" not in text and "from-dot-env" not in text
+    keys = ["MLOPS_PREDICTION_LOG_URL", "MLOPS_REDIS_URL", "MLOPS_SERVE_MODEL_NAME"]
+    annotations = by_kind(docs)["Deployment"]["metadata"]["annotations"]
+    assert annotations == {SECRET_KEYS_ANNOTATION: ",".join(keys)}
+    assert service_secret_keys(env, ["MLOPS_SERVE_MODEL_NAME", "NOT_IN_THE_ENV"]) == keys
+    assert credentialed(env) == ["MLOPS_PREDICTION_LOG_URL", "MLOPS_REDIS_URL"]
+    names = [e["name"] for e in container_env({"A": "x", "B": "https://u:p@h/", "C": "y"}, ["C"])]
+    assert names == ["A"]
+
+
+def test_the_training_pods_secret_holds_the_object_store_keys_too():
+    env = {**PROD, "MLOPS_PREDICTION_LOG_URL": "postgresql+psycopg2://mlops:s3cret@postgres/mlops"}
+    assert secret_keys(workload_env(load_settings(env))) == [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
+        "MLOPS_PREDICTION_LOG_URL",
     ]
-    names = [e["name"] for e in container_env({"A": "x", "B": "https://u:p@h/"})]
-    assert names == ["A"]
 
 
 def test_rendered_manifests_validate_offline_and_round_trip_through_yaml():
@@ -209,6 +227,8 @@ def test_a_broken_manifest_is_refused_naming_the_object_and_the_field(breakage, 
         (lambda: ClusterTarget("img", namespace="Fraud_NS"), "namespace must be a DNS label"),
         (lambda: Resources("half", "1Gi", "1", "2Gi"), "cpu_request must be a quantity"),
         (lambda: rendered(replicas=-1), r"replicas must be in \[0, 100\]"),
+        (lambda: rendered({**PROD, "MLOPS_SERVE_PORT": "0"}), "MLOPS_SERVE_PORT must be a TCP"),
+        (lambda: rendered({**PROD, "MLOPS_DATA_ROOT": "/d"}), "MLOPS_DATA_ROOT must be an s3"),
     ],
 )
 def test_impossible_parameters_are_refused_before_rendering(build, message):
@@ -218,13 +238,9 @@ def test_impossible_parameters_are_refused_before_rendering(build, message):
 
 def test_the_pod_starts_the_service_as_the_compose_file_does():
     compose = yaml.safe_load((Path(__file__).parents[3] / "docker-compose.yaml").read_text())
-    service = compose["services"]["model-service"]
-    env = service["environment"]
-    docs = service_manifests(load_settings(PROD), load_serving_config(env), TARGET)
+    service = compose["services"][MODEL_SERVICE]
+    docs = service_manifests(service_environment(MODEL_SERVICE, {}), TARGET)
     c = container(docs)
     assert c["args"] == service["command"]
-    rendered_env = {e["name"]: e["value"] for e in c["env"]}
-    for name in ("MLOPS_SERVE_HOST", "MLOPS_SERVE_PORT", "OMP_NUM_THREADS", "MLOPS_PROFILE"):
-        assert rendered_env[name] == str(env[name]), name
-    assert c["ports"][0]["containerPort"] == int(env["MLOPS_SERVE_PORT"])
+    assert c["ports"][0]["containerPort"] == int(service["environment"]["MLOPS_SERVE_PORT"])
     assert service["healthcheck"]["test"][-1].endswith("/health")  # readiness there too
