@@ -61,11 +61,13 @@ test: lint ## lint (contracts, house rules), then the whole test suite
 
 # The rules live in the project: ruff (with banned APIs; include/ruff.toml adds the logic's),
 # the import contracts in pyproject.toml ([tool.importlinter], run from the repo root) and
-# the house rules neither can say (tests/test_house_rules.py).
-lint: venv ## ruff check, ruff format --check, import contracts, house rules
+# the house rules neither can say (tests/test_house_rules.py), and the CI workflow (actionlint;
+# shellcheck, when installed, also checks its run: scripts).
+lint: venv ## ruff check, ruff format --check, import contracts, workflows, house rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/actionlint
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_house_rules.py
 
 format: venv ## apply ruff format and the safe ruff fixes

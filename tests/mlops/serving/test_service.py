@@ -23,6 +23,7 @@ from mlops.rollout.state import CHALLENGER, RolloutState, clear_rollout, route, 
 from mlops.scoring.daily import score_day
 from mlops.scoring.log import ParquetSink
 from mlops.serving.process import ServiceProcess, request_body
+from tests.support.prometheus_tools import PrometheusProcess
 from tests.support.serving_world import (
     SERVED,
     served_transactions,
@@ -252,59 +253,18 @@ def test_openapi_fuzzing_finds_no_server_error(service, registry):
     assert {200, 422} <= set(statuses)
 
 
-def prometheus_binary() -> str:
-    """Debian's prometheus (``make prometheus`` installs it); skip without it, but CI
-    must have it."""
-    import os
-    import shutil
-
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None
-    )
-    if found is None:
-        reason = "prometheus not installed (make prometheus: apt-get install prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return found
-
-
 def test_a_real_prometheus_scrapes_the_service_metrics(serving_world, service, registry, tmp_path):
-    import subprocess
-
-    from mlops.serving.process import free_port
-
     predict(service, served_transactions(serving_world.root).head(7))
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    config = (
         "global: {scrape_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: model-service\n    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
     )
-    argv = [
-        prometheus_binary(),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    api = f"http://127.0.0.1:{port}/api/v1/query"
-
-    def value(query: str) -> float | None:
-        try:
-            result = httpx.get(api, params={"query": query}, timeout=5).json()["data"]["result"]
-        except (httpx.TransportError, KeyError, ValueError):
-            return None
-        return float(result[0]["value"][1]) if result else None
-
-    try:
+    with PrometheusProcess(config, tmp_path) as prometheus:
+        value = prometheus.value
         up = wait_for(lambda: value('up{job="model-service"}') == 1.0, timeout_s=90)
         answered = 'sum(fraud_predictions_total{variant="champion",model_version="1"})'
         total = wait_for(lambda: value(answered), timeout_s=60)
         latency = wait_for(lambda: value("sum(fraud_prediction_latency_seconds_count)"), 60)
         scores = wait_for(lambda: value("sum(fraud_prediction_score_count)"), 60)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert up and total >= 7 and latency >= 7 and scores >= 7
