@@ -51,6 +51,17 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def world_of(args: argparse.Namespace) -> tuple[LoopConfig, dict[str, str]]:
+    """The simulated world, and the settings the Airflow components get for it."""
+    config = LoopConfig(
+        days=args.days,
+        drift_start_day=args.drift_start_day,
+        customers=args.customers,
+        terminals=2 * args.customers,
+    )
+    return config, loop_environment(config, None, first_index=args.history_days)
+
+
 class LiveTraffic:
     """One-transaction ``/predict`` calls for a sample of the day, once a champion serves."""
 
@@ -182,14 +193,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from mlops.settings import load_settings
     from mlops.simulator import simulate
 
-    config = LoopConfig(
-        days=args.days,
-        drift_start_day=args.drift_start_day,
-        customers=args.customers,
-        terminals=2 * args.customers,
-    )
+    config, world = world_of(args)
     first, last, drift = days_of(config)
-    world = loop_environment(config, None, first_index=args.history_days)
     _exit_on_sigterm()
     began = time.monotonic()
     with ProductionStack(args.home, world=world) as stack:

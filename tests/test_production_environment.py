@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from demo.e2e_prod import arguments, world_of
 from demo.production_stack import HOST_ONLY, PROCESS_BASICS, ProductionStack
 from mlops.manifests.cli import SERVICE_SECRET
 from mlops.manifests.environment import (
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "deploy" / "k8s" / "model-service.yaml"
 LOG, REGISTRY = "MLOPS_PREDICTION_LOG_URL", "MLOPS_FEAST_REGISTRY"
 # The simulated world's settings, as the e2e driver hands them to the Airflow components.
-WORLD = {"MLOPS_HISTORY_START": "2018-04-01", "MLOPS_LABEL_DELAY_DAYS": "7"}
+WORLD = world_of(arguments([]))[1]
 # The model service's listening address is the manifest's own: every interface of the pod
 # (its loopback is unreachable from the Service), on the container's port.
 LISTENING = {"MLOPS_SERVE_HOST", "MLOPS_SERVE_PORT"}
@@ -253,9 +254,9 @@ def test_a_variable_the_harness_forgets_is_reported(stack, tmp_path):
 
 
 def test_a_compose_value_the_harness_changes_or_a_setting_it_adds_is_reported(stack, tmp_path):
-    compose = compose_with(tmp_path, AIRFLOW_LINE, '    MLOPS_LABEL_DELAY_DAYS: "3"\n')
+    compose = compose_with(tmp_path, AIRFLOW_LINE, '    MLOPS_SENSOR_POKE_S: "30"\n')
     problems = harness_differences(stack, AIRFLOW_SERVICE, "scheduler", compose)
-    assert problems == ["MLOPS_LABEL_DELAY_DAYS: expected '3', got '7'"]  # the world won
+    assert problems == ["MLOPS_SENSOR_POKE_S: expected '30', got '1'"]  # the world won
     compose = compose_with(tmp_path, SERVICE_LINE, "      MLOPS_SERVE_MODEL_NAME: other\n")
     problems = harness_differences(stack, MODEL_SERVICE, None, compose)
     assert problems == ["MLOPS_SERVE_MODEL_NAME: missing (expected 'other')"]
