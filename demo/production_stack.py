@@ -128,7 +128,15 @@ class ProductionStack(AirflowStack):
 
     components = ("api-server", "scheduler", "dag-processor", "triggerer", "celery worker")
 
-    def __init__(self, home: Path, *, world: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        world: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``world``: the simulated world's settings; ``env``: anything else on top (a
+        benchmark's own DAG folder, say)."""
         self.run = "e2e_" + uuid.uuid4().hex[:10]
         self.ports = {name: free_port() for name in ("s3", "mlflow", "api", "service")}
         self.ports |= {name: free_port() for name in ("worker_logs", "trigger_logs", "health")}
@@ -136,7 +144,7 @@ class ProductionStack(AirflowStack):
         self.world = dict(world or {})
         self.services: dict[str, subprocess.Popen] = {}
         self.created: list[str] = []
-        super().__init__(home, port=self.ports["api"], parallelism=WORKER_CONCURRENCY)
+        super().__init__(home, env=env, port=self.ports["api"], parallelism=WORKER_CONCURRENCY)
         self.mlflow_url = f"http://127.0.0.1:{self.ports['mlflow']}"
         self.s3_url = f"http://127.0.0.1:{self.ports['s3']}"
         self.service_url = f"http://127.0.0.1:{self.ports['service']}"
