@@ -7,6 +7,7 @@ reads the same summary and the same earlier records, so it writes the same decis
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -46,12 +47,9 @@ def read_history(
     days: int = HISTORY_DAYS,
 ) -> list[dict[str, Any]]:
     """The recorded decisions of the ``days`` days before ``day``, oldest first."""
-    found = []
-    for back in range(days, 0, -1):
-        uri = decision_uri(settings, day - timedelta(days=back))
-        if storage.exists(uri, options):
-            found.append(storage.read_json(uri, options))
-    return found
+    uris = [decision_uri(settings, day - timedelta(days=back)) for back in range(days, 0, -1)]
+    found = storage.read_many(uris, options)  # one batch: concurrent GETs on S3
+    return [json.loads(found[uri]) for uri in uris if uri in found]
 
 
 def first_model_day(settings: Settings) -> date:
