@@ -152,6 +152,12 @@ def monitoring_backfill(stack: Any, settings: Any, first: date, last: date) -> d
     }
 
 
+def replay_days(config: LoopConfig, history_days: int) -> tuple[date, date]:
+    """Three days the scheduler monitored, early in its run (before any rollout)."""
+    first = min(history_days + 10, config.days - 3)
+    return config.simulation().day(first), config.simulation().day(first + 2)
+
+
 def task_placement(stack: Any) -> dict[str, Any]:
     """Every finished task instance: where it ran (host, executor, queue) and its overhead
     (queued to started), by DAG."""
@@ -225,8 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         loop_s = time.monotonic() - loop_began
         manual = manual_training(stack, last + timedelta(days=1))
-        replay = (config.simulation().day(68), config.simulation().day(70))
-        backfill = monitoring_backfill(stack, settings, *replay)
+        backfill = monitoring_backfill(stack, settings, *replay_days(config, args.history_days))
         placement = task_placement(stack)
         timeline = collect(settings, first, last, drift)
         evidence = _rollout_evidence(settings, options)
