@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -251,9 +252,8 @@ class ProductionStack(AirflowStack):
         for name in self.endpoints()["postgres"].renames.values():
             _postgres(f'CREATE DATABASE "{name}"')
             self.created.append(f"database {name}")
-        _rabbitmqctl("add_vhost", self.run)
+        _vhost("add", self.run)
         self.created.append(f"vhost {self.run}")
-        _rabbitmqctl("set_permissions", "-p", self.run, "guest", ".*", ".*", ".*")
         client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB), socket_timeout=5)
         client.flushdb()
         client.close()
@@ -318,7 +318,7 @@ class ProductionStack(AirflowStack):
             kind, name = item.split(" ", 1)
             try:
                 if kind == "vhost":
-                    _rabbitmqctl("delete_vhost", name)
+                    _vhost("delete", name)
                 else:
                     _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except Exception as err:  # noqa: BLE001 - the rest must still be dropped
@@ -370,12 +370,33 @@ def _postgres(statement: str) -> None:
         connection.close()
 
 
-def _rabbitmqctl(*args: str) -> None:
-    done = subprocess.run(
-        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    if done.returncode:
-        raise StackError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()[:300]}")
+def _vhost(action: str, name: str) -> None:
+    """Add (with the guest user's permissions) or delete a RabbitMQ vhost: ``rabbitmqctl`` on
+    the broker's host, else the management API (a broker in a container, as on CI)."""
+    if shutil.which("rabbitmqctl"):
+        commands = [["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]]
+        for args in commands if action == "add" else [["delete_vhost", name]]:
+            done = subprocess.run(
+                ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
+            )
+            if done.returncode:
+                raise StackError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()[:300]}")
+        return
+    api = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672")
+    auth = ("guest", "guest")
+    try:
+        if action == "add":
+            httpx.put(f"{api}/api/vhosts/{name}", auth=auth, timeout=30).raise_for_status()
+            grant = {"configure": ".*", "write": ".*", "read": ".*"}
+            url = f"{api}/api/permissions/{name}/guest"
+            httpx.put(url, json=grant, auth=auth, timeout=30).raise_for_status()
+        else:
+            httpx.delete(f"{api}/api/vhosts/{name}", auth=auth, timeout=30).raise_for_status()
+    except httpx.HTTPError as err:
+        raise StackError(
+            f"cannot {action} the RabbitMQ vhost {name}: no rabbitmqctl here, and the "
+            f"management API at {api} answered {err} (set RABBITMQ_MANAGEMENT_URL)"
+        ) from err
 
 
 def _answers(url: str) -> bool:
