@@ -311,6 +311,10 @@ def summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     args.home = args.home.resolve()
+    from demo.production_stack import ProductionStack
+
+    if swept := ProductionStack.sweep(args.home):
+        print(f"dropped what a killed run left: {', '.join(swept)}", flush=True)
     shutil.rmtree(args.home, ignore_errors=True)  # a run starts from nothing
     report = run(args)
     text = json.dumps(report, indent=2, default=str)

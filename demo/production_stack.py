@@ -63,6 +63,7 @@ def _address(host_port: tuple[str, int]) -> str:
 REDIS_DB = "14"  # tests use 15; 0 stays free for whatever else runs on this Redis
 BUCKETS = ("mlops", "mlflow")
 WORKER_CONCURRENCY = 2
+CREATED_FILE = "created-stores.json"
 BIN = Path(sys.executable).parent
 
 # What this host sets beyond the compose blocks, and why: a test keeps this list closed.
@@ -251,12 +252,29 @@ class ProductionStack(AirflowStack):
 
         for name in self.endpoints()["postgres"].renames.values():
             _postgres(f'CREATE DATABASE "{name}"')
-            self.created.append(f"database {name}")
+            self._created(f"database {name}")
         _vhost("add", self.run)
-        self.created.append(f"vhost {self.run}")
+        self._created(f"vhost {self.run}")
         client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB), socket_timeout=5)
         client.flushdb()
         client.close()
+
+    def _created(self, item: str) -> None:
+        """Remembered in the home too: a driver killed with SIGKILL cannot drop what it
+        made, so the next run on the same home does (``sweep``)."""
+        self.created.append(item)
+        (self.home / CREATED_FILE).write_text(json.dumps(self.created))
+
+    @classmethod
+    def sweep(cls, home: Path) -> list[str]:
+        """Drop the databases and vhost a killed run on ``home`` left behind; what was dropped."""
+        record = Path(home) / CREATED_FILE
+        if not record.is_file():
+            return []
+        leftover = json.loads(record.read_text())
+        _drop(leftover)
+        record.unlink()
+        return leftover
 
     def _start_s3(self) -> None:
         import boto3
@@ -314,16 +332,9 @@ class ProductionStack(AirflowStack):
     def _drop_stores(self) -> None:
         import redis
 
-        for item in reversed(self.created):
-            kind, name = item.split(" ", 1)
-            try:
-                if kind == "vhost":
-                    _vhost("delete", name)
-                else:
-                    _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception as err:  # noqa: BLE001 - the rest must still be dropped
-                print(f"could not drop {item}: {err}", file=sys.stderr)
+        _drop(self.created)
         self.created.clear()
+        (self.home / CREATED_FILE).unlink(missing_ok=True)
         try:
             client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB), socket_timeout=5)
             client.flushdb()
@@ -354,6 +365,18 @@ def _redacted(url: str) -> str:
     from mlops.features.store import redacted
 
     return redacted(url)
+
+
+def _drop(created: list[str]) -> None:
+    for item in reversed(created):
+        kind, name = item.split(" ", 1)
+        try:
+            if kind == "vhost":
+                _vhost("delete", name)
+            else:
+                _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception as err:  # noqa: BLE001 - the rest must still be dropped
+            print(f"could not drop {item}: {err}", file=sys.stderr)
 
 
 def _postgres(statement: str) -> None:
