@@ -46,6 +46,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--history-days", type=int, default=58)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--live-per-day", type=int, default=60)
+    parser.add_argument(
+        "--all-days",
+        action="store_true",
+        help="land every day (default: stop two days after a promotion after the drift)",
+    )
     parser.add_argument("--home", type=Path, default=ROOT / ".e2e-prod")
     parser.add_argument("--report", type=Path, default=None)
     return parser.parse_args(argv)
@@ -152,6 +157,21 @@ def monitoring_backfill(stack: Any, settings: Any, first: date, last: date) -> d
     }
 
 
+def loop_closed(settings: Any, drift: date | None) -> Any:
+    """True two days after a model was promoted after the drift: the loop has closed."""
+    from mlops.registry.history import read_history
+
+    def closed(day: date) -> bool:
+        promoted = [
+            e
+            for e in read_history(settings)
+            if e.action == "promoted" and drift and e.day > str(drift)
+        ]
+        return bool(promoted) and (day - date.fromisoformat(promoted[0].day)).days >= 2
+
+    return closed
+
+
 def replay_days(config: LoopConfig, history_days: int) -> tuple[date, date]:
     """Three days the scheduler monitored, early in its run (before any rollout)."""
     first = min(history_days + 10, config.days - 3)
@@ -228,6 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             first_index=args.history_days,
             options=options,
             before_landing=traffic,
+            until=None if args.all_days else loop_closed(settings, drift),
         )
         loop_s = time.monotonic() - loop_began
         manual = manual_training(stack, last + timedelta(days=1))

@@ -16,6 +16,7 @@ one call.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -105,7 +106,8 @@ def read_history(
     if not storage.exists(root, options):
         return []
     files = [f for f in storage.list_data_files(root, options) if f.endswith(".json")]
-    events = [DeploymentEvent(**storage.read_json(f, options)) for f in files]
+    found = storage.read_many(files, options)  # one batch: concurrent GETs on S3
+    events = [DeploymentEvent(**json.loads(found[f])) for f in files if f in found]
     return sorted(events, key=lambda e: (e.day, e.recorded_at or "", e.key))
 
 
