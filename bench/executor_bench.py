@@ -18,7 +18,9 @@ Per run: ``wall_s`` is the run's start to end, ``sum_task_s`` the sum of its tas
 durations, ``per_task_overhead_s`` = (wall - sum) / N; ``queued_to_start_s`` is a task
 instance's ``queued_when`` to its ``start_date`` (executor pickup and process start), and
 ``handoff_s`` a task's end to its downstream's start (the scheduler seeing the end, queueing the
-next task, and the executor starting it), each as median and p90 over the run's tasks.
+next task, and the executor starting it), of which ``end_to_queued_s`` is the scheduler's part
+(a task's end to its downstream's ``queued_when``); each as median and p90 over the run's tasks.
+The runs go one after another on a shared 2-core machine: expect run-to-run noise.
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ def run_figures(run: dict[str, Any], tis: list[dict[str, Any]]) -> dict[str, Any
     wall = _stamp(run["end_date"]) - _stamp(run["start_date"])
     durations = sum(ti["duration"] for ti in ordered)
     queued = [_stamp(ti["start_date"]) - _stamp(ti["queued_when"]) for ti in ordered]
-    handoff = [
-        _stamp(after["start_date"]) - _stamp(before["end_date"])
-        for before, after in zip(ordered, ordered[1:], strict=False)
+    pairs = list(zip(ordered, ordered[1:], strict=False))
+    handoff = [_stamp(after["start_date"]) - _stamp(before["end_date"]) for before, after in pairs]
+    to_queue = [
+        _stamp(after["queued_when"]) - _stamp(before["end_date"]) for before, after in pairs
     ]
     return {
         "state": run["state"],
@@ -82,6 +85,7 @@ def run_figures(run: dict[str, Any], tis: list[dict[str, Any]]) -> dict[str, Any
         "per_task_overhead_s": round((wall - durations) / len(ordered), 3),
         "queued_to_start_s": _spread(queued),
         "handoff_s": _spread(handoff),
+        "end_to_queued_s": _spread(to_queue),
     }
 
 
@@ -105,7 +109,7 @@ def drive(stack: Any) -> dict[str, Any]:
     return {
         "startup_s": round(startup, 1),
         "warmup": runs[0],
-        "runs": reported,
+        "runs": {f"run_{i}": figures for i, figures in enumerate(reported, start=2)},
         "per_task_overhead_s": round(
             statistics.mean(r["per_task_overhead_s"] for r in reported), 3
         ),
