@@ -29,6 +29,7 @@ EXPECTED = (
     "serving_bench",
     "monitoring_bench",
     "scheduler_bench",
+    "executor_bench",
 )
 RESULTS = HERE / "results.json"
 
