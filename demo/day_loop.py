@@ -192,7 +192,10 @@ class DayLoop:
         params = run_params(self.params["model_training"])
         candidate = model_training(self.settings, params, [retrain_request(decision)])
         if candidate is not None:
-            self.queued.append(({}, candidate, "asset_triggered"))
+            # Airflow creates one asset-triggered run for the events that queued up meanwhile,
+            # and the run deploys the newest one's candidate
+            kept = [run for run in self.queued if run[2] != "asset_triggered"]
+            self.queued = deque([*kept, ({}, candidate, "asset_triggered")])
 
     def _deployments(self, day: date) -> None:
         """Judge the observed rollout if its days are in, then start the queued runs in turn
