@@ -82,7 +82,7 @@ def model_monitoring():
     def monitor(*, outlet_events=None, **context) -> dict:
         import os
 
-        from mlops.monitoring.daily import monitor_day
+        from mlops.monitoring.daily import html_wanted, monitor_day
         from mlops.monitoring.reference import ReferenceUnavailable
         from mlops.settings import load_settings
         from mlops_airflow.context import (
@@ -92,9 +92,7 @@ def model_monitoring():
         )
 
         settings = load_settings()
-        html = context["params"].get("html_report")
-        if html is None:
-            html = os.environ.get("MLOPS_MONITORING_HTML", "true").lower() != "false"
+        html = html_wanted(context["params"].get("html_report"), os.environ)
         with data_errors_fail_the_task(ReferenceUnavailable):
             result = monitor_day(
                 settings, partition_day(context), task_storage_options(settings), html=html
@@ -121,8 +119,9 @@ def model_monitoring():
 
     @task(outlets=[RETRAIN_REQUEST])
     def request_retraining(decision: dict, *, outlet_events=None) -> None:
-        extra = {"day": decision["day"], "reasons": decision["reasons"]}
-        outlet_events[RETRAIN_REQUEST].extra = extra
+        from mlops.training.requests import retrain_request
+
+        outlet_events[RETRAIN_REQUEST].extra = retrain_request(decision)
 
     roll_back = TriggerDagRunOperator(
         task_id="roll_back",

@@ -149,13 +149,11 @@ def model_training():
 
     @task(outlets=[CANDIDATE_MODEL])
     def announce_candidate(outcome: dict, **context) -> None:
+        from mlops.training.requests import candidate_event
         from mlops_airflow.context import as_of_day
 
-        context["outlet_events"][CANDIDATE_MODEL].extra = {
-            "model_version": outcome["model_version"],
-            "run_id": outcome["run_id"],
-            "day": as_of_day(context).isoformat(),  # the data day model_deployment starts at
-        }
+        extra = candidate_event(outcome, as_of_day(context))
+        context["outlet_events"][CANDIDATE_MODEL].extra = extra
 
     outcome = train_and_gate(build_training_sets())
     approved(outcome) >> announce_candidate(outcome)

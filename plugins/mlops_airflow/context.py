@@ -76,18 +76,16 @@ def _triggering_extras(context: Any) -> list[dict[str, Any]]:
 def triggering_day(context: Any) -> date | None:
     """The latest ``day`` carried by the triggering events' extras, if any: an asset-triggered
     run has no logical date, and the simulated clock travels in the event."""
-    days = [str(extra["day"])[:10] for extra in _triggering_extras(context) if extra.get("day")]
-    return date.fromisoformat(max(days)) if days else None
+    from mlops.training.requests import requested_day
+
+    return requested_day(_triggering_extras(context))
 
 
 def triggering_reason(context: Any) -> str:
     """The triggering events' days and reasons, one line (for the decision record)."""
-    parts = []
-    for extra in _triggering_extras(context):
-        if extra.get("day") or extra.get("reasons"):
-            reasons = "; ".join(str(r) for r in extra.get("reasons") or [])
-            parts.append(f"retrain request of {extra.get('day')}: {reasons}".rstrip(": "))
-    return " | ".join(parts)
+    from mlops.training.requests import requested_reason
+
+    return requested_reason(_triggering_extras(context))
 
 
 def as_of_day(context: Any) -> date:
@@ -110,20 +108,9 @@ def run_context(context: Any, day: date) -> Any:
 def training_request(params: Any, day: date, settings: Any, triggered_by: str = "") -> Any:
     """The run's validated Params as an ``mlops.training.job.TrainingRequest``; without a
     ``reason`` Param, the triggering events' reasons (``triggering_reason``) are kept."""
-    from mlops.training.job import TrainingRequest
+    from mlops.training.requests import training_request as request
 
-    return TrainingRequest(
-        as_of=day,
-        window_days=params["window_days"],
-        eval_days=params["eval_days"],
-        delay_days=settings.label_delay_days,
-        family=params["family"],
-        params=dict(params["hyperparameters"] or {}),
-        seed=params["seed"],
-        force_review=params["force_review"],
-        reason=params["reason"] or triggered_by,
-        allow_unsettled_features=bool(params.get("allow_unsettled_features", False)),
-    )
+    return request(params, day, settings.label_delay_days, triggered_by)
 
 
 def wall_clock() -> str:
@@ -146,22 +133,12 @@ def _event_extra(context: Any) -> dict[str, Any]:
 def deployment_request(context: Any) -> Any:
     """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the
     ``candidate_model`` event's extra (version, day), then the run's own date."""
-    from mlops.deployment.plan import DeploymentRequest
+    from mlops.deployment.plan import deployment_request as request
 
-    params = context["params"]
-    extra = _event_extra(context)
-    day = params.get("day") or extra.get("day")
-    version = params.get("version") or extra.get("model_version")
-    return DeploymentRequest(
-        day=date.fromisoformat(str(day)) if day else as_of_day(context),
-        action=params["action"],
-        version=str(version) if version is not None else None,
-        strategy=params["strategy"],
-        canary_share=float(params["canary_share"]),
-        observation_days=int(params["observation_days"]),
-        wait_for_labels=bool(params["wait_for_labels"]),
-        require_approval=bool(params["require_approval"]),
-        reason=params.get("reason") or extra.get("reason") or "",
+    return request(
+        context["params"],
+        _event_extra(context),
+        fallback_day=as_of_day(context),
         actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
         run_id=context["run_id"],
     )

@@ -1,16 +1,18 @@
-"""The closed loop end to end through the real scheduler: ``make demo``'s machinery on a
-shorter world (history loaded, then the scheduler day by day, early drift), judged only by
-what the DAGs recorded: monitoring summaries, daily decisions, the deployment history and
-the registered versions with their gate outcome."""
+"""The closed loop end to end, its decisions only: ``make demo``'s world on a shorter
+calendar (history loaded, then the DAGs' stage entries day by day in this process, early
+drift), judged only by what the stages recorded: monitoring summaries, daily decisions, the
+deployment history and the registered versions with their gate outcome. The scheduler's own
+end-to-end test is the production-profile one; here it would cost most of the time."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pendulum
 import pytest
 
-from demo.airflow_stack import AirflowStack
-from demo.closed_loop import DAG_IDS, LoopConfig, days_of, load_history, loop_environment, run_loop
+from demo.closed_loop import LoopConfig, days_of, load_history, loop_environment
+from demo.day_loop import monitoring_backfill, run_days
 from demo.outcome import milestones
 from demo.report import collect, write_report
 
@@ -19,13 +21,29 @@ pytestmark = pytest.mark.slow
 CONFIG = LoopConfig(
     days=116, drift="new_fraud_pattern", drift_start_day=73, customers=2_000, terminals=4_000
 )
-HISTORY_DAYS = 58  # the scheduler takes over a week before the first model can be trained
+HISTORY_DAYS = 58  # the loop takes over a week before the first model can be trained
 FLAG_WITHIN_DAYS = 21  # labels mature after 7 days, and a breach must hold 3 days
 BUDGET, BUDGET_DAYS, COOLDOWN_DAYS = 2, 30, 14  # RetrainPolicy's defaults
+REPLAYED = (CONFIG.simulation().day(68), CONFIG.simulation().day(71))  # v1 serving, pre-drift
+
+
+def records(data_root, first=REPLAYED[0], last=REPLAYED[1]) -> dict[str, str]:
+    """The monitoring summaries and decisions of ``first .. last``, as written."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return {
+        f"{kind}/{day}": (data_root / "monitoring" / path.format(day=day)).read_text()
+        for day in days
+        for kind, path in (
+            ("summary", "reports/date={day}/summary.json"),
+            ("decision", "decisions/date={day}.json"),
+        )
+    }
 
 
 @pytest.fixture(scope="module")
 def timeline(tmp_path_factory):
+    """The world, run once; the environment stays set for the tests (a DAG reads it when
+    parsed)."""
     from mlops.settings import load_settings
     from mlops.simulator import simulate
 
@@ -37,66 +55,15 @@ def timeline(tmp_path_factory):
             patch.setenv(name, value)
         transactions = simulate(CONFIG.simulation())
         load_history(transactions, CONFIG, HISTORY_DAYS)
-        with AirflowStack(root / "airflow", env=env) as stack:
-            stack.wait_for_dags(list(DAG_IDS))
-            run_loop(stack, CONFIG, transactions, first_index=HISTORY_DAYS)
-            replayed = replay(stack, data_root)
+        run_days(CONFIG, transactions, data_root, first_index=HISTORY_DAYS)
+        before = records(data_root)
+        monitoring_backfill(load_settings(), *REPLAYED)
         first, last, drift = days_of(CONFIG)
         found = collect(load_settings(), first, last, drift)
         write_report(found, root / "report.html", "closed loop test")
-    found.replayed = replayed
-    return found
-
-
-REPLAYED = (CONFIG.simulation().day(68), CONFIG.simulation().day(71))  # v1 serving, pre-drift
-
-
-def create_backfill(stack, dag_id, first, last) -> None:
-    """``POST /backfills``, retried: on SQLite a busy scheduler makes it fail now and then
-    with "database is locked" (503, or 500 when the audit log write is the one refused)."""
-    import time
-
-    from demo.airflow_stack import StackError
-
-    for _ in range(10):
-        try:
-            body = {"reprocess_behavior": "completed"}
-            stack.create_backfill(dag_id, f"{first}T00:00:00Z", f"{last}T00:00:00Z", **body)
-            return
-        except StackError:
-            time.sleep(3)
-            if stack.api("GET", "backfills", params={"dag_id": dag_id})["backfills"]:
-                return  # the failed answer came after the backfill was created
-    raise AssertionError(f"no backfill of {dag_id} could be created")
-
-
-def replay(stack, data_root):
-    """Re-run model_monitoring over a range with ``airflow backfill``: (before, after) of the
-    range's summaries and decisions."""
-    import time
-
-    def records():
-        days = [
-            REPLAYED[0] + timedelta(days=i) for i in range((REPLAYED[1] - REPLAYED[0]).days + 1)
-        ]
-        return {
-            f"{kind}/{day}": (data_root / "monitoring" / path.format(day=day)).read_text()
-            for day in days
-            for kind, path in (
-                ("summary", "reports/date={day}/summary.json"),
-                ("decision", "decisions/date={day}.json"),
-            )
-        }
-
-    before = records()
-    create_backfill(stack, "model_monitoring", *REPLAYED)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        runs = [r for r in stack.dag_runs("model_monitoring") if r["run_type"] == "backfill"]
-        if runs and all(r["state"] in ("success", "failed") for r in runs):
-            break
-        time.sleep(2)
-    return before, records(), [r["state"] for r in runs]
+        found.replayed = before, records(data_root)
+        found.data_root = data_root
+        yield found
 
 
 def test_nothing_is_flagged_and_no_retrain_is_asked_for_before_the_drift(timeline):
@@ -144,6 +111,27 @@ def test_a_model_promoted_after_the_drift_beats_the_stale_one_on_matured_drift_d
 
 
 def test_a_backfill_of_monitoring_over_served_days_records_the_same_decisions(timeline):
-    before, after, states = timeline.replayed
-    assert states and set(states) == {"success"}
+    before, after = timeline.replayed
     assert after == before
+
+
+def test_airflow_runs_model_monitoring_again_on_a_served_day_to_the_same_records(
+    timeline, airflow_db
+):
+    """One replayed day through the DAG itself (``dag.test()``, as a backfill's run)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from demo.day_loop import DAGS
+
+    day = REPLAYED[1]
+    before = records(timeline.data_root, day, day)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors
+    run = bag.dags["model_monitoring"].test(
+        logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1),
+        run_conf={"html_report": False},
+    )
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success", states
+    assert states["monitor"] == states["decide"] == "success"
+    assert records(timeline.data_root, day, day) == before

@@ -12,6 +12,7 @@ a backfill or a simulation advances them exactly as production does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -92,6 +93,33 @@ class DeploymentPlan:
         )
 
 
+def deployment_request(
+    params: Mapping[str, Any],
+    extra: Mapping[str, Any],
+    *,
+    fallback_day: date,
+    actor: str,
+    run_id: str | None = None,
+) -> DeploymentRequest:
+    """A run's request: its Params win, then the ``candidate_model`` event's ``extra``
+    (version, day), then ``fallback_day`` (the run's own date)."""
+    day = params.get("day") or extra.get("day")
+    version = params.get("version") or extra.get("model_version")
+    return DeploymentRequest(
+        day=date.fromisoformat(str(day)[:10]) if day else fallback_day,
+        action=params["action"],
+        version=str(version) if version is not None else None,
+        strategy=params["strategy"],
+        canary_share=float(params["canary_share"]),
+        observation_days=int(params["observation_days"]),
+        wait_for_labels=bool(params["wait_for_labels"]),
+        require_approval=bool(params["require_approval"]),
+        reason=params.get("reason") or extra.get("reason") or "",
+        actor=actor,
+        run_id=run_id,
+    )
+
+
 def _window(request: DeploymentRequest, delay_days: int) -> dict[str, Any]:
     days = [request.day + timedelta(days=i) for i in range(1, request.observation_days + 1)]
     judge_day = days[-1] + timedelta(days=delay_days if request.wait_for_labels else 0)
@@ -138,5 +166,6 @@ __all__ = [
     "DeploymentPlan",
     "DeploymentRequest",
     "DeploymentRequestError",
+    "deployment_request",
     "plan_deployment",
 ]

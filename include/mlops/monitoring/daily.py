@@ -12,6 +12,7 @@ asked), each file atomically; a rerun of D rewrites the same summary.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -60,6 +61,14 @@ class MonitoringResult:
 
     def to_xcom(self) -> dict[str, Any]:
         return dict(self.summary)
+
+
+def html_wanted(asked: bool | None, environ: Mapping[str, str]) -> bool:
+    """Evidently's page costs seconds a day: a run's ``html_report`` Param wins, else
+    ``MLOPS_MONITORING_HTML`` (anything but ``false`` writes it)."""
+    if asked is not None:
+        return bool(asked)
+    return environ.get("MLOPS_MONITORING_HTML", "true").lower() != "false"
 
 
 def report_folder(settings: Settings, day: date) -> str:

@@ -11,6 +11,7 @@ from mlops.deployment.plan import (
     DeploymentPlan,
     DeploymentRequest,
     DeploymentRequestError,
+    deployment_request,
     plan_deployment,
 )
 from mlops.registry.aliases import AliasState
@@ -95,3 +96,32 @@ def test_the_plan_survives_xcom():
 def test_impossible_requests_name_the_field(kwargs, message):
     with pytest.raises(DeploymentRequestError, match=message):
         request(**kwargs)
+
+
+PARAMS = {
+    "action": "deploy",
+    "version": None,
+    "strategy": "canary",
+    "canary_share": 0.1,
+    "observation_days": 3,
+    "wait_for_labels": False,
+    "require_approval": False,
+    "day": None,
+    "reason": None,
+}
+
+
+def test_a_run_deploys_the_candidate_of_its_event_at_the_event_day_unless_params_say():
+    candidate = {"model_version": 4, "run_id": "r", "day": "2018-06-03"}
+    woken = deployment_request(PARAMS, candidate, fallback_day=D, actor="a/asset_triggered")
+    assert (woken.version, woken.day, woken.observation_days) == ("4", date(2018, 6, 3), 3)
+    asked = {**PARAMS, "version": "5", "day": "2018-06-02", "reason": "by hand"}
+    manual = deployment_request(asked, candidate, fallback_day=D, actor="a/manual", run_id="m")
+    assert (manual.version, manual.day, manual.reason, manual.run_id) == (
+        "5",
+        date(2018, 6, 2),
+        "by hand",
+        "m",
+    )
+    rollback = {**PARAMS, "action": "rollback"}
+    assert deployment_request(rollback, {}, fallback_day=D, actor="a").day == D

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from mlops.features.names import FEATURES
-from mlops.monitoring.daily import monitor_day, read_summary
+from mlops.monitoring.daily import html_wanted, monitor_day, read_summary
 from mlops.monitoring.reference import profile_uri
 from tests.support.monitoring_world import LOGGED, TRAINED, build_world
 
@@ -103,3 +103,10 @@ def test_a_champion_on_probation_is_compared_with_previous_on_the_same_rows(worl
     assert set(models) == {"champion", "previous"}
     assert models["previous"]["n_transactions"] == models["champion"]["n_transactions"]
     assert models["previous"]["average_precision"] != models["champion"]["average_precision"]
+
+
+def test_the_evidently_page_is_written_unless_the_run_or_the_environment_says_no():
+    assert html_wanted(None, {}) and html_wanted(None, {"MLOPS_MONITORING_HTML": "true"})
+    assert not html_wanted(None, {"MLOPS_MONITORING_HTML": "False"})
+    assert html_wanted(True, {"MLOPS_MONITORING_HTML": "false"})
+    assert not html_wanted(False, {})

@@ -1,0 +1,246 @@
+"""The closed loop without the scheduler: each data day, the stage entries the DAGs' tasks
+call, run in this process in the order the runs reach them.
+
+A test about the loop's decisions (breaches, cooldown and budget, the gate, rollouts) needs
+the DAGs' work, not Airflow's scheduling of it, which costs most of the wall time on two
+cores; the scheduler has an end-to-end test of its own. Each function below stands for one
+DAG and names the tasks it replays; what a run takes from Airflow it takes the same way:
+
+* Params are the DAG's own, parsed from ``dags/`` (so the ``MLOPS_*`` variables of the
+  environment set their defaults exactly as they do for the scheduler), with a run's conf;
+* an asset-triggered run gets its day and inputs from the event extra the upstream task
+  emits, built and read by the same ``mlops`` functions (``mlops.training.requests``,
+  ``mlops.deployment.plan.deployment_request``);
+* sensors become checks of the same markers, which a sequential loop finds present, except
+  the rollout's: its observed days are scored days later, and it is judged on the first day
+  they all are, as ``ObservedDaysSensor`` fires.
+
+The order is the one ``demo.closed_loop.run_loop`` settles each day in before the next one
+lands: the day's transactions; then what waits for its scores (the rollout judged on it,
+and its monitoring); then the training a retrain decision asks for, and the deployment of an
+approved candidate. model_deployment runs one at a time (``max_active_runs=1``): a run that
+comes while a rollout is observed starts once that rollout has ended. No training is ever
+running while a day is decided (the scheduler's loop finishes it before the next day lands).
+Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+RUN_DAGS = ("model_monitoring", "model_training", "model_deployment")
+
+
+def dag_params(dag_id: str) -> Mapping[str, Any]:
+    """The DAG's Params, parsed from its file as the scheduler parses it."""
+    spec = importlib.util.spec_from_file_location(f"day_loop_{dag_id}", DAGS / f"{dag_id}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, dag_id)().params
+
+
+def run_params(params: Mapping[str, Any], conf: Mapping[str, Any] | None = None) -> dict:
+    """What a run's ``context["params"]`` holds: the defaults, overridden by its conf,
+    validated against the Params' schemas."""
+    import copy
+
+    resolved = copy.deepcopy(params)
+    for name, value in (conf or {}).items():
+        resolved[name] = value
+    return resolved.validate()
+
+
+def _options(settings: Any) -> dict[str, Any]:
+    from mlops_airflow.context import task_storage_options
+
+    return task_storage_options(settings)
+
+
+def _run_id(run_type: str) -> str:
+    from mlops_airflow.context import wall_clock
+
+    return f"{run_type}__{wall_clock()}"
+
+
+def transactions_daily(settings: Any, day: str) -> None:
+    """ingest_landing_partition, validate_partition, build_features, materialize_features,
+    score_transactions (the landing and earlier-days sensors hold: days land in order)."""
+    from mlops.features.pipeline import build_day_features, materialize_day_features
+    from mlops.ingestion.landing import ingest_partition
+    from mlops.scoring.daily import score_day
+    from mlops.validation.partition import validate_partition
+
+    options = _options(settings)
+    day = ingest_partition(settings, day, options).day
+    day = validate_partition(settings, day, options).day
+    day = build_day_features(settings, day, options).day
+    materialize_day_features(settings, day, options)
+    score_day(settings, day, options)
+
+
+def model_monitoring(settings: Any, day: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """monitor, then decide (no training runs meanwhile); the decision as its XCom."""
+    from mlops.monitoring.daily import html_wanted, monitor_day
+    from mlops.retraining.decisions import decide_day
+
+    options = _options(settings)
+    html = html_wanted(params.get("html_report"), os.environ)
+    summary = monitor_day(settings, params.get("day") or day, options, html=html).to_xcom()
+    return decide_day(settings, summary["day"], options, training_active=False).to_xcom()
+
+
+def model_training(
+    settings: Any, params: Mapping[str, Any], extras: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The run a ``retrain_request`` event triggers: build_training_sets, train_and_gate, and
+    announce_candidate's event extra when the gate approved (None otherwise)."""
+    from mlops.registry.tracking import RunContext
+    from mlops.training.job import build_training_sets, train_and_gate
+    from mlops.training.requests import (
+        candidate_event,
+        requested_day,
+        requested_reason,
+        training_request,
+    )
+
+    options, day = _options(settings), requested_day(extras)
+    request = training_request(params, day, settings.label_delay_days, requested_reason(extras))
+    built = build_training_sets(settings, request, options)
+    context = RunContext("model_training", day, _run_id("asset_triggered"))
+    outcome = train_and_gate(settings, request, options, context=context, sets_uri=built.sets_uri)
+    return candidate_event(outcome.to_xcom(), day) if outcome.outcome == "approve" else None
+
+
+def model_deployment(
+    settings: Any, params: Mapping[str, Any], extra: Mapping[str, Any], run_type: str, day: date
+) -> Any:
+    """plan_deployment, then start_rollout or roll_back_champion as choose_path routes; the
+    plan when a rollout is to be observed (judged later by ``finish_observed``), else None."""
+    from mlops.deployment.plan import deployment_request
+    from mlops.deployment.run import Approval, plan, roll_back, start
+    from mlops_airflow.context import wall_clock
+
+    actor = f"model_deployment/{run_type}"
+    request = deployment_request(
+        params, extra, fallback_day=day, actor=actor, run_id=_run_id(run_type)
+    )
+    planned = plan(settings, request)
+    if planned.path == "rollback":
+        roll_back(settings, planned, _options(settings), recorded_at=wall_clock())
+    if planned.path != "start":
+        return None
+    if planned.request.require_approval:
+        raise RuntimeError(f"{planned.why}: approve_rollout waits for a person; nobody is here")
+    start(settings, planned, _options(settings), approval=Approval(), recorded_at=wall_clock())
+    return planned if planned.strategy != "direct" else None
+
+
+def finish_observed(settings: Any, planned: Any) -> bool:
+    """wait_for_observed_days, judge_rollout, finish_rollout: True when the markers were
+    all there and the rollout ended (promoted or withdrawn)."""
+    from mlops.deployment.run import finish, judge_rollout, observation_markers
+    from mlops.io import storage
+    from mlops_airflow.context import wall_clock
+
+    options = _options(settings)
+    if not all(storage.exists(m, options) for m in observation_markers(settings, planned)):
+        return False
+    verdict = judge_rollout(settings, planned, options)
+    finish(settings, planned, verdict, options, recorded_at=wall_clock())
+    return True
+
+
+class DayLoop:
+    """The DAGs' runs for one data day after another, on the settings of this process."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.params = {dag_id: dag_params(dag_id) for dag_id in RUN_DAGS}
+        self.queued: deque[tuple[dict, dict, str]] = deque()  # model_deployment runs
+        self.observed: Any = None  # the plan of the rollout being observed
+
+    def run_day(self, day: date) -> dict[str, Any]:
+        """One data day, landed already; its decision."""
+        transactions_daily(self.settings, day.isoformat())
+        self._deployments(day)
+        monitoring = run_params(self.params["model_monitoring"])
+        decision = model_monitoring(self.settings, day.isoformat(), monitoring)
+        if decision["action"] == "retrain":
+            self._training(decision)
+        elif decision["action"] == "rollback":  # roll_back: TriggerDagRunOperator's conf
+            conf = {
+                "action": "rollback",
+                "day": decision["day"],
+                "version": str(decision["rollback_version"]),
+                "reason": "; ".join(decision["reasons"]),
+            }
+            self.queued.append((conf, {}, "operator_triggered"))
+        self._deployments(day)
+        return decision
+
+    def _training(self, decision: dict[str, Any]) -> None:
+        from mlops.training.requests import retrain_request
+
+        params = run_params(self.params["model_training"])
+        candidate = model_training(self.settings, params, [retrain_request(decision)])
+        if candidate is not None:
+            # Airflow creates one asset-triggered run for the events that queued up meanwhile,
+            # and the run deploys the newest one's candidate
+            kept = [run for run in self.queued if run[2] != "asset_triggered"]
+            self.queued = deque([*kept, ({}, candidate, "asset_triggered")])
+
+    def _deployments(self, day: date) -> None:
+        """Judge the observed rollout if its days are in, then start the queued runs in turn
+        while none is observed."""
+        while True:
+            if self.observed is not None:
+                if not finish_observed(self.settings, self.observed):
+                    return
+                self.observed = None
+            if not self.queued:
+                return
+            conf, extra, run_type = self.queued.popleft()
+            params = run_params(self.params["model_deployment"], conf)
+            self.observed = model_deployment(self.settings, params, extra, run_type, day)
+
+
+def run_days(
+    config: Any,
+    transactions: Any,
+    data_root: Path,
+    *,
+    first_index: int = 0,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Land the days from ``first_index`` on, one by one, each run through the loop."""
+    from demo.closed_loop import progress_line
+    from mlops import zones
+    from mlops.settings import load_settings
+    from mlops.simulator import write_landing
+
+    simulation, settings = config.simulation(), load_settings()
+    loop, landing = DayLoop(settings), str(data_root / zones.LANDING)
+    started = time.monotonic()
+    for index in range(first_index, config.days):
+        day = simulation.day(index)
+        write_landing(transactions, landing, simulation, days=[index])
+        loop.run_day(day)
+        progress(progress_line(settings, day, index + 1, config.days, started))
+
+
+def monitoring_backfill(settings: Any, first: date, last: date) -> None:
+    """model_monitoring again over ``first .. last``, as ``airflow backfill create`` runs it:
+    each day's run with the DAG's Params, in order (``max_active_runs=1``)."""
+    from datetime import timedelta
+
+    params = run_params(dag_params("model_monitoring"))
+    for offset in range((last - first).days + 1):
+        model_monitoring(settings, (first + timedelta(days=offset)).isoformat(), params)
