@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 SITE_NAME = "transactions"
 INDEX_DAYS = 90
 RESULTS_FOLDER = "_gx_validation_results"
+PAGES_FOLDER = "validations"  # the site's page per validated day
 BATCH_PREFIX = "transactions"
 
 

@@ -32,6 +32,7 @@ from mlops.schema import (
     partition_name,
 )
 from mlops.settings import Settings
+from mlops.validation.data_docs import PAGES_FOLDER, RESULTS_FOLDER
 from mlops.validation.run import validate_transactions
 from mlops.zones import QUARANTINE, RAW, VALIDATED, VALIDATION_DOCS, VALIDATION_REPORTS
 
@@ -203,14 +204,19 @@ def _rule_counts(bad: pd.DataFrame) -> dict[str, int]:
 @contextmanager
 def _local_docs(docs_uri: str, options: storage.StorageOptions | None) -> Iterator[str]:
     """A local folder for the Data Docs site: the docs zone itself when it is local,
-    otherwise a temporary copy pulled before and pushed back after the build."""
+    otherwise a temporary folder holding what a build reads (the stored results, and the
+    pages, whose names the index lists; not the static assets), pulled in one concurrent
+    batch, whose changed files alone go back up after the build (the day's page and result,
+    the index)."""
     if not storage.is_remote(docs_uri):
         os.makedirs(docs_uri, exist_ok=True)
         yield docs_uri
         return
     fs, path = storage.filesystem(docs_uri, options)
+    root = path.rstrip("/")
     with tempfile.TemporaryDirectory() as local:
-        if fs.exists(path):
-            fs.get(path.rstrip("/") + "/", local + "/", recursive=True)
+        for folder in (RESULTS_FOLDER, PAGES_FOLDER):
+            if fs.exists(f"{root}/{folder}"):
+                fs.get(f"{root}/{folder}/", os.path.join(local, folder) + "/", recursive=True)
         yield local
-        fs.put(local + "/", path.rstrip("/") + "/", recursive=True)
+        storage.upload_changed(local, docs_uri, options)
