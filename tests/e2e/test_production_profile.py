@@ -57,14 +57,15 @@ def tasks(report: dict) -> list[dict]:
 def test_every_task_ran_on_the_celery_worker(report):
     assert report["where"]["executor"] == "CeleryExecutor"
     assert urlsplit(report["where"]["broker"]).scheme == "amqp"
-    ran = tasks(report)
-    assert len(ran) > 100
-    assert {t["hostname"] for t in ran} == {socket.getfqdn()} or {t["hostname"] for t in ran} == {
-        socket.gethostname()
-    }
-    assert all(t["state"] == "success" for t in ran), [
-        (t["dag_id"], t["task_id"]) for t in ran if t["state"] != "success"
+    finished = tasks(report)
+    assert all(t["state"] == "success" for t in finished), [
+        (t["dag_id"], t["task_id"]) for t in finished if t["state"] != "success"
     ]
+    # EmptyOperators are marked done by the scheduler and run nowhere; every other task ran
+    # on the one Celery worker of this host
+    ran = [t for t in finished if t["duration_s"]]
+    assert len(ran) > 100
+    assert {t["hostname"] for t in ran} <= {socket.gethostname(), socket.getfqdn()}
     for dag_id in ("transactions_daily", "model_monitoring", "model_training", "model_deployment"):
         assert any(t["dag_id"] == dag_id for t in ran), dag_id
 
