@@ -16,7 +16,7 @@ from demo.day_loop import monitoring_backfill, run_days
 from demo.outcome import milestones
 from demo.report import collect, write_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # the world is a fixture
 
 CONFIG = LoopConfig(
     days=116, drift="new_fraud_pattern", drift_start_day=73, customers=2_000, terminals=4_000

@@ -17,11 +17,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+RUN_TIMEOUT_S = 50 * 60
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(RUN_TIMEOUT_S + 600),  # the run is the first test's fixture
+]
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = [sys.executable, str(REPO / "demo" / "e2e_prod.py")]
-RUN_TIMEOUT_S = 50 * 60
 
 
 def driver_env() -> dict[str, str]:
