@@ -317,8 +317,17 @@ def summary(report: dict[str, Any]) -> str:
     for task in tasks:
         by_host[task["hostname"] or "?"] = by_host.get(task["hostname"] or "?", 0) + 1
     waits = sorted(t["wait_s"] for t in tasks if t["wait_s"] is not None)
+    placed: dict[str, dict[str, int]] = {}
+    for task in tasks:
+        hosts = placed.setdefault(f"{task['dag_id']}.{task['task_id']}", {})
+        host = task["hostname"] or "(no worker: EmptyOperator)"
+        hosts[host] = hosts.get(host, 0) + 1
     lines = [
         f"executor {report['where']['executor']}; tasks by worker host: {by_host}",
+        *(
+            f"  {name}: " + ", ".join(f"{host} x{n}" for host, n in hosts.items())
+            for name, hosts in sorted(placed.items())
+        ),
         f"median queued-to-running {waits[len(waits) // 2]:.2f} s over {len(waits)} tasks"
         if waits
         else "no task timings",
