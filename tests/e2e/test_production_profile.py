@@ -109,7 +109,9 @@ def test_a_manual_training_run_with_params_through_the_rest_api(report):
     assert manual["conf"]["family"] == "logistic_regression"
     assert manual["logged"]["runs"] == 1
     logged = manual["logged"]["params"]
-    assert "logistic_regression" in json.dumps(logged), logged
+    assert (logged["family"], logged["hp.C"], logged["seed"]) == ("logistic_regression", "0.5", "7")
+    # force_review: gated and recorded, never deployed
+    assert manual["logged"]["tags"]["mlops.gate_outcome"] == "needs_review"
 
 
 def test_a_backfill_through_the_rest_api_records_the_same_decisions(report):
