@@ -9,9 +9,11 @@ import uuid
 
 import pandas as pd
 import pytest
+from prometheus_client import generate_latest
 
 from mlops.scoring.log import LOG_COLUMNS, PostgresSink
 from mlops.scoring.log_writer import BackgroundLog
+from mlops.serving.metrics import service_metrics
 
 DAY = pd.Timestamp("2018-05-10")
 
@@ -73,13 +75,15 @@ def test_a_refused_batch_is_counted_and_the_writer_goes_on(caplog):
                 raise ConnectionError("server closed the connection unexpectedly")
             self.rows += len(frame)
 
-    sink, dropped, errors = RefusesTheSecondBatch(), [], []
-    log = BackgroundLog(
-        sink, max_batch=4, flush_s=30, on_drop=dropped.append, on_error=errors.append
+    sink, metrics, errors = RefusesTheSecondBatch(), service_metrics(), []
+    log = BackgroundLog(  # wired as the service wires it (mlops.serving.app)
+        sink, max_batch=4, flush_s=30, on_drop=metrics.log_dropped.inc, on_error=errors.append
     )
     log.submit(records(12))
     log.close()
-    assert (sink.calls, sink.rows, log.written, sum(dropped)) == (3, 8, 8, 4)
+    assert (sink.calls, sink.rows, log.written, log.dropped) == (3, 8, 8, 4)
+    exposed = generate_latest(metrics.registry).decode()
+    assert "fraud_prediction_log_dropped_total 4.0" in exposed
     assert [type(e) for e in errors] == [ConnectionError]
     assert "4 row(s) dropped: the sink refused the batch (ConnectionError(" in caplog.text
 
