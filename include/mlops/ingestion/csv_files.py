@@ -6,6 +6,8 @@ comma or line break stays in its field); empty lines, trailing ones included, ar
 A line with bytes that are not UTF-8 (a Latin-1 export, a torn write) cannot be read
 reliably, so it is kept unparsed with its line number and the offending byte, like a line
 with the wrong number of fields; too many such lines reject the day (bad-row tolerance).
+A header that is not text (another encoding, binary) refuses the file (rule ``file_format``,
+``mlops.ingestion.file_bytes``, which also refuses compressed or binary bytes up front).
 
 Numbers must be plain (``1234.56``). A number written the way a locale prints it
 (``1,234.56``, ``12,50``, ``1 234,5``, ``1'234.50``) refuses the whole file (rule
@@ -25,6 +27,7 @@ import re
 import pandas as pd
 
 from mlops.ingestion.errors import NUMBER_FORMAT, LandingFileError
+from mlops.ingestion.file_bytes import refuse_header
 from mlops.schema import SOURCE_ROW, TRANSACTION_DTYPES
 
 INGEST_ERROR = "_ingest_error"
@@ -57,6 +60,7 @@ def read_csv(uri: str, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     header = [cell.strip() for cell in next(reader, [])]
     if not any(header):
         raise LandingFileError(f"{uri}: no header line")
+    refuse_header(uri, header)
     good, good_numbers, bad = [], [], []
     consumed = reader.line_num
     for fields in reader:

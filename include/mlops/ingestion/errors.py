@@ -7,6 +7,9 @@ UNREADABLE_FILE = "unreadable_file"
 COLUMN_TYPES = "column_types"
 # Locale-formatted numbers in a CSV (``1,234.56``, ``12,50``): the whole file is refused.
 NUMBER_FORMAT = "number_format"
+# Bytes that are not the format the file's name declares (compressed, binary, UTF-16 without
+# a byte-order mark, a header in another encoding): the whole file is refused.
+FILE_FORMAT = "file_format"
 
 
 class LandingFileError(ValueError):

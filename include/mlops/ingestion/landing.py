@@ -3,13 +3,15 @@
 The raw partition holds the landing files byte for byte (``landing-<name>``), the normalised
 table (``transactions.parquet``, one row per parsed record, with the file and row it came
 from) and the lines that could not be parsed at all (``unparsed_lines.parquet``). A file that
-cannot be taken as a whole (empty, truncated, not Parquet, a typed column of the wrong type,
-locale-formatted numbers in a CSV) stops the run: it is copied to the day's quarantine with
-the reason and the rule, and nothing is published to raw. Landing is never touched.
+cannot be taken as a whole (empty, truncated, not Parquet, bytes that are not the format its
+name declares, a typed column of the wrong type, locale-formatted numbers in a CSV) stops the
+run: it is copied to the day's quarantine with the reason and the rule, and nothing is
+published to raw. Landing is never touched.
 
 Parquet stays in Arrow from the file to the raw table (no pandas object columns, no text
 round trip): a million rows cost a read, a cast and a write. CSV is text and is typed row by
-row (``mlops.ingestion.csv_files``).
+row (``mlops.ingestion.csv_files``); ``.csv.gz`` is CSV once inflated, and raw keeps it
+compressed (``mlops.ingestion.file_bytes``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 
 from mlops.ingestion.csv_files import INGEST_ERROR, read_csv
 from mlops.ingestion.errors import LandingFileError
+from mlops.ingestion.file_bytes import PARQUET, SUFFIXES, declared_format
 from mlops.ingestion.typed_files import conform
 from mlops.io import storage
 from mlops.schema import (
@@ -40,7 +43,7 @@ __all__ = ["INGEST_ERROR", "IngestResult", "LandingFileError", "ingest_partition
 RAW_TABLE = "transactions.parquet"
 UNPARSED_TABLE = "unparsed_lines.parquet"
 UNPARSED_COLUMNS = [SOURCE_FILE, SOURCE_ROW, "line", "reason"]
-READERS = (".parquet", ".csv")
+READERS = tuple(SUFFIXES)
 # Raw manifest key: landing file -> rows read from it, so that every later message can name
 # the files of the day, even one that held no row.
 FILE_ROWS = "file_rows"
@@ -77,7 +80,8 @@ def read_landing_file(uri: str, data: bytes) -> ParsedFile:
     LandingFileError if the file cannot be taken as a whole."""
     if not data:
         raise LandingFileError(f"{uri}: empty file (0 bytes)")
-    if uri.endswith(".parquet"):
+    kind, data = declared_format(uri, data)  # .csv.gz inflated; bytes of another kind refused
+    if kind == PARQUET:
         try:
             table = pq.read_table(pa.BufferReader(data))
         except (pa.ArrowException, OSError) as err:
@@ -85,13 +89,11 @@ def read_landing_file(uri: str, data: bytes) -> ParsedFile:
         table = conform(uri, table)
         rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
         unparsed = pd.DataFrame(columns=UNPARSED_COLUMNS)
-    elif uri.endswith(".csv"):
+    else:  # CSV
         frame, unparsed = read_csv(uri, data)
         rows = pa.array(frame.pop(SOURCE_ROW).to_numpy(dtype=np.int64))
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata(None)
-    else:
-        raise LandingFileError(f"{uri}: unsupported file type; expected one of {READERS}")
     if INGEST_ERROR not in table.column_names:
         table = table.append_column(INGEST_ERROR, pa.nulls(table.num_rows, pa.string()))
     source = pa.DictionaryArray.from_arrays(

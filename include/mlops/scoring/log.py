@@ -6,7 +6,8 @@ latency. Two writers feed it, in two separate places so that neither can erase t
 
 - daily scoring replaces the day's **batch** partition as a whole (``replace_day``): a rerun
   gives the same rows, and the rollout judgement reads these partitions by data day;
-- the model service **appends** its requests (``append``), through ``BackgroundLog``.
+- the model service **appends** its requests (``append``), through
+  ``mlops.scoring.log_writer.BackgroundLog``.
 
 Where: locally, Parquet under ``<data root>/predictions/{batch,service}/date=YYYY-MM-DD/``
 (the day of the transaction, data time, not the wall clock); a batch partition is one
@@ -15,21 +16,16 @@ temporary name and renamed. With ``MLOPS_PREDICTION_LOG_URL`` set (the productio
 a PostgreSQL table ``prediction_log`` with the same columns, written in one transaction per
 batch (a day's replacement is a DELETE and an INSERT in the same transaction).
 
-**What a crash can lose.** ``BackgroundLog`` keeps rows in memory until its thread writes
-them, at most ``flush_s`` seconds or ``max_batch`` rows later. A killed process loses that
-unflushed queue (at most a second or so of traffic); a clean shutdown (``close``) flushes it.
-A row is never written half: a file or a transaction is whole or absent. When the queue is
-full (the sink is down), new rows are dropped and counted rather than making requests wait.
+**What can be lost.** A row is never written half: a file or a transaction is whole or
+absent. The service's writer (``log_writer``) counts every row it could not write (queue
+full, batch refused, shutdown deadline passed); only a killed process loses its unflushed
+queue uncounted, at most a second or so of traffic.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Protocol
 
@@ -39,8 +35,6 @@ from mlops import zones
 from mlops.features.names import FEATURES
 from mlops.io import storage
 from mlops.schema import partition_name
-
-log = logging.getLogger(__name__)
 
 SOURCES = ("batch", "service")
 TABLE = "prediction_log"
@@ -148,12 +142,23 @@ class PostgresSink:
     def __init__(self, url: str, table: str = TABLE) -> None:
         from sqlalchemy import create_engine
 
-        self.engine = create_engine(url, pool_pre_ping=True)
+        # A stale pooled connection (PostgreSQL restarted) is replaced at the next checkout
+        # (pre-ping), and a server that does not answer fails a connect within 10 s.
+        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        self.engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         self.table = _table(table)
-        self.table.metadata.create_all(self.engine, checkfirst=True)
+        self._created = False
+
+    def _ensure_table(self) -> None:
+        """Create the table on first use, not in ``__init__``: a service that starts while
+        PostgreSQL is down must start, and log once it is back."""
+        if not self._created:
+            self.table.metadata.create_all(self.engine, checkfirst=True)
+            self._created = True
 
     def append(self, frame: pd.DataFrame) -> None:
         rows = _rows(log_frame(frame))
+        self._ensure_table()
         with self.engine.begin() as connection:
             connection.execute(self.table.insert(), rows)
 
@@ -162,6 +167,7 @@ class PostgresSink:
 
         rows = _rows(log_frame(frame))
         column = self.table.c
+        self._ensure_table()
         with self.engine.begin() as connection:
             connection.execute(
                 self.table.delete().where(
@@ -178,6 +184,7 @@ class PostgresSink:
         query = select(self.table).where(
             and_(column.source == source, func.date(column.tx_datetime) == day)
         )
+        self._ensure_table()
         with self.engine.connect() as connection:
             frame = pd.read_sql(query.order_by(column.transaction_id), connection)
         return log_frame(frame)
@@ -215,75 +222,8 @@ def prediction_sink(
     return ParquetSink(storage.join(data_root, zones.PREDICTIONS), storage_options)
 
 
-class BackgroundLog:
-    """Appends rows to a sink from one background thread, in batches; ``submit`` never waits.
-
-    See the module doc for what a crash loses. ``on_drop(n)`` is told about rows dropped
-    because the queue was full, ``on_error(exc)`` about a batch the sink refused (the batch
-    is dropped: retrying it forever would grow memory without bound)."""
-
-    def __init__(
-        self,
-        sink: PredictionSink,
-        *,
-        max_batch: int = 1000,
-        flush_s: float = 1.0,
-        max_queue: int = 100_000,
-        on_drop: Callable[[int], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        self.sink = sink
-        self.max_batch = max_batch
-        self.flush_s = flush_s
-        self.on_drop = on_drop or (lambda n: None)
-        self.on_error = on_error or (lambda exc: None)
-        self.written = 0
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queue)
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
-
-    def submit(self, records: Sequence[dict[str, Any]]) -> None:
-        for dropped, record in enumerate(records):
-            try:
-                self._queue.put_nowait(record)
-            except queue.Full:
-                self.on_drop(len(records) - dropped)
-                return
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[dict[str, Any]] = []
-            deadline = time.monotonic() + self.flush_s
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            if batch:
-                self._write(batch)
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        try:
-            self.sink.append(pd.DataFrame(batch))
-            self.written += len(batch)
-        except Exception as err:  # the service must keep serving while the log is down
-            log.exception("prediction log: a batch of %d rows was not written", len(batch))
-            self.on_error(err)
-
-
 __all__ = [
     "LOG_COLUMNS",
-    "BackgroundLog",
     "ParquetSink",
     "PostgresSink",
     "PredictionSink",

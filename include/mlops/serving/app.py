@@ -38,7 +38,8 @@ from mlops.features.names import FEATURES
 from mlops.features.online import OnlineFeatures, OnlineStoreUnavailable, online_features
 from mlops.features.serving import StaleSnapshotError
 from mlops.rollout.state import CHALLENGER
-from mlops.scoring.log import BackgroundLog, prediction_sink
+from mlops.scoring.log import prediction_sink
+from mlops.scoring.log_writer import BackgroundLog
 from mlops.scoring.score import Scores, ServingModels, score_rows
 from mlops.serving.config import ServingConfig
 from mlops.serving.holder import ModelHolder

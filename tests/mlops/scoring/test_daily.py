@@ -13,7 +13,8 @@ from mlops.features.names import FEATURES
 from mlops.rollout.live import LiveVariants, load_version, registry_client
 from mlops.rollout.state import CHALLENGER, NO_ROLLOUT, RolloutState, route, write_rollout
 from mlops.scoring.daily import score_day
-from mlops.scoring.log import LOG_COLUMNS, BackgroundLog, ParquetSink, PostgresSink
+from mlops.scoring.log import LOG_COLUMNS, ParquetSink, PostgresSink
+from mlops.scoring.log_writer import BackgroundLog
 from mlops.scoring.score import NoChampionError, ServingModels, score_rows
 from mlops.settings import load_settings
 from tests.support.serving_world import SERVED, served_transactions, set_alias
