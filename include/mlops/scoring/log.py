@@ -187,6 +187,9 @@ class PostgresSink:
         self._ensure_table()
         with self.engine.connect() as connection:
             frame = pd.read_sql(query.order_by(column.transaction_id), connection)
+        # SQLAlchemy names the columns with its quoted_name (a str subclass), which
+        # scikit-learn does not take for feature names: rescoring logged rows would fail.
+        frame.columns = [str(name) for name in frame.columns]
         return log_frame(frame)
 
 

@@ -143,6 +143,35 @@ def test_the_postgres_log_replaces_a_day_in_one_transaction(postgres_url):
             connection.execute(sqlalchemy.text(f"DROP TABLE {table}"))
 
 
+@pytest.mark.integration
+def test_rows_read_back_from_postgres_can_be_rescored_by_a_fitted_pipeline(postgres_url):
+    """Monitoring rescores logged rows with the champion: scikit-learn refuses SQLAlchemy's
+    ``quoted_name`` column labels as feature names (the production profile's monitoring
+    crashed on its first matured day)."""
+    import sqlalchemy
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlops.features.names import FEATURES
+
+    table = f"prediction_log_test_{np.random.default_rng().integers(1e9)}"
+    sink = PostgresSink(postgres_url, table=table)
+    try:
+        logged = log_rows("2018-05-10", 6).assign(source="batch")
+        sink.replace_day("batch", date(2018, 5, 10), logged)
+        rows = sink.read_day("batch", date(2018, 5, 10))
+        assert all(type(name) is str for name in rows.columns)
+        features = logged.loc[:, list(FEATURES)].astype("float64")
+        scaler = ColumnTransformer([("all", StandardScaler(), list(FEATURES))])
+        model = make_pipeline(scaler, LogisticRegression()).fit(features, [0, 1] * 3)
+        assert model.predict_proba(rows.loc[:, list(FEATURES)]).shape == (6, 2)
+    finally:
+        with sink.engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP TABLE {table}"))
+
+
 def test_without_a_champion_the_day_is_skipped_saying_why_in_an_empty_partition(tmp_path):
     settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
     result = score_day(settings, "2018-05-10")
