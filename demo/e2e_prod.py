@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         timeline = collect(settings, first, last, drift)
         evidence = _rollout_evidence(settings, options)
         work = time_split(stack)
+        where = stack.where()  # again: the model service has started since
     return {
         "where": where,
         "world": {**asdict(config), "history_days": args.history_days},

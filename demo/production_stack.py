@@ -358,6 +358,10 @@ class ProductionStack(AirflowStack):
             "model_service": self.service_url,
             "airflow": self.url,
             "ports": dict(self.ports),
+            # each component leads its own process group (its workers and tasks inside)
+            "process_groups": {
+                name: process.pid for name, process in {**self.processes, **self.services}.items()
+            },
         }
 
 
