@@ -38,7 +38,15 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from mlops_airflow.assets import CANDIDATE_MODEL
-from mlops_airflow.parse_time import rollout_default, schedule_start, sensor_poke_s
+from mlops_airflow.parse_time import (
+    APPROVAL_TIMEOUT,
+    OBSERVATION_TIMEOUT,
+    deployment_run_timeout,
+    rollout_default,
+    schedule_start,
+    sensor_poke_s,
+    task_timeout,
+)
 from mlops_airflow.sensors import ObservedDaysSensor
 
 
@@ -47,9 +55,15 @@ from mlops_airflow.sensors import ObservedDaysSensor
     start_date=schedule_start(),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=deployment_run_timeout(),
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "execution_timeout": task_timeout(),
+    },
     params={
         "action": Param("deploy", type="string", enum=["deploy", "rollback"]),
         "version": Param(
@@ -151,7 +165,8 @@ def model_deployment():
         task_id="wait_for_observed_days",
         plan_task_id="plan_deployment",
         poke_interval=sensor_poke_s(),
-        timeout=int(timedelta(days=120).total_seconds()),
+        timeout=int(OBSERVATION_TIMEOUT.total_seconds()),
+        execution_timeout=None,  # bounded by timeout
     )
 
     @task(multiple_outputs=False)
@@ -202,7 +217,7 @@ def model_deployment():
         subject="Roll out a fraud model version?",
         body=described,
         defaults="Reject",
-        response_timeout=timedelta(days=2),
+        response_timeout=APPROVAL_TIMEOUT,  # execution_timeout bounds the rest
     )
     branch >> described >> approve_rollout
     branch >> no_approval_needed

@@ -36,10 +36,12 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
+    daily_run_timeout,
     schedule_end,
     schedule_start,
     sensor_poke_s,
     sensor_timeout_s,
+    task_timeout,
     zone_uri,
 )
 from mlops_airflow.sensors import PredictionLogSensor
@@ -51,9 +53,15 @@ from mlops_airflow.sensors import PredictionLogSensor
     end_date=schedule_end(),
     catchup=True,
     max_active_runs=1,
+    dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "monitoring", "retraining"],
     doc_md=__doc__,
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "execution_timeout": task_timeout(),
+    },
     params={
         "day": Param(
             None,
@@ -75,6 +83,7 @@ def model_monitoring():
         batch_uri=f"{zone_uri('predictions')}/batch",
         poke_interval=sensor_poke_s(),
         timeout=sensor_timeout_s(),
+        execution_timeout=None,  # bounded by timeout
         soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
     )
 

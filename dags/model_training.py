@@ -38,7 +38,10 @@ from mlops_airflow.parse_time import (
     DEFAULT_MODEL_FAMILY,
     MODEL_FAMILIES,
     schedule_start,
+    task_timeout,
     training_cron,
+    training_run_timeout,
+    training_timeout,
 )
 
 CRON = training_cron()
@@ -53,9 +56,15 @@ CRON = training_cron()
     start_date=schedule_start(),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=training_run_timeout(),
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": task_timeout(),
+    },
     params={
         "window_days": Param(
             21,
@@ -99,7 +108,7 @@ CRON = training_cron()
     },
 )
 def model_training():
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, execution_timeout=training_timeout())
     def build_training_sets(**context) -> dict:
         from mlops.features.inputs import MissingPartitionError
         from mlops.settings import load_settings
@@ -119,7 +128,7 @@ def model_training():
         with data_errors_fail_the_task(MissingPartitionError, UnsettledFeaturesError):
             return build(settings, request, task_storage_options(settings)).to_xcom()
 
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, execution_timeout=training_timeout())
     def train_and_gate(built: dict, **context) -> dict:
         from mlops.settings import load_settings
         from mlops.training.job import train_and_gate as run

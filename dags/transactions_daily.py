@@ -50,11 +50,13 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
+    daily_run_timeout,
     landing_uri,
     schedule_end,
     schedule_start,
     sensor_poke_s,
     sensor_timeout_s,
+    task_timeout,
     validated_uri,
 )
 from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
@@ -66,9 +68,15 @@ from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSenso
     end_date=schedule_end(),
     catchup=True,
     max_active_runs=1,  # scheduled catch-up one day at a time; backfills set their own
+    dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "execution_timeout": task_timeout(),
+    },
     params={
         "day": Param(
             None,
@@ -84,6 +92,7 @@ def transactions_daily():
         landing_uri=landing_uri(),
         poke_interval=sensor_poke_s(),
         timeout=sensor_timeout_s(),
+        execution_timeout=None,  # bounded by timeout
     )
 
     @task(multiple_outputs=False)
@@ -170,6 +179,7 @@ def transactions_daily():
         validated_uri=validated_uri(),
         poke_interval=sensor_poke_s(),
         timeout=sensor_timeout_s(),
+        execution_timeout=None,  # bounded by timeout
     )
     ingested = ingest_landing_partition()
     wait_for_landing_partition >> ingested

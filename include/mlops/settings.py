@@ -60,6 +60,9 @@ class Settings:
     s3_endpoint_url: str | None = None
     mlflow_tracking_uri: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Bounds each connect and each reply of the online store's Redis: one that stops
+    # answering fails the call (a task retries, the service answers 503) instead of hanging.
+    redis_timeout_s: float = 2.0
     label_delay_days: int = 7
     validation: ValidationRules = field(default_factory=ValidationRules)
     # The first day of the data set: feature windows may reach before it, into nothing.
@@ -78,6 +81,8 @@ class Settings:
             raise ConfigError(f"{PREFIX}PROFILE must be one of {PROFILES}, got {self.profile!r}")
         if self.profile == "production" and not self.data_root.startswith("s3://"):
             raise ConfigError(f"{PREFIX}DATA_ROOT must be an s3:// URI in the production profile")
+        if not self.redis_timeout_s > 0:
+            raise ConfigError(f"{PREFIX}REDIS_TIMEOUT_S must be > 0, got {self.redis_timeout_s}")
         if self.online_store not in (None, *ONLINE_STORES):
             raise ConfigError(
                 f"{PREFIX}ONLINE_STORE must be one of {ONLINE_STORES}, got {self.online_store!r}"
@@ -154,6 +159,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint_url=get(PREFIX + "S3_ENDPOINT_URL") or None,
         mlflow_tracking_uri=mlflow_uri,
         redis_url=get(PREFIX + "REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_timeout_s=_float(env, "REDIS_TIMEOUT_S", Settings.redis_timeout_s),
         label_delay_days=_int(env, "LABEL_DELAY_DAYS", 7),
         validation=rules,
         history_start=_date(env, "HISTORY_START", HISTORY_START),

@@ -3,8 +3,9 @@
 Facts fixed for a whole installation of the project (nothing to do with model deployment).
 
 Only environment variables are read here (cheap, no I/O): the landing and data locations
-that sensors and Asset URIs are built from, the calendar of the data set and the sensor's
-patience, the model families of the training form. Everything else comes from
+that sensors and Asset URIs are built from, the calendar of the data set, the bounds on
+every wait and every run (sensor timeouts, task and DAG-run timeouts), the model families
+of the training form. Everything else comes from
 ``mlops.settings.load_settings()`` when a task runs. The defaults are ``mlops``'s own: the
 modules imported from it here (settings, zones, training.families) import nothing heavy,
 which tests/dags checks by importing each DAG file in a fresh interpreter.
@@ -13,6 +14,7 @@ which tests/dags checks by importing each DAG file in a fresh interpreter.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pendulum
 
@@ -61,6 +63,46 @@ def schedule_end() -> pendulum.DateTime | None:
 def sensor_timeout_s() -> int:
     """How long the landing sensor waits for a day before it fails (6 h by default)."""
     return int(os.environ.get("MLOPS_SENSOR_TIMEOUT_S") or 6 * 3600)
+
+
+def _seconds(variable: str, default: timedelta) -> timedelta:
+    value = os.environ.get(variable)
+    return timedelta(seconds=float(value)) if value else default
+
+
+# Bounds on every task and every run: a hung call fails its try (and is retried) instead of
+# holding a worker slot, and a run that cannot finish gives way to the next one. A sensor is
+# bounded by its own ``timeout`` instead (an ``execution_timeout`` would cut its deferral short).
+TASK_TIMEOUT = timedelta(minutes=30)  # a day's task takes minutes
+TRAINING_TIMEOUT = timedelta(hours=3)  # Feast's historical retrieval, fit, gate
+APPROVAL_TIMEOUT = timedelta(days=2)  # a human's answer to a rollout (then: reject)
+OBSERVATION_TIMEOUT = timedelta(days=120)  # a rollout's observed data days
+RUN_WORK = timedelta(hours=6)  # a run's tasks, retries included, besides its waits
+
+
+def task_timeout() -> timedelta:
+    """``execution_timeout`` of a task (``MLOPS_TASK_TIMEOUT_S``, 30 min by default)."""
+    return _seconds("MLOPS_TASK_TIMEOUT_S", TASK_TIMEOUT)
+
+
+def training_timeout() -> timedelta:
+    """``execution_timeout`` of the training tasks (``MLOPS_TRAINING_TIMEOUT_S``, 3 h)."""
+    return _seconds("MLOPS_TRAINING_TIMEOUT_S", TRAINING_TIMEOUT)
+
+
+def daily_run_timeout() -> timedelta:
+    """``dagrun_timeout`` of a daily DAG: its sensor's wait, then the day's work."""
+    return timedelta(seconds=sensor_timeout_s()) + RUN_WORK
+
+
+def training_run_timeout() -> timedelta:
+    """``dagrun_timeout`` of model_training: two training tasks, each with a retry, and room."""
+    return 4 * training_timeout() + RUN_WORK
+
+
+def deployment_run_timeout() -> timedelta:
+    """``dagrun_timeout`` of model_deployment: an approval, the observed days, then the work."""
+    return APPROVAL_TIMEOUT + OBSERVATION_TIMEOUT + RUN_WORK
 
 
 def sensor_poke_s() -> int:

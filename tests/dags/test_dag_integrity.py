@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -90,6 +91,57 @@ def test_every_task_retries(dag_bags, path: Path) -> None:
     for dag in dags_in(bag, path):
         few = {t.task_id: t.retries for t in dag.tasks if (t.retries or 0) < MIN_RETRIES}
         assert not few, f"{dag.dag_id}: tasks with retries < {MIN_RETRIES}: {few}"
+
+
+def unbounded(dag) -> list[str]:
+    """What in ``dag`` may run forever or be cut short: the DAG without ``dagrun_timeout``, a
+    task without ``execution_timeout``, a sensor whose own ``timeout`` (its bound: an
+    ``execution_timeout`` would cut a deferred wait short) outlasts the run's, so the run
+    would be killed before the sensor names what never came."""
+    from airflow.sdk import BaseSensorOperator
+
+    if not dag.dagrun_timeout:
+        return [f"{dag.dag_id}: no dagrun_timeout"] + [
+            f"{t.task_id}: no execution_timeout"
+            for t in dag.tasks
+            if not isinstance(t, BaseSensorOperator) and not t.execution_timeout
+        ]
+    found = []
+    for task in dag.tasks:
+        if isinstance(task, BaseSensorOperator):
+            if task.timeout >= dag.dagrun_timeout.total_seconds():
+                found.append(f"{task.task_id}: sensor timeout not within dagrun_timeout")
+        elif not task.execution_timeout:
+            found.append(f"{task.task_id}: no execution_timeout")
+    return found
+
+
+@by_file
+def test_every_task_and_run_is_bounded(dag_bags, path: Path) -> None:
+    bag, _ = dag_bags
+    for dag in dags_in(bag, path):
+        assert unbounded(dag) == []
+
+
+def test_an_unbounded_dag_is_reported() -> None:
+    """The check above bites: a DAG and a task without their bounds are named, and so is a
+    sensor that would wait longer than its run may last."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+    from airflow.sdk import DAG
+
+    def build(**run_timeout) -> DAG:
+        with DAG("unbounded", schedule=None, **run_timeout) as dag:
+            EmptyOperator(task_id="work")
+            TimeDeltaSensor(task_id="wait", delta=timedelta(hours=1), timeout=7200)
+            EmptyOperator(task_id="bounded", execution_timeout=timedelta(minutes=1))
+        return dag
+
+    assert unbounded(build()) == ["unbounded: no dagrun_timeout", "work: no execution_timeout"]
+    assert unbounded(build(dagrun_timeout=timedelta(hours=1))) == [
+        "work: no execution_timeout",
+        "wait: sensor timeout not within dagrun_timeout",
+    ]
 
 
 @by_file

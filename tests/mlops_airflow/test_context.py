@@ -1,13 +1,21 @@
-"""The day a run works on, from its Params, data interval, triggering events or run_after."""
+"""The day a run works on, from its Params, data interval, triggering events or run_after;
+the storage options a task takes from its Airflow connection."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from types import SimpleNamespace
 
 import pendulum
 
-from mlops_airflow.context import as_of_day, triggering_day, triggering_reason
+from mlops.io.storage import S3_CLIENT_CONFIG
+from mlops_airflow.context import (
+    as_of_day,
+    storage_options,
+    triggering_day,
+    triggering_reason,
+)
 
 RUN_AFTER = SimpleNamespace(run_after=pendulum.datetime(2026, 11, 29, 20, tz="UTC"))
 
@@ -45,3 +53,20 @@ def test_without_a_day_in_the_events_the_logical_date_or_run_after_is_used():
     )
     assert as_of_day({**no_day, "logical_date": None, "dag_run": RUN_AFTER}) == date(2026, 11, 29)
     assert triggering_reason(no_day) == "" and triggering_day({}) is None
+
+
+def test_s3_calls_of_a_task_are_bounded_with_its_connection_s_identity(monkeypatch):
+    import s3fs
+
+    conn = {"conn_type": "aws", "login": "k", "password": "s"}
+    conn["extra"] = {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps(conn))
+    options = storage_options("s3://lake/data", "lake")
+    assert (options["key"], options["client_kwargs"]["endpoint_url"]) == ("k", "http://127.0.0.1:9")
+    assert options["config_kwargs"] == S3_CLIENT_CONFIG
+    client = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    client.connect()
+    config = client.s3.meta.config  # what botocore will use on every call
+    assert (config.connect_timeout, config.read_timeout) == (5, 30)
+    assert config.retries["total_max_attempts"] == 3  # botocore counts the first try
+    assert storage_options("/local/data", "lake") == {}

@@ -11,8 +11,9 @@ written even when their timestamp equals the stored one, so a corrected rerun re
 ``online_features`` reads both snapshots through the ``fraud_model_v1`` service and hands
 them to ``mlops.features.serving.request_features``, which adds the transaction being
 scored and refuses a stale or future row: Feast does not apply the TTL to online reads.
-A Redis that cannot be reached is reported with its URL (password hidden) as
-``OnlineStoreUnavailable``, a ``ConnectionError``: transient, worth a retry.
+A Redis that cannot be reached, or does not answer within ``MLOPS_REDIS_TIMEOUT_S``, is
+reported with its URL (password hidden) as ``OnlineStoreUnavailable``, a
+``ConnectionError``: transient, worth a retry.
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ def store_label(store: FeatureStore) -> str:
     return f"{online.type} at {getattr(online, 'path', '?')}"
 
 
+def _timeout_s(store: FeatureStore) -> str:
+    fields = store.config.online_store.connection_string.split(",")[1:]
+    return dict(f.split("=", 1) for f in fields if "=" in f).get("socket_timeout", "?")
+
+
 @contextmanager
 def _reachable(store: FeatureStore, doing: str) -> Iterator[None]:
     if store.config.online_store.type != "redis":
@@ -119,7 +125,13 @@ def _reachable(store: FeatureStore, doing: str) -> Iterator[None]:
 
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as err:
+    except RedisTimeoutError as err:
+        raise OnlineStoreUnavailable(
+            f"online store {store_label(store)} did not answer within {_timeout_s(store)} s "
+            f"(MLOPS_REDIS_TIMEOUT_S) while {doing} ({err}); check that Redis is up and "
+            "responsive, then retry"
+        ) from err
+    except RedisConnectionError as err:
         raise OnlineStoreUnavailable(
             f"online store unreachable while {doing}: {store_label(store)} ({err}); "
             "check that Redis is up and MLOPS_REDIS_URL points at it, then retry"

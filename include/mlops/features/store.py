@@ -62,8 +62,11 @@ def sqlite_path(settings: Settings) -> str:
     return f"{settings.zone(FEAST)}/online.db"
 
 
-def redis_connection_string(url: str) -> str:
-    """``redis://[user:password@]host:port/db`` as Feast's ``host:port,db=N,...`` string."""
+def redis_connection_string(url: str, *, timeout_s: float | None = None) -> str:
+    """``redis://[user:password@]host:port/db`` as Feast's ``host:port,db=N,...`` string.
+
+    Feast JSON-decodes each ``key=value`` and hands it to ``redis.Redis``, so ``timeout_s``
+    becomes the socket's connect and read timeouts: every call of the client is bounded."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise ConfigError(f"{PREFIX}REDIS_URL must be a redis:// or rediss:// URL, got {url!r}")
@@ -79,6 +82,8 @@ def redis_connection_string(url: str) -> str:
             fields.append(f"{name}={unquote(value)}")
     if parts.scheme == "rediss":
         fields.append("ssl=true")
+    if timeout_s is not None:
+        fields += [f"socket_timeout={timeout_s:g}", f"socket_connect_timeout={timeout_s:g}"]
     return ",".join(fields)
 
 
@@ -98,7 +103,9 @@ def _online_store(settings: Settings) -> dict[str, Any]:
     # days is kept by mlops.features.online.materialize_day, not by the store.
     return {
         "type": "redis",
-        "connection_string": redis_connection_string(settings.redis_url),
+        "connection_string": redis_connection_string(
+            settings.redis_url, timeout_s=settings.redis_timeout_s
+        ),
         "skip_dedup": True,
     }
 
@@ -140,7 +147,22 @@ def feature_store(settings: Settings) -> FeatureStore:
         local.append(sqlite_path(settings))
     for path in local:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=config)
+    store = FeatureStore(config=config)
+    if online_store_type(settings) == "redis":
+        _one_try_per_call(store)
+    return store
+
+
+def _one_try_per_call(store: FeatureStore) -> None:
+    """Redis calls without redis-py's own retries (3, with up to 14 s of backoff after a
+    timeout), so a call lasts at most the connection string's timeout: the caller's retry
+    (Airflow's, or the service's client's after a 503) is the one that waits. Reads and
+    materialisation share this client (Feast's provider holds one online store)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = store._get_provider().online_store
+    online._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), 0))
 
 
 @contextmanager

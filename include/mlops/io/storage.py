@@ -7,6 +7,7 @@ there is published by writing its manifest last, and readers trust only manifest
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -24,6 +25,14 @@ import pyarrow.parquet as pq
 from mlops.schema import MANIFEST, SUCCESS_MARKER
 
 StorageOptions = Mapping[str, Any]
+# botocore's own defaults are 60 s to connect and 60 s per read, with retries; a stalled S3
+# endpoint then holds a task for minutes per call. These bound each call to about
+# 3 tries of (5 s connect + 30 s read); the task's execution_timeout bounds the rest.
+S3_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 2, "mode": "standard"},  # retries: 3 tries in all
+}
 
 
 def is_remote(uri: str) -> bool:
@@ -46,8 +55,9 @@ def s3_options(
     region: str | None = None,
     token: str | None = None,
 ) -> dict[str, Any]:
-    """s3fs options from plain values (an Airflow connection or the environment)."""
-    options: dict[str, Any] = {}
+    """s3fs options from plain values (an Airflow connection or the environment), with
+    every call of the client bounded (``S3_CLIENT_CONFIG``, botocore's ``Config``)."""
+    options: dict[str, Any] = {"config_kwargs": copy.deepcopy(S3_CLIENT_CONFIG)}
     if key:
         options |= {"key": key, "secret": secret}
         if token:

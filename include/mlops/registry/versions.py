@@ -35,6 +35,9 @@ def tracking_scope(tracking_uri: str) -> Iterator[Any]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    from mlops.registry.mlflow_http import bound_http_calls
+
+    bound_http_calls()
     if tracking_uri.startswith("sqlite:///"):  # SQLite does not create the folder
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     saved_env = {n: os.environ.get(n) for n in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}

@@ -64,9 +64,13 @@ def live_variants(client: Any, model_name: str) -> LiveVariants:
 
 
 def registry_client(tracking_uri: str) -> Any:
-    """A client bound to ``tracking_uri`` without touching MLflow's process-wide URIs."""
+    """A client bound to ``tracking_uri`` without touching MLflow's process-wide URIs; its
+    HTTP calls bounded (``mlops.registry.mlflow_http``)."""
     import mlflow
 
+    from mlops.registry.mlflow_http import bound_http_calls
+
+    bound_http_calls()
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

@@ -9,6 +9,8 @@ windows hold only this transaction, the terminal's counts and risks are 0), flag
 ``missing`` in ``features_status`` and counted in ``fraud_unknown_entities_total``. A stored
 row that cannot be valid for the transaction's day (the store is behind, or the time is
 before the latest snapshot) is refused with 409 naming it, since its features would skew.
+An online store that is down or silent past ``MLOPS_REDIS_TIMEOUT_S`` gets a 503 naming it,
+within that timeout; the service starts without it and needs no restart when it is back.
 
 ``GET /health`` is 200 once a champion is loaded, 503 before: the readiness check.
 ``GET /live`` is 200 while the process answers and its registry poller runs, champion or
@@ -169,6 +171,8 @@ def _warm_up(store: Any) -> None:
         online_features(store, 0, 0, tx)
     except StaleSnapshotError:
         pass  # a row newer than the made-up time: the path is warm all the same
+    except OnlineStoreUnavailable:  # /predict answers 503 until it is back; no restart needed
+        log.warning("online store unavailable at start-up", exc_info=True)
 
 
 def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
@@ -285,8 +289,10 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         )
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
+    # async: on the event loop, not in the thread pool where /predict may wait on a slow
+    # online store (each wait bounded by MLOPS_REDIS_TIMEOUT_S, but the pool can fill up)
     @app.get("/live", response_model=Liveness, responses={503: {"model": Liveness}})
-    def live() -> JSONResponse:
+    async def live() -> JSONResponse:
         body = Liveness(alive=holder.polling, ready=holder.current.ready)
         return JSONResponse(body.model_dump(), status_code=200 if body.alive else 503)
 

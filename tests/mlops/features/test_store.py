@@ -61,7 +61,9 @@ def test_production_profile_is_redis_and_a_registry_on_s3(monkeypatch):
     env = {"MLOPS_PROFILE": "production", "MLOPS_REDIS_URL": "redis://:pw@redis:6379/0"}
     config = repo_config(load_settings(env))
     assert config.online_store.type == "redis"
-    assert config.online_store.connection_string == "redis:6379,db=0,password=pw"
+    assert config.online_store.connection_string == (
+        "redis:6379,db=0,password=pw,socket_timeout=2,socket_connect_timeout=2"
+    )
     assert config.online_store.skip_dedup is True
     assert config.registry.path == "s3://mlops-fraud/data/feast/registry.db"
     sql = "postgresql+psycopg2://feast@db:5432/feast"
@@ -226,3 +228,18 @@ def test_registry_on_s3_through_a_custom_endpoint(root, s3_server, bucket, monke
     fs, _ = storage.filesystem(f"s3://{bucket}", storage.s3_options(endpoint_url=s3_server))
     assert fs.exists(f"{bucket}/feast/registry.db")
     assert not (tmp_path / "data" / "feast" / "registry.db").exists()
+
+
+def test_redis_calls_are_bounded_by_the_timeout_setting(tmp_path):
+    assert redis_connection_string("redis://cache:6379/1", timeout_s=1.5) == (
+        "cache:6379,db=1,socket_timeout=1.5,socket_connect_timeout=1.5"
+    )
+    env = {"MLOPS_DATA_ROOT": str(tmp_path), "MLOPS_ONLINE_STORE": "redis"}
+    default = repo_config(load_settings(env)).online_store.connection_string
+    assert default.endswith(",socket_timeout=2,socket_connect_timeout=2")
+    chosen = load_settings(env | {"MLOPS_REDIS_TIMEOUT_S": "0.5"})
+    assert repo_config(chosen).online_store.connection_string.endswith(
+        ",socket_timeout=0.5,socket_connect_timeout=0.5"
+    )
+    with pytest.raises(ConfigError, match="MLOPS_REDIS_TIMEOUT_S must be > 0"):
+        load_settings(env | {"MLOPS_REDIS_TIMEOUT_S": "0"})

@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from mlops.io.storage import S3_CLIENT_CONFIG
 from mlops.settings import load_settings
 from mlops.training.cli import main, parser, storage_options_from_env, training_request
 
@@ -90,6 +91,7 @@ def test_s3_options_come_from_the_aws_variables_and_the_settings_endpoint():
         "key": "k",
         "secret": "s",
         "client_kwargs": {"endpoint_url": "http://minio:9000", "region_name": "r"},
+        "config_kwargs": S3_CLIENT_CONFIG,
     }
     assert storage_options_from_env(load_settings({}), env) == {}
 
