@@ -118,6 +118,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "REDIS_URL": settings.redis_url,
+        "REDIS_TIMEOUT_S": repr(settings.redis_timeout_s),
         "LABEL_DELAY_DAYS": str(settings.label_delay_days),
         "MAX_AMOUNT": repr(rules.max_amount),
         "MIN_ROWS": str(rules.min_rows),

@@ -72,6 +72,7 @@ def test_every_settings_field_is_rendered():
             "s3_endpoint_url",
             "mlflow_tracking_uri",
             "redis_url",
+            "redis_timeout_s",
             "label_delay_days",
             "validation",
             "history_start",
