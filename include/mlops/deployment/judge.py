@@ -41,6 +41,7 @@ class RolloutPolicy:
 
     max_error_rate: float = 0.0
     max_p99_latency_ms: float = 50.0
+    min_timed_rows: int = 100  # a p99 of fewer answers is their maximum, not a percentile
     alert_threshold: float = 0.5
     max_alert_ratio: float = 3.0  # an honest retrain under drift: 2.0 (6.4 % against 3.1 %)
     max_alert_excess: float = 0.02
@@ -96,7 +97,13 @@ def _health(rows: pd.DataFrame, policy: RolloutPolicy) -> tuple[dict[str, Any], 
     failures = []
     if rate > policy.max_error_rate:
         failures.append(f"challenger failed on {int(errors.sum())} rows ({rate:.1%}): {first}")
-    if p99 is not None and p99 > policy.max_p99_latency_ms:
+    check["timed_rows"] = len(timed)
+    if p99 is not None and len(timed) < policy.min_timed_rows:
+        check["latency_note"] = (
+            f"{len(timed)} live answers of the challenger (< {policy.min_timed_rows}): "
+            "latency reported, not judged"
+        )
+    elif p99 is not None and p99 > policy.max_p99_latency_ms:
         failures.append(f"challenger p99 latency {p99:.1f} ms > {policy.max_p99_latency_ms} ms")
     return check, failures
 

@@ -121,6 +121,18 @@ def test_slow_service_answers_roll_back():
     assert "p99 latency 120.0 ms" in result.reasons[0]
 
 
+def test_a_p99_of_too_few_live_answers_is_reported_not_judged():
+    """Twenty answers' p99 is their slowest one: one pause of the host would roll back."""
+    rows = logged(similar)
+    timed = rows.index[rows["variant"] == "challenger"][:20]
+    rows.loc[timed, ["source", "latency_ms"]] = ["service", 120.0]
+    result = judge(rows, rows)
+    assert result.verdict == PROMOTE
+    health = result.checks["health"]
+    assert health["timed_rows"] == 20 and health["p99_latency_ms"] == 120.0
+    assert "not judged" in health["latency_note"]
+
+
 @pytest.mark.parametrize(("shift", "low", "high"), [(0.0, 0.0, 0.01), (0.3, 0.5, 20.0)])
 def test_score_psi_is_zero_for_the_same_distribution_and_large_for_a_shift(shift, low, high):
     rng = np.random.default_rng(1)
