@@ -51,10 +51,11 @@ demo: venv ## run the closed loop on simulated data (local profile)
 	$(PY) demo/run_demo.py
 
 # The production profile as processes on this host: fresh PostgreSQL databases, a RabbitMQ
-# vhost, Redis, moto's S3 server, the MLflow server, Airflow on Celery, the model service.
-# `make test` runs it too (tests/e2e/test_production_profile.py) when the services answer.
+# vhost, Redis, moto's S3 server, the MLflow server, Airflow on Celery, the model service;
+# the closed loop through it (demo/e2e_prod.py), judged by tests/e2e/test_production_profile.py.
+# `make test` runs that module's start/stop tests; the whole loop (~40 min here) runs here.
 e2e-prod: venv ## the closed loop on the production profile, every component a real process
-	$(PY) demo/e2e_prod.py --report .e2e-prod-report.json
+	$(BIN)/pytest -m e2e_prod -p no:cacheprovider tests/e2e/test_production_profile.py
 
 test: lint ## lint (contracts, house rules), then the whole test suite
 	$(BIN)/pytest

@@ -1,7 +1,10 @@
 """The production profile end to end (``make e2e-prod``): every component a real process on
 this host (PostgreSQL, RabbitMQ, Redis, moto's S3 server, the MLflow server, Airflow on the
 CeleryExecutor, the model service), the closed loop through it, judged by its report; and
-nothing left behind, whether the run ends or is interrupted."""
+nothing left behind, whether the run ends or is interrupted.
+
+The whole loop (``-m e2e_prod``, ``make e2e-prod``) takes about 40 minutes on 2 cores and is
+deselected from ``make test``, where the start-and-stop tests of the same stack run."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ def services(postgres_url, redis_url, rabbitmq_url) -> None:
 
 @pytest.fixture(scope="module")
 def report(services, tmp_path_factory) -> dict:
+    """One whole run of the driver (``make e2e-prod``), its report and its output."""
     root = tmp_path_factory.mktemp("e2e-prod")
     out, log = root / "report.json", root / "driver.log"
     argv = [*DRIVER, "--home", str(root / "home"), "--report", str(out)]
@@ -58,6 +62,7 @@ def tasks(report: dict) -> list[dict]:
     return report["placement"]["tasks"]
 
 
+@pytest.mark.e2e_prod
 def test_every_task_ran_on_the_celery_worker(report):
     assert report["where"]["executor"] == "CeleryExecutor"
     assert urlsplit(report["where"]["broker"]).scheme == "amqp"
@@ -74,6 +79,7 @@ def test_every_task_ran_on_the_celery_worker(report):
         assert any(t["dag_id"] == dag_id for t in ran), dag_id
 
 
+@pytest.mark.e2e_prod
 def test_the_first_model_is_deployed_and_a_canary_after_the_drift_is_promoted(report):
     actions = [(e["action"], e["version"]) for e in report["deployments"]]
     assert actions[0] == ("deployed", "1")
@@ -84,6 +90,7 @@ def test_the_first_model_is_deployed_and_a_canary_after_the_drift_is_promoted(re
     assert promoted[-1]["day"] > drift
 
 
+@pytest.mark.e2e_prod
 def test_a_breach_after_the_drift_asks_for_a_retrain_that_goes_through_the_gate(report):
     drift = report["drift_start"]
     breaches = [d for d, x in report["decisions"].items() if x.get("breach") and d >= drift]
@@ -94,6 +101,7 @@ def test_a_breach_after_the_drift_asks_for_a_retrain_that_goes_through_the_gate(
     assert outcomes <= {"approve", "reject", "needs_review"} and "approve" in outcomes
 
 
+@pytest.mark.e2e_prod
 def test_the_promoted_canary_was_judged_on_live_requests_and_batch_rows(report):
     promoted = [r for r in report["rollouts"] if r["verdict"] == "promote"]
     assert promoted, report["rollouts"]
@@ -103,6 +111,7 @@ def test_the_promoted_canary_was_judged_on_live_requests_and_batch_rows(report):
     assert sum(report["live_traffic"]["answered"].values()) > 0
 
 
+@pytest.mark.e2e_prod
 def test_a_manual_training_run_with_params_through_the_rest_api(report):
     manual = report["manual_training"]
     assert manual["state"] == "success"
@@ -114,6 +123,7 @@ def test_a_manual_training_run_with_params_through_the_rest_api(report):
     assert manual["logged"]["tags"]["mlops.gate_outcome"] == "needs_review"
 
 
+@pytest.mark.e2e_prod
 def test_a_backfill_through_the_rest_api_records_the_same_decisions(report):
     backfill = report["backfill"]
     assert backfill["states"] and set(backfill["states"]) == {"success"}
@@ -121,6 +131,7 @@ def test_a_backfill_through_the_rest_api_records_the_same_decisions(report):
     assert backfill["same_records"]
 
 
+@pytest.mark.e2e_prod
 def test_nothing_is_left_after_the_run(report):
     assert_nothing_left(report["where"])
 
