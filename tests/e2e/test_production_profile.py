@@ -49,10 +49,17 @@ def report(services, tmp_path_factory) -> dict:
     out, log = root / "report.json", root / "driver.log"
     argv = [*DRIVER, "--home", str(root / "home"), "--report", str(out)]
     with log.open("wb") as handle:
-        done = subprocess.run(
-            argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S
-        )
-    assert done.returncode == 0, log.read_text(errors="replace")[-5000:]
+        driver = subprocess.Popen(argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        returncode = driver.wait(timeout=RUN_TIMEOUT_S)
+    finally:  # interrupted or timed out: SIGTERM lets the driver stop what it started
+        if driver.poll() is None:
+            driver.terminate()
+            try:
+                driver.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+    assert returncode == 0, log.read_text(errors="replace")[-5000:]
     found = json.loads(out.read_text())
     found["driver_log"] = log.read_text(errors="replace")
     return found
