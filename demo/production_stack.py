@@ -39,6 +39,7 @@ import httpx
 
 from demo.airflow_stack import (
     REPO,
+    SCHEDULING_SPEED,
     AirflowStack,
     StackError,
     _signals_ignored,
@@ -190,13 +191,7 @@ class ProductionStack(AirflowStack):
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports["trigger_logs"]),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports["health"]),
             "AIRFLOW__CORE__PARALLELISM": str(WORKER_CONCURRENCY),
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+            **SCHEDULING_SPEED,
         }
 
     def service_env(self, service: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from mlops.manifests.environment import _VARIABLE, interpolate
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yaml"
 AIRFLOW_IMAGE = "apache/airflow:3.3.2-python3.11"
@@ -128,23 +130,6 @@ def test_airflow_services_mount_the_project(services: dict) -> None:
 def dotenv(path: Path) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
-
-
-_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
-
-
-def interpolate(value: str, env: Mapping[str, str]) -> str:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}; `$$` is a literal `$`."""
-
-    def substitute(match: re.Match) -> str:
-        name, op, arg = match.groups()
-        if env.get(name):
-            return env[name]
-        if op == "?":
-            raise KeyError(f"{name} is required: {arg}")
-        return arg if op == "-" else ""
-
-    return _VARIABLE.sub(substitute, value.replace("$$", "\0")).replace("\0", "$")
 
 
 def test_env_example_defines_what_compose_requires_and_nothing_else() -> None:

@@ -34,7 +34,7 @@ def debian_tool(name: str) -> str:
     return found
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float = 90) -> Any:
+def wait_for(check: Callable[[], Any], timeout_s: float = 240) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()

@@ -20,6 +20,7 @@ AIRFLOW_SERVICE = "airflow-worker"
 MLFLOW_SERVICE = "mlflow"
 MODEL_SERVICE = "model-service"
 
+# ${VAR}, ${VAR:-default}, ${VAR:?error}: what compose interpolates (the tests read it too)
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 # scheme://[user[:password]@]host[:port][/path]: the host is a compose service name
 _URL = re.compile(

@@ -9,8 +9,6 @@ service's poller to pick it up (``wait_for``).
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,7 +21,7 @@ from mlops.rollout.state import CHALLENGER, RolloutState, clear_rollout, route, 
 from mlops.scoring.daily import score_day
 from mlops.scoring.log import ParquetSink
 from mlops.serving.process import ServiceProcess, request_body
-from tests.support.prometheus_tools import PrometheusProcess
+from tests.support.prometheus_tools import PrometheusProcess, wait_for
 from tests.support.serving_world import (
     SERVED,
     served_transactions,
@@ -31,16 +29,6 @@ from tests.support.serving_world import (
 )
 
 MODEL = "fraud_model"
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 240) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not true within {timeout_s} s: {check}")
 
 
 @pytest.fixture(scope="module")
