@@ -92,6 +92,22 @@ def postgres_url() -> str:
     )
 
 
+@pytest.fixture
+def fresh_database(postgres_url: str) -> Iterator[tuple[Any, str, str]]:
+    """A new PostgreSQL database for one test, dropped afterwards with its connections:
+    (an AUTOCOMMIT admin engine, the database's name, its SQLAlchemy URL)."""
+    import sqlalchemy
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield admin, name, postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     """AMQP URL of a real RabbitMQ (the Celery broker of the production profile)."""

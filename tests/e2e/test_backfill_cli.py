@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,18 +27,9 @@ DATES = [monday(0), monday(1), monday(2)]
 
 
 @pytest.fixture
-def metadata_db(postgres_url):
+def metadata_db(fresh_database):
     """A fresh PostgreSQL database for this Airflow, dropped afterwards."""
-    import sqlalchemy
-
-    name = f"airflow_backfill_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    return fresh_database[2]
 
 
 def free_port() -> int:

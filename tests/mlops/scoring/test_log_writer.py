@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pandas as pd
 import pytest
@@ -89,18 +88,9 @@ def test_a_refused_batch_is_counted_and_the_writer_goes_on(caplog):
 
 
 @pytest.fixture
-def log_db(postgres_url):
-    """A fresh PostgreSQL database for this test, dropped afterwards (with its connections)."""
-    import sqlalchemy
-
-    name = f"prediction_log_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield admin, name, postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+def log_db(fresh_database):
+    """A fresh PostgreSQL database for this test (tests/conftest.py)."""
+    return fresh_database
 
 
 def logged_rows(url: str) -> list[int]:
