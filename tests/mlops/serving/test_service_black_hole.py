@@ -17,7 +17,7 @@ from mlops.settings import load_settings
 from tests.support.black_hole import black_hole
 from tests.support.serving_world import served_transactions, set_alias
 
-TIMEOUT_S = 1
+TIMEOUT_S = 2
 WAITING = 120  # /predict requests at once: three times anyio's 40 worker threads
 
 
@@ -44,7 +44,7 @@ def test_a_silent_redis_gives_503_within_the_timeout_while_live_stays_200(servin
         with ServiceProcess(env) as service:  # ready: the champion loaded, Redis silent
             status, text, seconds = timed_post(f"{service.url}/predict", body)
             assert status == 503, text
-            assert f"Redis redis://127.0.0.1:{port}/0 did not answer within 1 s" in text
+            assert f"Redis redis://127.0.0.1:{port}/0 did not answer within {TIMEOUT_S} s" in text
             assert seconds < TIMEOUT_S + 1.5  # one try per request, not redis-py's retries
 
             with ThreadPoolExecutor(WAITING) as pool:
@@ -60,6 +60,7 @@ def test_a_silent_redis_gives_503_within_the_timeout_while_live_stays_200(servin
                 results = [a.result() for a in answers]
     assert {status for status, _, _ in results} == {503}
     assert len(live) >= 3 and {code for code, _ in live} == {200}
-    assert max(seconds for _, seconds in live) < 0.5, live
+    # a /live that shared the pool with the waiting requests would wait out a Redis timeout
+    assert max(seconds for _, seconds in live) < TIMEOUT_S, live
     # each waits at most for two others' bounded waits for a thread, then its own
     assert max(seconds for _, _, seconds in results) < 3 * TIMEOUT_S + 3
