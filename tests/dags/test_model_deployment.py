@@ -5,8 +5,8 @@ nothing); a manual rollback puts ``previous`` back. The history records each mov
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import registry_client
 from mlops.rollout.state import read_rollout
 from tests.support.deployment_world import START, observed, reset_registry, score_days
+from tests.support.threads import helper_thread
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -54,28 +55,26 @@ def test_a_first_model_goes_direct(world):
     assert "first model" in event.reason
 
 
-def score_when_the_rollout_starts(world, days) -> threading.Thread:
+def score_when_the_rollout_starts(world, days) -> Callable[[], None]:
     """transactions_daily's part: once the rollout is in the registry, score the days."""
     client = registry_client(world.settings.mlflow_tracking_uri)
 
-    def play() -> None:
+    def score_observed_days() -> None:
         deadline = time.monotonic() + 300
-        while not read_rollout(client, MODEL_NAME).active and time.monotonic() < deadline:
+        while not read_rollout(client, MODEL_NAME).active:
+            assert time.monotonic() < deadline, "the rollout never started"
             time.sleep(0.5)
         score_days(world.settings, days)
 
-    thread = threading.Thread(target=play, daemon=True)
-    thread.start()
-    return thread
+    return score_observed_days
 
 
 def canary(world, version: str) -> tuple[dict[str, str], list]:
     reset_registry(world.settings, champion=world.versions.good)
     days = observed(START, 2)
-    scorer = score_when_the_rollout_starts(world, days)
     conf = {"version": version, "day": str(START), "observation_days": 2, "wait_for_labels": False}
-    _, states = run({**conf, "canary_share": 0.5, "reason": "weekly retrain"})
-    scorer.join(timeout=60)
+    with helper_thread(score_when_the_rollout_starts(world, days)):
+        _, states = run({**conf, "canary_share": 0.5, "reason": "weekly retrain"})
     return states, days
 
 
@@ -109,7 +108,7 @@ def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
         assert logged["challenger_error"].notna().all()
 
 
-def answer_approval(choice: str, comment: str) -> threading.Thread:
+def answer_approval(choice: str, comment: str) -> Callable[[], None]:
     """A person answering in the UI: the REST API's PATCH on the pending HITL detail."""
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
@@ -132,13 +131,13 @@ def answer_approval(choice: str, comment: str) -> threading.Thread:
                     f"/taskInstances/approve_rollout/-1/hitlDetails"
                 )
                 body = {"chosen_options": [choice], "params_input": {"comment": comment}}
-                assert client.patch(path, json=body).status_code == 200
+                response = client.patch(path, json=body)
+                assert response.status_code == 200, response.text
                 return
             time.sleep(0.5)
+        raise AssertionError("no approval was pending within 120 s")
 
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    return thread
+    return answer
 
 
 @pytest.mark.parametrize("choice", ["Approve", "Reject"])
@@ -146,10 +145,9 @@ def test_an_approval_is_answered_through_the_rest_api(world, monkeypatch, choice
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     good, better = world.versions.good, world.versions.better
     reset_registry(world.settings, champion=good)
-    responder = answer_approval(choice, "checked the model card")
     conf = {"version": better, "day": str(START), "strategy": "direct", "require_approval": True}
-    _, states = run(conf)
-    responder.join(timeout=10)
+    with helper_thread(answer_approval(choice, "checked the model card")):
+        _, states = run(conf)
     assert states["approve_rollout"] == "success"
     if choice == "Reject":
         assert states["start_rollout"] == "skipped"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pendulum
 import pytest
 
 from tests.support.landing_files import snapshot
+from tests.support.threads import helper_thread
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SMALL = {"n_customers": 300, "n_terminals": 600, "n_days": 6, "seed": 7}
@@ -148,9 +148,9 @@ def test_features_wait_for_an_earlier_day_validated_later(airflow_db, simulated,
     earlier = data_root / "validated" / f"date={first}"
     hidden = data_root / "hidden"
     earlier.rename(hidden)
-    threading.Timer(3.0, hidden.rename, args=[earlier]).start()
     started = time.monotonic()
-    run = run_day(day)
+    with helper_thread(lambda: hidden.rename(earlier), delay_s=3.0):
+        run = run_day(day)
     assert str(run.state) == "success", states(run)
     assert time.monotonic() - started >= 3.0
     features = pd.read_parquet(data_root / "features" / "daily" / f"date={day}" / "data.parquet")
@@ -163,9 +163,9 @@ def test_the_sensor_defers_until_the_producer_marks_the_day_complete(
     day = land(simulated, data_root, 2)
     marker = data_root / "landing" / f"date={day}" / "_SUCCESS"
     marker.unlink()
-    threading.Timer(3.0, marker.touch).start()
     started = time.monotonic()
-    run = run_day(day)
+    with helper_thread(marker.touch, delay_s=3.0):
+        run = run_day(day)
     assert str(run.state) == "success", states(run)
     assert time.monotonic() - started >= 3.0
     assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
