@@ -38,6 +38,8 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTH = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 FINISHED = {"success", "failed"}
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+REAPER = Path(__file__).with_name("reaper.py")
+REAP_GRACE_S = 20  # after the driver's death: SIGTERM, this long, then SIGKILL
 REPO = Path(__file__).resolve().parents[1]
 PASSWORDS = "simple_auth_manager_passwords.json.generated"
 
@@ -150,6 +152,7 @@ class AirflowStack:
         self.log_dir = self.home / "stack-logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self._client = httpx.Client(base_url=self.url, timeout=30)
+        self._reaper: subprocess.Popen | None = None
 
     def environment(self, parallelism: int, extra: Mapping[str, str]) -> dict[str, str]:
         return stack_environment(self.home, self.port, parallelism=parallelism, extra=extra)
@@ -167,6 +170,7 @@ class AirflowStack:
     def start(self, timeout: float = 240) -> AirflowStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _exit_on_sigterm()  # `kill` of this process then stops the components too
+        self.watch()
         self.migrate()
         try:
             for component in self.components:
@@ -187,10 +191,34 @@ class AirflowStack:
         if done.returncode:
             raise StackError(f"airflow db migrate failed ({done.returncode}); see {log}")
 
+    def watch(self) -> None:
+        """Start the watchdog that stops every component if this driver dies (demo/reaper.py)."""
+        if self._reaper is not None:
+            return
+        self.groups_file.write_text("")
+        with (self.log_dir / "reaper.log").open("ab") as out:
+            self._reaper = subprocess.Popen(
+                [sys.executable, str(REAPER), str(self.groups_file), str(REAP_GRACE_S)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def groups_file(self) -> Path:
+        return self.log_dir / "process-groups"
+
+    def spawn(self, argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
+        """``spawn``, the process group recorded for the watchdog."""
+        process = spawn(argv, env, log)
+        with self.groups_file.open("a") as groups:
+            groups.write(f"{process.pid}\n")
+        return process
+
     def _launch(self, component: str) -> None:
         argv = [AIRFLOW, *component.split(), *self.component_args(component)]
         log = self.log_dir / f"{component.replace(' ', '-')}.log"
-        self.processes[component] = spawn(argv, self.component_env(component), log)
+        self.processes[component] = self.spawn(argv, self.component_env(component), log)
 
     def component_args(self, component: str) -> list[str]:
         return []
@@ -199,18 +227,27 @@ class AirflowStack:
         """SIGTERM every process group, wait ``grace`` seconds, then SIGKILL the rest. A
         second Ctrl-C or SIGTERM while stopping is ignored: it must not cut the stop short."""
         with _signals_ignored():
-            for process in self.processes.values():
-                _signal_group(process, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            for process in self.processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-            self.processes.clear()
-            self._client.close()
+            try:
+                self.stop_components(grace)
+            finally:
+                if self._reaper is not None:  # everything stopped: the watchdog's job is done
+                    self._reaper.terminate()
+                    self._reaper.wait()
+                    self._reaper = None
+
+    def stop_components(self, grace: float) -> None:
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+        self.processes.clear()
+        self._client.close()
 
     def check_alive(self) -> None:
         for component, process in self.processes.items():

@@ -42,9 +42,7 @@ from demo.airflow_stack import (
     SCHEDULING_SPEED,
     AirflowStack,
     StackError,
-    _signals_ignored,
     free_port,
-    spawn,
 )
 from mlops.manifests.environment import (
     AIRFLOW_SERVICE,
@@ -233,6 +231,7 @@ class ProductionStack(AirflowStack):
         if missing:
             raise StackError(f"not reachable: {', '.join(missing)}")
         self.password_file.write_text(json.dumps({"admin": secrets.token_urlsafe(16)}))
+        self.watch()
         try:
             self._create_stores()
             self._start_s3()
@@ -303,7 +302,7 @@ class ProductionStack(AirflowStack):
         _wait_for(lambda: _answers(f"{self.service_url}/live"), timeout, "model service")
 
     def _start_service(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
-        self.services[name] = spawn(argv, env, self.log_dir / f"{name}.log")
+        self.services[name] = self.spawn(argv, env, self.log_dir / f"{name}.log")
 
     def check_alive(self) -> None:
         super().check_alive()
@@ -312,17 +311,16 @@ class ProductionStack(AirflowStack):
                 log = self.log_dir / f"{name}.log"
                 raise StackError(f"{name} exited ({process.returncode}); see {log}")
 
-    def stop(self, grace: float = 30) -> None:
+    def stop_components(self, grace: float) -> None:
         """Airflow first (no task left to call the rest), then the services, then the
         databases, vhost and Redis keys of this run."""
         try:
-            super().stop(grace)
+            super().stop_components(grace)
         finally:
-            with _signals_ignored():
-                for name in ("model-service", "mlflow", "s3"):
-                    if process := self.services.pop(name, None):
-                        _stop(process, grace)
-                self._drop_stores()
+            for name in ("model-service", "mlflow", "s3"):
+                if process := self.services.pop(name, None):
+                    _stop(process, grace)
+            self._drop_stores()
 
     def _drop_stores(self) -> None:
         import redis

@@ -1,0 +1,117 @@
+"""``make demo`` interrupted: Ctrl-C or SIGTERM (twice, the second during the stop) and a
+SIGKILL of the driver leave no process of its Airflow (task processes included) and free
+its port. The world is tiny: what matters is that the components and their tasks run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from demo.airflow_stack import REAP_GRACE_S
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+WORLD = ["--days", "8", "--customers", "200", "--history-days", "0"]
+
+
+def demo_env() -> dict[str, str]:
+    leaky = ("AIRFLOW", "MLOPS_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(leaky)}
+
+
+def processes_of(home: Path) -> list[str]:
+    """Processes whose environment names the demo's Airflow home, as ``pid cmdline``."""
+    marker = f"AIRFLOW_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes():
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{entry.name} {command[:120]}")
+        except OSError:
+            continue
+    return found
+
+
+def process_table() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, session id) of every process."""
+    table = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table.append((int(entry.name), int(fields[1]), int(fields[3])))
+    return table
+
+
+def sessions_started_by(driver: int) -> set[int]:
+    """The sessions of the driver's children: each component runs in its own, with its
+    workers and task processes (whose titles, rewritten, hide their environment)."""
+    return {session for _, parent, session in process_table() if parent == driver}
+
+
+def in_sessions(sessions: set[int]) -> list[int]:
+    return [pid for pid, _, session in process_table() if session in sessions]
+
+
+def wait_until(condition, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: " + log.read_text(errors="replace")[-3000:])
+        time.sleep(0.5)
+
+
+def task_started(home: Path) -> bool:
+    """A task instance has written its log: its process runs under the scheduler."""
+    return any((home / "logs").glob("dag_id=*/run_id=*/task_id=*/*.log"))
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGTERM), (signal.SIGKILL,)],
+    ids=["ctrl-c-twice", "sigterm-twice", "sigkill"],
+)
+def test_an_interrupted_demo_leaves_no_process_and_frees_its_port(tmp_path, signals):
+    home, log = tmp_path / "airflow", tmp_path / "demo.log"
+    argv = [sys.executable, str(REPO / "demo" / "run_demo.py"), *WORLD]
+    argv += ["--home", str(home), "--data-root", str(tmp_path / "data")]
+    with log.open("wb") as out:
+        demo = subprocess.Popen(argv, env=demo_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "Airflow UI: " in log.read_text(errors="replace"), 300, "no UI", log)
+        port = int(re.search(r"Airflow UI: http://127\.0\.0\.1:(\d+)", log.read_text())[1])
+        wait_until(lambda: task_started(home), 120, "no task started", log)
+        sessions = sessions_started_by(demo.pid) - {os.getsid(0)}
+        assert processes_of(home) and len(sessions) >= 4  # api-server, scheduler, ...
+        for sig in signals:
+            demo.send_signal(sig)
+            time.sleep(1)
+        assert demo.wait(timeout=180) != 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+
+    # after a SIGKILL, the watchdog stops them (SIGTERM, then SIGKILL after its grace)
+    def gone() -> bool:
+        return not processes_of(home) and not in_sessions(sessions)
+
+    # (the driver itself stops them before it exits: a few seconds for /proc to settle)
+    wait_until(gone, REAP_GRACE_S + 15 if signals == (signal.SIGKILL,) else 10, "left", log)
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the api-server still listens on {port}"
