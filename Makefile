@@ -78,10 +78,8 @@ format: venv ## apply ruff format and the safe ruff fixes
 bench: venv ## run the benchmarks; writes bench/results.json
 	$(PY) -m bench.run
 
-airflow: venv ## Airflow UI on http://127.0.0.1:8080 (standalone, SQLite, this project's DAGs)
-	@echo "AIRFLOW_HOME=$(AIRFLOW_HOME); the admin password is printed below and kept in"
-	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
-	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone  # it starts its components as `airflow ...`
+airflow: venv ## Airflow UI on http://127.0.0.1:8080 (SQLite; on a demo's home, its run as it ended)
+	$(PY) demo/airflow_ui.py
 
 serve: venv ## the model service on http://127.0.0.1:8000 (/docs); settings from MLOPS_* and MLOPS_SERVE_*
 	OMP_NUM_THREADS=1 $(PY) -m mlops.serving.app

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python demo/run_demo.py` finds the demo package
 
+from demo.airflow_ui import DEMO_SETTINGS  # noqa: E402
 from demo.closed_loop import (  # noqa: E402
     DAG_IDS,
     LoopConfig,
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     home, data_root = args.home.resolve(), args.data_root.resolve()
     fresh(home, data_root)
     env = loop_environment(config, data_root, first_index=args.history_days)
+    (home / DEMO_SETTINGS).write_text(json.dumps(env, indent=2))  # make airflow reopens it
     os.environ.update(env)  # this process reads the same records the tasks write
     first, last, drift = days_of(config)
     print(

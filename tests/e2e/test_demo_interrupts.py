@@ -4,6 +4,7 @@ its port. The world is tiny: what matters is that the components and their tasks
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -111,6 +112,48 @@ def test_an_interrupted_demo_leaves_no_process_and_frees_its_port(tmp_path, sign
         return not processes_of(home) and not in_sessions(sessions)
 
     # (the driver itself stops them before it exits: a few seconds for /proc to settle)
+    wait_until(gone, REAP_GRACE_S + 15 if signals == (signal.SIGKILL,) else 10, "left", log)
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the api-server still listens on {port}"
+
+
+@pytest.mark.parametrize(
+    "signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGKILL,)], ids=["ctrl-c-twice", "sigkill"]
+)
+def test_make_airflow_reopens_a_demo_home_and_stops_cleanly(tmp_path, signals):
+    from demo.airflow_stack import free_port
+    from demo.airflow_ui import DEMO_SETTINGS
+
+    home, log, port = tmp_path / "airflow", tmp_path / "ui.log", free_port()
+    home.mkdir()
+    demo_data = tmp_path / "demo-data"
+    (home / DEMO_SETTINGS).write_text(json.dumps({"MLOPS_DATA_ROOT": str(demo_data)}))
+    env = {**demo_env(), "AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port)}
+    argv = [sys.executable, str(REPO / "demo" / "airflow_ui.py")]
+    with log.open("wb") as out:
+        ui = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        up = f"Airflow UI: http://127.0.0.1:{port}"
+        wait_until(lambda: up in log.read_text(errors="replace"), 300, "no UI", log)
+        sessions = sessions_started_by(ui.pid) - {os.getsid(0)}
+        assert len(sessions) >= 4
+        setting = f"MLOPS_DATA_ROOT={demo_data}".encode()
+        environs = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in sessions]
+        # (a component that sets its process title overwrites its environ in /proc)
+        assert any(setting in environ for environ in environs), "the demo's settings unused"
+        assert "the demo's run, as it ended" in log.read_text()
+        for sig in signals:
+            ui.send_signal(sig)
+            time.sleep(1)
+        assert ui.wait(timeout=180) != 0
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+
+    def gone() -> bool:
+        return not processes_of(home) and not in_sessions(sessions)
+
     wait_until(gone, REAP_GRACE_S + 15 if signals == (signal.SIGKILL,) else 10, "left", log)
     with socket.socket() as sock:
         sock.settimeout(1)
