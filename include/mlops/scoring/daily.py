@@ -32,7 +32,7 @@ from mlops.scoring.log import (
     log_frame,
     prediction_sink,
 )
-from mlops.scoring.score import ServingModels, score_rows
+from mlops.scoring.score import ServingModels, load_serving, score_rows
 from mlops.settings import Settings
 
 
@@ -90,11 +90,9 @@ def scored_log_rows(serving: ServingModels, features: pd.DataFrame) -> pd.DataFr
 
 
 def _load(tracking_uri: str, live: LiveVariants) -> ServingModels:
-    models = {
-        variant: load_version(tracking_uri, MODEL_NAME, version)
-        for variant, version in live.versions().items()
-    }
-    return ServingModels(live, models)
+    """The champion and challenger; a challenger that cannot load is left out, and its rows
+    carry the reason in ``challenger_error`` (the rollout judge then rolls it back)."""
+    return load_serving(live, lambda version: load_version(tracking_uri, MODEL_NAME, version))
 
 
 def _publish(
