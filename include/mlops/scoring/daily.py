@@ -5,7 +5,9 @@ what the online store serves for those transactions (the project's skew test hol
 equal), so a card's logged variant and score are what the service would have answered. In a
 simulated or backfilled world this is the traffic a rollout is judged on; in production it
 is the batch score of the day. Time is the data day: no wall clock enters the rows, and a
-rerun replaces the day's batch partition with identical rows.
+rerun replaces the day's batch partition with identical rows. A challenger that cannot be
+loaded does not stop the day: the champion scores it and every row names the challenger's
+failure in ``challenger_error`` (so the rollout's judgement rolls it back).
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, se
             metrics.scores.labels(CHALLENGER, challenger).observe(value)
         if scores.challenger_error:
             error = scores.challenger_error
-            kind = next((k for k in ("raised", "failed to load") if k in error), "invalid_scores")
+            kinds = {"raised": "raised", "failed to load": "not_loaded"}
+            kind = next((kinds[k] for k in kinds if k in error), "invalid_scores")
             metrics.errors.labels(CHALLENGER, challenger, kind).inc(len(scores.challenger))
     for variant in scores.variant:
         metrics.predictions.labels(variant, versions[variant]).inc()
@@ -245,7 +246,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     def predict(body: PredictRequest) -> PredictResponse:
         began = time.perf_counter()
         serving = holder.current  # one snapshot for the whole request
-        reasons = not_ready_because(holder, features)
+        reasons = not_ready_because(serving, holder, features)
         if reasons:
             raise HTTPException(503, "not ready: " + "; ".join(reasons))
         txs: list[Transaction] = body.transactions
@@ -276,7 +277,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
         serving = holder.current
-        reasons = not_ready_because(holder, features)
+        reasons = not_ready_because(serving, holder, features)
         body = Health(
             ready=not reasons,
             champion=serving.live.champion,
@@ -291,7 +292,9 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     # online store (each wait bounded by MLOPS_REDIS_TIMEOUT_S, but the pool can fill up)
     @app.get("/live", response_model=Liveness, responses={503: {"model": Liveness}})
     async def live() -> JSONResponse:
-        body = Liveness(alive=holder.polling, ready=not not_ready_because(holder, features))
+        body = Liveness(
+            alive=holder.polling, ready=not not_ready_because(holder.current, holder, features)
+        )
         return JSONResponse(body.model_dump(), status_code=200 if body.alive else 503)
 
     @app.get("/metrics", response_class=Response)

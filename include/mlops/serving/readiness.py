@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops.features.online import OnlineStoreUnavailable, online_features
 from mlops.features.serving import StaleSnapshotError
+from mlops.scoring.score import ServingModels
 from mlops.serving.holder import ModelHolder
 from mlops.settings import Settings
 
@@ -64,10 +65,12 @@ class FeatureSource:
         return True
 
 
-def not_ready_because(holder: ModelHolder, features: FeatureSource) -> list[str]:
-    """Why the service cannot answer (empty when it can): for ``/health`` and ``/predict``."""
+def not_ready_because(
+    serving: ServingModels, holder: ModelHolder, features: FeatureSource
+) -> list[str]:
+    """Why ``serving`` (a snapshot of ``holder``) cannot answer; empty when it can."""
     reasons = []
-    if not holder.current.ready:
+    if not serving.ready:
         reasons.append(holder.error or f"no champion alias on {holder.model_name} yet")
     if features.problem is not None:
         reasons.append(features.problem)
