@@ -1,5 +1,5 @@
 """A deployment step that crashes and is retried still tells the truth: a crash before the
-alias move, between the move and its history event, or after both, then a rerun of the same
+alias move, inside it, between the move and its history event, or after both, then a rerun of the same
 run, and ``served_on`` names the move that put the champion there and who approved it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mlops.registry import aliases
 from mlops.registry.history import read_history, served_on
 from tests.support.deployment_world import START, reset_registry
 
-POINTS = ("before_move", "between_move_and_record", "after_record")
+POINTS = ("before_move", "inside_the_move", "between_move_and_record", "after_record")
 
 
 class Crash(RuntimeError):
@@ -23,7 +23,17 @@ class Crash(RuntimeError):
 
 
 def crash_at(monkeypatch, point: str, name: str) -> None:
-    """Make the next call of ``aliases.<name>`` crash before or after it moved the alias."""
+    """Make the next call of ``aliases.<name>`` crash before or after it moved the alias, or
+    inside it: the champion moved, the alias it replaces (challenger, previous) not removed."""
+    if point == "inside_the_move":
+        import mlflow
+
+        def crashing_delete(*args, **kwargs):
+            monkeypatch.undo()  # the retry runs the real client
+            raise Crash(point)
+
+        monkeypatch.setattr(mlflow.MlflowClient, "delete_registered_model_alias", crashing_delete)
+        return
     original = getattr(aliases, name)
 
     def crashing(*args, **kwargs):
