@@ -1,6 +1,7 @@
 """A deployment step that crashes and is retried still tells the truth: a crash before the
-alias move, inside it, between the move and its history event, or after both, then a rerun of the same
-run, and ``served_on`` names the move that put the champion there and who approved it."""
+alias move, inside it, between the move and its history event, or after both, then a rerun
+of the same run, and ``served_on`` names the move that put the champion there and who
+approved it."""
 
 from __future__ import annotations
 
