@@ -93,12 +93,12 @@ class ModelHolder:
                     failed = {**serving.failed, "previous": failure("previous", live.previous, err)}
                     serving = replace(serving, failed=failed)
             same = serving.live == current.live and serving.models.keys() == current.models.keys()
-            if same and serving.failed == current.failed:
-                return False  # the versions left out still cannot load: nothing to swap
+            if same and serving.failed.keys() == current.failed.keys():
+                return False  # the same versions still cannot load (messages may vary)
             self._by_version = loaded  # versions no longer live (nor previous) are released
             self.current = serving  # the atomic swap
         for role, reason in serving.failed.items():
-            if current.failed.get(role) != reason:
+            if role not in current.failed or not same:
                 log.warning("left out of serving: %s", reason)
         log.info("serving %s", {**live.versions(), "rollout": live.rollout.to_dict()})
         self._on_reload(serving)
