@@ -192,6 +192,16 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="session")
+def bad_versions(serving_world: Any) -> dict[str, str]:
+    """Two versions of the serving world's registry that cannot serve: ``unloadable`` (its
+    artifacts deleted) and ``raising`` (loads, raises on predict)."""
+    from tests.support.serving_world import register_raising, register_unloadable
+
+    uri, root = serving_world.settings.mlflow_tracking_uri, serving_world.root
+    return {"unloadable": register_unloadable(uri, root), "raising": register_raising(uri, root)}
+
+
+@pytest.fixture(scope="session")
 def deployment_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Partitions of 50 days and a registry of good, garbage and broken versions
     (tests.support.deployment_world); every test resets the aliases it needs."""

@@ -118,3 +118,26 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
 
 def set_alias(tracking_uri: str, alias: str, version: str) -> None:
     registry_client(tracking_uri).set_registered_model_alias(MODEL_NAME, alias, version)
+
+
+def register_unloadable(tracking_uri: str, root: Path) -> str:
+    """A registered version whose artifacts are gone (a bucket cleaned up too eagerly)."""
+    import shutil
+    from urllib.parse import urlsplit
+
+    version = register_model(tracking_uri, root, seed=7, max_iter=3)
+    client = registry_client(tracking_uri)
+    source = client.get_model_version(MODEL_NAME, version).source  # models:/m-...
+    logged = client.get_logged_model(source.removeprefix("models:/"))
+    shutil.rmtree(urlsplit(logged.artifact_location).path)
+    return version
+
+
+def register_raising(tracking_uri: str, root: Path) -> str:
+    """A version that loads but raises on predict: fitted on 14 of the 15 features."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame = offline_rows(root, *TRAIN)
+    model = HistGradientBoostingClassifier(max_iter=3, random_state=8)
+    model.fit(frame[list(FEATURES)[1:]], frame[LABEL])
+    return register_fitted(tracking_uri, root, model)

@@ -3,12 +3,14 @@ recorded in the deployment history.
 
 Every entry re-reads the registry and acts only when it still looks as the plan saw it, so an
 Airflow retry after a crash finishes the move instead of doing it twice, and a rollout that
-was replaced meanwhile is left alone.
+was replaced meanwhile is left alone. Each move and its history event are one step
+(``mlops.registry.history.recorded_move``): intended, moved, confirmed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -20,7 +22,7 @@ from mlops.deployment.plan import DeploymentPlan, DeploymentRequest, plan_deploy
 from mlops.features.names import LABEL
 from mlops.io import storage
 from mlops.registry import aliases as moves
-from mlops.registry.history import DeploymentEvent, record_event
+from mlops.registry.history import DeploymentEvent, recorded_move
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.state import RolloutState, clear_rollout, read_rollout, write_rollout
 from mlops.schema import partition_name
@@ -62,20 +64,22 @@ def plan(settings: Settings, request: DeploymentRequest) -> DeploymentPlan:
     return plan_deployment(request, state, settings.label_delay_days)
 
 
-def _record(
+def _moved(
     settings: Settings,
     plan: DeploymentPlan,
     action: str,
-    update: moves.AliasUpdate,
+    move: Callable[[], moves.AliasState],
     options: storage.StorageOptions | None,
     *,
     reason: str,
     approval: Approval = Approval(),
     evidence: str | None = None,
     recorded_at: str | None = None,
-) -> str:
+) -> DeploymentStep:
+    """``move`` and its history event as one step (``history.recorded_move``): a retry after
+    a crash anywhere in it finishes the move and records what the first attempt found."""
     request = plan.request
-    event = DeploymentEvent(
+    intent = DeploymentEvent(
         # a rollout's end is decided on its judgement day; every other move on the request's
         day=str(plan.judge_day)
         if action in ("promoted", "rollout_aborted")
@@ -83,8 +87,8 @@ def _record(
         action=action,
         model_name=MODEL_NAME,
         version=str(request.version),
-        before=update.before.to_dict(),
-        after=update.after.to_dict(),
+        before=moves.alias_state(settings.mlflow_tracking_uri).to_dict(),
+        after={},
         reason=reason,
         actor=request.actor,
         strategy=plan.strategy,
@@ -95,7 +99,9 @@ def _record(
         recorded_at=recorded_at,
         details={"request_reason": request.reason, "approval_comment": approval.comment},
     )
-    return record_event(settings, event, options)
+    event, uri = recorded_move(settings, intent, lambda: move().to_dict(), options)
+    changed = event.before != event.after
+    return DeploymentStep(action, event.version, changed, reason, event.after, uri)
 
 
 def start(
@@ -111,12 +117,11 @@ def start(
     if plan.path != "start":
         raise ValueError(f"a {plan.path!r} plan does not start a rollout ({plan.why})")
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
-    update = moves.set_challenger(uri, version)
-    if plan.strategy == "direct":
-        update = moves.promote_challenger(uri, expected_version=version)
-        update = moves.AliasUpdate("deploy", True, update.reason, plan.aliases, update.after)
-        action, reason = "deployed", plan.why
-    else:
+
+    def move() -> moves.AliasState:
+        after = moves.set_challenger(uri, version).after
+        if plan.strategy == "direct":
+            return moves.promote_challenger(uri, expected_version=version).after
         state = RolloutState(
             strategy=plan.strategy,
             challenger_version=version,
@@ -126,21 +131,23 @@ def start(
         )
         with tracking_scope(uri) as client:
             write_rollout(client, MODEL_NAME, state)
-        action, reason = (
-            "rollout_started",
-            f"{plan.why}, observed on {len(plan.observed_days)} days",
-        )
-    event = _record(
+        return after
+
+    if plan.strategy == "direct":
+        action, reason = "deployed", plan.why
+    else:
+        action = "rollout_started"
+        reason = f"{plan.why}, observed on {len(plan.observed_days)} days"
+    return _moved(
         settings,
         plan,
         action,
-        update,
+        move,
         options,
         reason=reason,
         approval=approval,
         recorded_at=recorded_at,
     )
-    return DeploymentStep(action, version, update.changed, reason, update.after.to_dict(), event)
 
 
 def _labels(settings: Settings, days: list[str], options: storage.StorageOptions | None):
@@ -199,29 +206,29 @@ def finish(
     """Promote (champion moves, the old one becomes ``previous``) or roll back (challenger
     alias and rollout cleared, champion untouched), as the judgement says."""
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
-    if judgement.verdict == PROMOTE:
-        update = moves.promote_challenger(uri, expected_version=version)
-        action = "promoted"
-    else:
-        update = moves.withdraw_challenger(uri, expected_version=version)
-        action = "rollout_aborted"
-    with tracking_scope(uri) as client:
-        if read_rollout(client, MODEL_NAME).challenger_version == version:
-            clear_rollout(client, MODEL_NAME)
-    reason = "; ".join(judgement.reasons)
-    event = _record(
+
+    def move() -> moves.AliasState:
+        if judgement.verdict == PROMOTE:
+            after = moves.promote_challenger(uri, expected_version=version).after
+        else:
+            after = moves.withdraw_challenger(uri, expected_version=version).after
+        with tracking_scope(uri) as client:
+            if read_rollout(client, MODEL_NAME).challenger_version == version:
+                clear_rollout(client, MODEL_NAME)
+        return after
+
+    action = "promoted" if judgement.verdict == PROMOTE else "rollout_aborted"
+    step = _moved(
         settings,
         plan,
         action,
-        update,
+        move,
         options,
-        reason=reason,
+        reason="; ".join(judgement.reasons),
         evidence=evidence_uri(settings, plan),
         recorded_at=recorded_at,
     )
-    return DeploymentStep(
-        action, version, update.changed, reason, update.after.to_dict(), event, judgement.to_dict()
-    )
+    return replace(step, judgement=judgement.to_dict())
 
 
 def roll_back(
@@ -232,13 +239,14 @@ def roll_back(
     recorded_at: str | None = None,
 ) -> DeploymentStep:
     """``previous`` becomes champion again (the bad version is tagged rolled back)."""
-    update = moves.rollback(settings.mlflow_tracking_uri, expected_champion=plan.request.version)
+
+    def move() -> moves.AliasState:
+        return moves.rollback(settings.mlflow_tracking_uri, expected_champion=version).after
+
+    version = plan.request.version
     reason = plan.request.reason or plan.why
-    event = _record(
-        settings, plan, "rolled_back", update, options, reason=reason, recorded_at=recorded_at
-    )
-    return DeploymentStep(
-        "rolled_back", plan.request.version, update.changed, reason, update.after.to_dict(), event
+    return _moved(
+        settings, plan, "rolled_back", move, options, reason=reason, recorded_at=recorded_at
     )
 
 

@@ -2,9 +2,17 @@
 
 MLflow keeps no alias history (its alias table holds the current mapping only, and tags are
 upserts), so whoever moves an alias also appends an event here: one JSON document per event
-under the data root's ``deployments/history/`` zone, written atomically and never rewritten.
-The name is the event's key (data day, action, version, run), so an Airflow retry or a rerun
-of the same run finds its event already there and leaves it as it was.
+under the data root's ``deployments/history/`` zone, written atomically. The name is the
+event's key (data day, action, version, run), so an Airflow retry or a rerun of the same run
+finds its event already there.
+
+A move and its event are one idempotent step (``recorded_move``): the event is first written
+as ``intended``, holding the aliases as they were before anything moved; then the aliases
+move; then the event is rewritten once as ``confirmed`` with the aliases the move left. A
+crash anywhere in between leaves the intent, and the retry finishes the move and confirms the
+intent it finds, with the ``before`` of the first attempt: the history never records a retried
+move as "no change". Only confirmed events are history; an intent whose run never came back
+is listed by ``read_history(..., intended=True)``.
 
 Time: ``day`` is the data day the move was made at (the simulated or backfilled clock, which
 is what the pipeline's runs reason in); the new champion serves from the next day on.
@@ -18,7 +26,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -27,6 +36,7 @@ from mlops.io import storage
 from mlops.settings import Settings
 
 ACTIONS = ("deployed", "rollout_started", "promoted", "rollout_aborted", "rolled_back")
+INTENDED, CONFIRMED = "intended", "confirmed"
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,13 @@ class DeploymentEvent:
     run_id: str | None = None
     recorded_at: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    status: str = CONFIRMED  # intended: written before the move, not yet confirmed
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
+        if self.status not in (INTENDED, CONFIRMED):
+            raise ValueError(f"status must be {INTENDED} or {CONFIRMED}, got {self.status!r}")
         date.fromisoformat(self.day)
 
     @property
@@ -88,26 +101,59 @@ def history_uri(settings: Settings) -> str:
     return settings.zone(zones.DEPLOYMENT_HISTORY)
 
 
+def event_uri(settings: Settings, event: DeploymentEvent) -> str:
+    return storage.join(history_uri(settings), f"{event.key}.json")
+
+
 def record_event(
     settings: Settings, event: DeploymentEvent, options: storage.StorageOptions | None = None
 ) -> str:
     """Append ``event`` (a no-op when the same run already recorded it); returns its URI."""
-    uri = storage.join(history_uri(settings), f"{event.key}.json")
+    uri = event_uri(settings, event)
     if not storage.exists(uri, options):
         storage.write_json_atomic(uri, event.to_dict(), options)
     return uri
 
 
+def recorded_move(
+    settings: Settings,
+    intent: DeploymentEvent,
+    move: Callable[[], dict[str, str | None]],
+    options: storage.StorageOptions | None = None,
+) -> tuple[DeploymentEvent, str]:
+    """Record ``intent`` (its ``before``: the aliases now), run ``move`` (idempotent; returns
+    the aliases it leaves), confirm the event with them; returns the event and its URI.
+
+    A retry of the same run finds its intent and keeps that ``before`` (the first attempt's,
+    taken before anything moved), finishes the move and confirms. Once confirmed, a rerun
+    moves nothing (the registry may have moved on since) and returns the event."""
+    uri = event_uri(settings, intent)
+    found = (
+        DeploymentEvent(**storage.read_json(uri, options)) if storage.exists(uri, options) else None
+    )
+    if found is not None and found.status == CONFIRMED:
+        return found, uri
+    if found is None:
+        found = replace(intent, after={}, status=INTENDED)
+        storage.write_json_atomic(uri, found.to_dict(), options)
+    after = move()
+    confirmed = replace(found, after=after, status=CONFIRMED)
+    storage.write_json_atomic(uri, confirmed.to_dict(), options)
+    return confirmed, uri
+
+
 def read_history(
-    settings: Settings, options: storage.StorageOptions | None = None
+    settings: Settings, options: storage.StorageOptions | None = None, *, intended: bool = False
 ) -> list[DeploymentEvent]:
-    """Every recorded event, oldest first (by data day, then by recording time)."""
+    """Every confirmed event (and, with ``intended``, every unconfirmed intent), oldest first
+    (by data day, then by recording time)."""
     root = history_uri(settings)
     if not storage.exists(root, options):
         return []
     files = [f for f in storage.list_data_files(root, options) if f.endswith(".json")]
     found = storage.read_many(files, options)  # one batch: concurrent GETs on S3
     events = [DeploymentEvent(**json.loads(found[f])) for f in files if f in found]
+    events = [e for e in events if intended or e.status == CONFIRMED]
     return sorted(events, key=lambda e: (e.day, e.recorded_at or "", e.key))
 
 
@@ -130,11 +176,15 @@ def served_on(
 
 __all__ = [
     "ACTIONS",
+    "CONFIRMED",
+    "INTENDED",
     "DeploymentEvent",
     "ServedModel",
     "champion_on",
+    "event_uri",
     "history_uri",
     "read_history",
     "record_event",
+    "recorded_move",
     "served_on",
 ]

@@ -5,7 +5,9 @@ what the online store serves for those transactions (the project's skew test hol
 equal), so a card's logged variant and score are what the service would have answered. In a
 simulated or backfilled world this is the traffic a rollout is judged on; in production it
 is the batch score of the day. Time is the data day: no wall clock enters the rows, and a
-rerun replaces the day's batch partition with identical rows.
+rerun replaces the day's batch partition with identical rows. A challenger that cannot be
+loaded does not stop the day: the champion scores it and every row names the challenger's
+failure in ``challenger_error`` (so the rollout's judgement rolls it back).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mlops.scoring.log import (
     log_frame,
     prediction_sink,
 )
-from mlops.scoring.score import ServingModels, score_rows
+from mlops.scoring.score import ServingModels, load_serving, score_rows
 from mlops.settings import Settings
 
 
@@ -90,11 +92,9 @@ def scored_log_rows(serving: ServingModels, features: pd.DataFrame) -> pd.DataFr
 
 
 def _load(tracking_uri: str, live: LiveVariants) -> ServingModels:
-    models = {
-        variant: load_version(tracking_uri, MODEL_NAME, version)
-        for variant, version in live.versions().items()
-    }
-    return ServingModels(live, models)
+    """The champion and challenger; a challenger that cannot load is left out, and its rows
+    carry the reason in ``challenger_error`` (the rollout judge then rolls it back)."""
+    return load_serving(live, lambda version: load_version(tracking_uri, MODEL_NAME, version))
 
 
 def _publish(

@@ -3,14 +3,15 @@
 Every variant in traffic scores every row (``scored_variants``); ``route`` picks which score
 answers. A challenger that raises, or returns a score that is not a finite probability, is
 never allowed to answer: its rows fall back to the champion and the failure is recorded in
-``challenger_error``. A champion failure is not caught: there is nothing to fall back to.
+``challenger_error``; so is a challenger that could not even be loaded (``load_serving``).
+A champion failure is not caught: there is nothing to fall back to.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ class ServingModels:
 
     live: LiveVariants
     models: Mapping[str, Any]  # variant -> fitted pipeline, for the versions in ``live``
+    failed: Mapping[str, str] = field(default_factory=dict)  # role -> why it is left out
 
     @property
     def ready(self) -> bool:
@@ -49,6 +51,27 @@ class Scores:
     variant: list[str]
     score: np.ndarray
     challenger_error: str | None
+
+
+def load_serving(live: LiveVariants, load: Callable[[str], Any]) -> ServingModels:
+    """The models of ``live``, each loaded by ``load(version)``. A challenger that cannot be
+    loaded (or warmed up) is left out with the reason, so the champion still serves and every
+    row says why the challenger has no score; a champion that cannot be loaded raises."""
+    models: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for variant, version in live.versions().items():
+        try:
+            models[variant] = load(version)
+        except Exception as err:
+            if variant == CHAMPION:
+                raise
+            failed[variant] = failure(variant, version, err)
+    return ServingModels(live, models, failed)
+
+
+def failure(role: str, version: str, err: BaseException) -> str:
+    """One line naming the version and the error (MLflow's can run to pages)."""
+    return f"{role} v{version} failed to load: {type(err).__name__}: {err}"[:500]
 
 
 def _probabilities(model: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -82,6 +105,9 @@ def score_rows(serving: ServingModels, card_ids: Sequence[int], features: pd.Dat
     challenger, error = None, None
     if serving.live.challenger is not None and CHALLENGER in serving.models:
         challenger, error = _challenger_scores(serving.models[CHALLENGER], frame)
+    elif serving.live.challenger is not None:  # in the rollout, but it could not be loaded
+        challenger = np.full(len(frame), np.nan)
+        error = serving.failed.get(CHALLENGER, f"challenger v{serving.live.challenger} not loaded")
     state = serving.live.rollout
     wanted = [route(card, state) for card in card_ids]
     variant = [
@@ -102,4 +128,12 @@ def versions_of(serving: ServingModels, variants: Sequence[str]) -> list[str]:
     return [serving.live.versions()[v] for v in variants]
 
 
-__all__ = ["NoChampionError", "Scores", "ServingModels", "score_rows", "versions_of"]
+__all__ = [
+    "NoChampionError",
+    "Scores",
+    "ServingModels",
+    "failure",
+    "load_serving",
+    "score_rows",
+    "versions_of",
+]

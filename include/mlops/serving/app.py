@@ -12,9 +12,13 @@ before the latest snapshot) is refused with 409 naming it, since its features wo
 An online store that is down or silent past ``MLOPS_REDIS_TIMEOUT_S`` gets a 503 naming it,
 within that timeout; the service starts without it and needs no restart when it is back.
 
-``GET /health`` is 200 once a champion is loaded, 503 before: the readiness check.
-``GET /live`` is 200 while the process answers and its registry poller runs, champion or
-not: the liveness check (a restart would not bring a champion sooner). ``GET /metrics`` is the
+``GET /health`` is 200 once a champion is loaded and the feature service can be read, 503
+with the reasons before: the readiness check. The service starts without either and becomes
+ready when they appear (``mlops.serving.readiness``). A challenger or ``previous`` that
+cannot load or warm up is left out, listed under ``failed`` and in
+``fraud_model_load_failed``; the champion serves on. ``GET /live`` is 200 while the process
+answers and its registry poller runs, ready or not: the liveness check (a restart would not
+bring a champion sooner). ``GET /metrics`` is the
 Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered
 transaction goes to the prediction log from a background thread (``mlops.scoring.log``).
 
@@ -46,6 +50,7 @@ from mlops.scoring.score import Scores, ServingModels, score_rows
 from mlops.serving.config import ServingConfig
 from mlops.serving.holder import ModelHolder
 from mlops.serving.metrics import ServiceMetrics, service_metrics
+from mlops.serving.readiness import FeatureSource, not_ready_because
 from mlops.serving.schema import Health, Liveness, PredictResponse, Transaction, predict_request
 from mlops.settings import Settings
 
@@ -136,7 +141,9 @@ def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, se
         for value in scores.challenger[scores.challenger == scores.challenger]:  # not NaN
             metrics.scores.labels(CHALLENGER, challenger).observe(value)
         if scores.challenger_error:
-            kind = "raised" if "raised" in scores.challenger_error else "invalid_scores"
+            error = scores.challenger_error
+            kinds = {"raised": "raised", "failed to load": "not_loaded"}
+            kind = next((kinds[k] for k in kinds if k in error), "invalid_scores")
             metrics.errors.labels(CHALLENGER, challenger, kind).inc(len(scores.challenger))
     for variant in scores.variant:
         metrics.predictions.labels(variant, versions[variant]).inc()
@@ -163,25 +170,19 @@ def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list
     return looked_up
 
 
-def _warm_up(store: Any) -> None:
-    """One lookup before the service says it is ready: the first imports Feast's online
-    path and reads its registry (seconds), which no client request should pay for."""
-    tx = {"TX_DATETIME": datetime(2000, 1, 2), "TX_AMOUNT": 1.0}
-    try:
-        online_features(store, 0, 0, tx)
-    except StaleSnapshotError:
-        pass  # a row newer than the made-up time: the path is warm all the same
-    except OnlineStoreUnavailable:  # /predict answers 503 until it is back; no restart needed
-        log.warning("online store unavailable at start-up", exc_info=True)
-
-
 def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
     metrics.reloads.inc()
-    for labels in state["loaded"]:
-        metrics.loaded.remove(*labels)
-    state["loaded"] = list(serving.live.versions().items())
-    for variant, version in state["loaded"]:
-        metrics.loaded.labels(variant, version).set(1)
+    versions = serving.live.versions()
+    failed_versions = {"previous": serving.live.previous, **versions}
+    for gauge, key, now in (
+        (metrics.loaded, "loaded", [(v, versions[v]) for v in serving.models]),
+        (metrics.load_failed, "failed", [(r, failed_versions[r]) for r in serving.failed]),
+    ):
+        for labels in state[key]:
+            gauge.remove(*labels)
+        state[key] = now
+        for variant, version in now:
+            gauge.labels(variant, version).set(1)
 
 
 def _lifespan(
@@ -191,24 +192,16 @@ def _lifespan(
     metrics: ServiceMetrics,
     state: dict[str, Any],
 ) -> Any:
-    """Start-up (online store warm, log writer, first registry read, poller) and shutdown
-    (poller stopped, log flushed)."""
+    """Start-up (log writer, first poll: feature store warm and registry read, poller) and
+    shutdown (poller stopped, log flushed). Nothing missing stops the start-up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from mlops.features.store import feature_store
-
-        state["store"] = state["store"] or feature_store(settings)
-        _warm_up(state["store"])
         sink = prediction_sink(settings.data_root, settings.prediction_log_url)
         state["log"] = BackgroundLog(
             sink, flush_s=config.log_flush_s, on_drop=metrics.log_dropped.inc
         )
-        try:
-            holder.refresh()
-        except Exception:  # not ready yet; the poller keeps trying
-            log.exception("first registry read failed")
-            metrics.reload_errors.inc()
+        holder.poll_once()  # not ready yet: the poller keeps trying
         holder.start(config.poll_s)
         yield
         holder.stop()
@@ -222,12 +215,14 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     metrics = service_metrics()
     PredictRequest = predict_request(config.max_batch)  # noqa: N806 (a class)
 
-    state: dict[str, Any] = {"store": store, "loaded": []}
+    state: dict[str, Any] = {"loaded": [], "failed": []}
+    features = FeatureSource(settings, store)
     holder = ModelHolder(
         settings.mlflow_tracking_uri,
         config.model_name,
         on_reload=partial(_reloaded, metrics, state),
         on_error=lambda _: metrics.reload_errors.inc(),
+        before_poll=features.check,
     )
     lifespan = _lifespan(settings, config, holder, metrics, state)
 
@@ -251,10 +246,11 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     def predict(body: PredictRequest) -> PredictResponse:
         began = time.perf_counter()
         serving = holder.current  # one snapshot for the whole request
-        if not serving.ready:
-            raise HTTPException(503, "no champion loaded yet")
+        reasons = not_ready_because(serving, holder, features)
+        if reasons:
+            raise HTTPException(503, "not ready: " + "; ".join(reasons))
         txs: list[Transaction] = body.transactions
-        looked_up = _lookup(state["store"], txs, metrics)
+        looked_up = _lookup(features.store, txs, metrics)
         # from one float array: a frame built from dicts costs several times more
         values = [[f.features[name] for name in FEATURES] for f in looked_up]
         frame = pd.DataFrame(np.array(values, dtype=np.float64), columns=list(FEATURES))
@@ -280,12 +276,15 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
-        live = holder.current.live
+        serving = holder.current
+        reasons = not_ready_because(serving, holder, features)
         body = Health(
-            ready=holder.current.ready,
-            champion=live.champion,
-            challenger=live.challenger,
-            rollout=live.rollout.to_dict(),
+            ready=not reasons,
+            champion=serving.live.champion,
+            challenger=serving.live.challenger,
+            rollout=serving.live.rollout.to_dict(),
+            reasons=reasons,
+            failed=dict(serving.failed),
         )
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
@@ -293,7 +292,9 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
     # online store (each wait bounded by MLOPS_REDIS_TIMEOUT_S, but the pool can fill up)
     @app.get("/live", response_model=Liveness, responses={503: {"model": Liveness}})
     async def live() -> JSONResponse:
-        body = Liveness(alive=holder.polling, ready=holder.current.ready)
+        body = Liveness(
+            alive=holder.polling, ready=not not_ready_because(holder.current, holder, features)
+        )
         return JSONResponse(body.model_dump(), status_code=200 if body.alive else 503)
 
     @app.get("/metrics", response_class=Response)

@@ -5,10 +5,16 @@ rollout tag (one call, ~3 ms). When they changed, the versions not yet in memory
 and a new frozen ``ServingModels`` replaces the old one in a single assignment: a request
 reads ``holder.current`` once and works with that snapshot to the end, so it never mixes the
 old champion with the new rollout. Versions already loaded are reused (a promotion moves the
-challenger's model to the champion's slot without loading it again). A failed poll or load
-keeps serving the last good snapshot and is counted; the service only becomes ready once a
-champion is loaded. The ``previous`` version stays loaded too (blue-green): a rollback then
-swaps it back in without a load.
+challenger's model to the champion's slot without loading it again). A failed poll, or a
+champion that fails to load, keeps serving the last good snapshot and is counted; the
+service only becomes ready once a champion is loaded. The ``previous`` version stays loaded
+too (blue-green): a rollback then swaps it back in without a load.
+
+A challenger or ``previous`` that fails to load or to warm up is left out of the snapshot
+with the reason (``ServingModels.failed``, shown by ``/health`` and a metric) and never
+blocks the rest: the champion's moves still apply on the same poll. It is tried again on
+every poll while it stays in the registry, so a version that was only unreachable comes
+back by itself.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
 from mlops.rollout.state import NO_ROLLOUT
-from mlops.scoring.score import ServingModels
+from mlops.scoring.score import ServingModels, failure, load_serving
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ class ModelHolder:
         loader: Callable[[str, str, str], Any] = load_warm,
         on_reload: Callable[[ServingModels], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        before_poll: Callable[[], object] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
@@ -57,6 +65,8 @@ class ModelHolder:
         self._loader = loader
         self._on_reload = on_reload or (lambda serving: None)
         self._on_error = on_error or (lambda exc: None)
+        self._before_poll = before_poll or (lambda: None)
+        self.error: str | None = None  # why the last poll failed; None when it did not
         self._client: Any = None
         self._by_version: dict[str, Any] = {}
         self._refresh_lock = threading.Lock()
@@ -64,24 +74,33 @@ class ModelHolder:
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
-        """Read the registry; swap in new models when something moved. True when swapped."""
+        """Read the registry; swap in new models when something moved (or a version left
+        out last time may load now). True when swapped."""
         with self._refresh_lock:
             if self._client is None:
                 self._client = registry_client(self.tracking_uri)
             live = live_variants(self._client, self.model_name)
-            if live == self.current.live and (live.champion is None or self.current.ready):
-                return False
-            wanted = live.versions()
-            loaded = {version: self._load(version) for version in wanted.values()}
+            current = self.current
+            if live == current.live and not current.failed:
+                if live.champion is None or current.ready:
+                    return False
+            serving = load_serving(live, self._load)
+            loaded = {live.versions()[v]: model for v, model in serving.models.items()}
             if live.previous and live.previous not in loaded:
                 try:
                     loaded[live.previous] = self._load(live.previous)
-                except Exception:  # a spare that cannot load must not stop serving
-                    log.exception("previous v%s not kept warm", live.previous)
+                except Exception as err:  # a spare that cannot load must not stop serving
+                    failed = {**serving.failed, "previous": failure("previous", live.previous, err)}
+                    serving = replace(serving, failed=failed)
+            same = serving.live == current.live and serving.models.keys() == current.models.keys()
+            if same and serving.failed.keys() == current.failed.keys():
+                return False  # the same versions still cannot load (messages may vary)
             self._by_version = loaded  # versions no longer live (nor previous) are released
-            serving = ServingModels(live, {v: loaded[version] for v, version in wanted.items()})
             self.current = serving  # the atomic swap
-        log.info("serving %s", {**wanted, "rollout": live.rollout.to_dict()})
+        for role, reason in serving.failed.items():
+            if role not in current.failed or not same:
+                log.warning("left out of serving: %s", reason)
+        log.info("serving %s", {**live.versions(), "rollout": live.rollout.to_dict()})
         self._on_reload(serving)
         return True
 
@@ -93,13 +112,22 @@ class ModelHolder:
             else self._loader(self.tracking_uri, self.model_name, version)
         )
 
+    def poll_once(self) -> None:
+        """``before_poll`` (the service's other readiness checks), then ``refresh``. A failure
+        keeps the last good models; it is counted and kept in ``error`` for ``/health``."""
+        try:
+            self._before_poll()
+            self.refresh()
+        except Exception as err:  # keep the last good models; the next poll retries
+            log.exception("registry poll failed; still serving %s", self.current.live)
+            self.error = f"last registry poll failed: {type(err).__name__}: {err}"[:500]
+            self._on_error(err)
+        else:
+            self.error = None
+
     def _poll(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
-            try:
-                self.refresh()
-            except Exception as err:  # keep the last good models; the next poll retries
-                log.exception("registry poll failed; still serving %s", self.current.live)
-                self._on_error(err)
+            self.poll_once()
 
     def start(self, every_s: float) -> None:
         """Poll the registry every ``every_s`` seconds in a daemon thread."""

@@ -4,7 +4,8 @@ several apps in a process never collide). Served as text at ``/metrics``.
 Per variant and model version: predictions answered, scores (histogram, every variant that
 scored, shadow included), prediction latency (histogram) and challenger failures. Per
 endpoint and status: HTTP requests. Plus unknown entities (served with default features),
-stale features refused, registry reloads and their errors, and log rows dropped.
+stale features refused, registry reloads and their errors, versions left out because they
+cannot load, and log rows dropped.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ServiceMetrics:
     reloads: Counter
     reload_errors: Counter
     loaded: Gauge
+    load_failed: Gauge
     log_dropped: Counter
 
 
@@ -73,5 +75,11 @@ def service_metrics() -> ServiceMetrics:
         reloads=Counter("fraud_model_reloads", "model snapshots swapped in", **kw),
         reload_errors=Counter("fraud_model_reload_errors", "failed registry polls", **kw),
         loaded=Gauge("fraud_model_loaded", "1 for each loaded variant and version", VARIANT, **kw),
+        load_failed=Gauge(
+            "fraud_model_load_failed",
+            "1 for each challenger or previous left out: it cannot load or warm up",
+            VARIANT,
+            **kw,
+        ),
         log_dropped=Counter("fraud_prediction_log_dropped", "log rows dropped", **kw),
     )

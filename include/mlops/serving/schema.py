@@ -76,8 +76,13 @@ class Health(BaseModel):
     champion: str | None
     challenger: str | None
     rollout: dict[str, Any]
+    reasons: list[str] = Field(default=[], description="why the service is not ready")
+    failed: dict[str, str] = Field(
+        default={},
+        description="challenger or previous left out (cannot load or warm up), with why",
+    )
 
 
 class Liveness(BaseModel):
     alive: bool = Field(description="the process answers and its registry poller runs")
-    ready: bool = Field(description="a champion is loaded (as /health)")
+    ready: bool = Field(description="a champion is loaded and features readable (as /health)")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mlops.registry.history import DeploymentEvent, read_history, record_event, served_on
+from mlops.registry.history import (
+    DeploymentEvent,
+    read_history,
+    record_event,
+    recorded_move,
+    served_on,
+)
 from mlops.settings import load_settings
 
 
@@ -55,6 +63,27 @@ def test_events_are_read_back_in_data_time_order(settings):
     record_event(settings, event("2018-05-20", "promoted", "1", "2"))
     record_event(settings, event("2018-05-01", "deployed", None, "1"))
     assert [e.day for e in read_history(settings)] == ["2018-05-01", "2018-05-20"]
+
+
+def test_an_intent_left_by_a_crash_is_not_history_and_its_retry_keeps_the_first_before(settings):
+    registry = {"champion": "1"}
+    intent = event("2018-05-20", "promoted", "1", None)
+
+    def crash():
+        registry["champion"] = "2"
+        raise RuntimeError("killed between the move and its record")
+
+    with pytest.raises(RuntimeError):
+        recorded_move(settings, intent, crash)
+    assert read_history(settings) == []
+    (pending,) = read_history(settings, intended=True)
+    assert (pending.status, pending.before, pending.after) == ("intended", {"champion": "1"}, {})
+    retry = replace(intent, before={"champion": "2"})  # the retry finds v2 already champion
+    done, _ = recorded_move(settings, retry, lambda: dict(registry))
+    assert (done.status, done.before, done.after) == ("confirmed", {"champion": "1"}, registry)
+    assert served_on(settings, "2018-05-21").since == done
+    again, _ = recorded_move(settings, retry, lambda: pytest.fail("a confirmed move is not redone"))
+    assert again == done
 
 
 def test_an_unknown_action_is_refused():

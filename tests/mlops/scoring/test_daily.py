@@ -202,3 +202,26 @@ def test_scoring_a_day_writes_its_partition_and_a_rerun_gives_the_same_rows(serv
     expected = champion.predict_proba(by_id[list(FEATURES)])[:, 1]
     assert written.champion_score.to_numpy() == pytest.approx(expected)
     assert written[list(FEATURES)].to_numpy() == pytest.approx(by_id[list(FEATURES)].to_numpy())
+
+
+@pytest.mark.parametrize("kind", ["unloadable", "raising"])
+def test_a_challenger_that_cannot_score_leaves_the_day_to_the_champion(
+    serving_world, bad_versions, kind
+):
+    settings, uri = serving_world.settings, serving_world.settings.mlflow_tracking_uri
+    bad = bad_versions[kind]
+    set_alias(uri, "champion", "1")
+    state = RolloutState("canary", bad, 0.5, SERVED.isoformat(), "1")
+    write_rollout(registry_client(uri), "fraud_model", state)
+    result = score_day(settings, SERVED)
+    written = ParquetSink(str(serving_world.root / "predictions")).read_day("batch", SERVED)
+    assert (result.status, result.champion_version, result.challenger_version) == (
+        "scored",
+        "1",
+        bad,
+    )
+    assert result.answered_by_challenger == 0 and (written.variant == "champion").all()
+    assert (written.score == written.champion_score).all() and written.challenger_score.isna().all()
+    expected = "failed to load" if kind == "unloadable" else "challenger raised ValueError"
+    assert expected in result.challenger_error
+    assert (written.challenger_error == result.challenger_error).all()
