@@ -13,6 +13,20 @@ Signals (each named in the reasons when it fires):
 - **staleness signals**, certain once true: the model's age since the day it was trained as
   of, and the volume of labelled transactions matured since its data window ended.
 
+A breach is not asked about until a run as of the day could learn from it. Each breach
+period has a first data day, ``breach_since``, recorded on its first breaching day and
+carried while the breach lasts: for a quality breach the first of the newest matured days
+whose own served AP is below the expected one by the margin (each of them, up to the newest:
+the change shows in every day since it began), for a drift signal the monitored day itself.
+A retrain asked for after a breach trains on the days right before its held-out week
+(``mlops.training.windows``, no gap), and the request carries ``breach_since`` to place it.
+Such a run as of D holds ``D - delay - eval - breach_since`` days of the new data; until
+that is ``post_breach_days``, the wanted request is held (``held_by="post_breach_data"``)
+with the day it will be asked for in the reasons. A request earlier would train a candidate
+blind to the change: the gate cannot approve it, and it would spend the cooldown and the
+budget that the useful request needs (the demo's drift waited 30 days for a model that knew
+it). Staleness alone asks at once, with the routine windows.
+
 Storm guards, in this order, each named as ``held_by`` when it holds a request back: a
 training run already active, the cooldown after the last request, the budget of requests per
 30 days. Probation: while a champion that has a ``previous`` is in its first
@@ -26,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
+
+from mlops.training.windows import ready_day
 
 NONE, RETRAIN, ROLLBACK = "none", "retrain", "rollback"
 QUALITY_METRICS = ("average_precision", "card_precision_at_100")
@@ -53,10 +69,19 @@ class RetrainPolicy:
     # day) its 7-day window fell 17 % below the live baseline on stable days of the demo.
     judged_metrics: tuple[str, ...] = ("average_precision",)
     rollback_margin: float = 0.15
+    # A breach asks once a run as of the day trains on this many days of it (None: at once).
+    # The run it asks for holds out the latest eval_days matured days (delay_days late), as
+    # model_training's Params and MLOPS_LABEL_DELAY_DAYS do; 3 days make the request 17 days
+    # after the change began, a promotion about 21 days after it.
+    post_breach_days: int | None = 3
+    eval_days: int = 7
+    delay_days: int = 7
 
     def __post_init__(self) -> None:
         if self.consecutive_days < 1 or self.budget < 0 or self.cooldown_days < 0:
             raise ValueError("consecutive_days >= 1, budget >= 0 and cooldown_days >= 0 needed")
+        if self.post_breach_days is not None and self.post_breach_days < 1:
+            raise ValueError("post_breach_days must be >= 1 (or None: ask at once)")
         for name in ("quality_margin", "rollback_margin", "weighted_drift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
@@ -76,6 +101,7 @@ class Decision:
     held_by: str | None = None
     champion_version: str | None = None
     rollback_version: str | None = None
+    breach_since: str | None = None  # the breach period's first data day (module doc)
     signals: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -259,6 +285,70 @@ def probation_rollback(
     return None
 
 
+def _daily_ap(past: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> dict[str, float]:
+    """The served AP of each matured day, from the earlier records and today's summary."""
+    found = {}
+    for record in past:
+        signals = record.get("signals") or {}
+        matured, newest = signals.get("matured"), signals.get("newest")
+        if matured and newest and newest.get("average_precision") is not None:
+            found[matured["day"]] = newest["average_precision"]
+    newest = ((summary.get("quality") or {}).get("newest_day")) or {}
+    if newest.get("day") and newest.get("average_precision") is not None:
+        found[newest["day"]] = newest["average_precision"]
+    return found
+
+
+def breach_start(
+    summary: Mapping[str, Any],
+    past: Sequence[Mapping[str, Any]],
+    day: date,
+    breaches: Sequence[str],
+    policy: RetrainPolicy,
+    baseline: Mapping[str, float] | None,
+) -> date | None:
+    """The first data day of the breach period ``day`` is in (None without a breach).
+
+    Carried from the day before while the breach lasts (also across a new champion: the
+    change is the same). A new period starts at the monitored day for a drift signal; for a
+    quality breach at the first of the trailing matured days of the breaching window whose
+    own AP is below the expected one by the margin, or at the newest matured day."""
+    if not breaches:
+        return None
+    before = next((r for r in past if r["day"] == (day - timedelta(days=1)).isoformat()), None)
+    if before and before.get("breach") and before.get("breach_since"):
+        return date.fromisoformat(before["breach_since"])
+    quality = summary.get("quality") or {}
+    window = quality.get("window") or {}
+    if not any(r.startswith("quality:") for r in breaches) or not window.get("end"):
+        return day
+    evaluation = (summary.get("champion") or {}).get("evaluation") or {}
+    expected = (baseline or evaluation).get("average_precision")
+    newest = date.fromisoformat(window["end"])
+    if expected is None:
+        return newest
+    limit, daily = expected * (1 - policy.quality_margin), _daily_ap(past, summary)
+    since, cursor = newest, newest
+    while cursor.isoformat() >= window["start"] and daily.get(cursor.isoformat(), limit) < limit:
+        since, cursor = cursor, cursor - timedelta(days=1)
+    return since
+
+
+def post_breach_hold(day: date, since: date | None, policy: RetrainPolicy) -> str | None:
+    """Why a breach's request waits for its data (None once a run as of ``day`` has it)."""
+    if since is None or policy.post_breach_days is None:
+        return None
+    ready = ready_day(since, policy.post_breach_days, policy.eval_days, policy.delay_days)
+    if day >= ready:
+        return None
+    train_end = day - timedelta(days=policy.delay_days + policy.eval_days)
+    held = max(0, (train_end - since).days)
+    return (
+        f"post-breach data: a run as of {day} would train on {held} day(s) from the breach's "
+        f"first data day {since} ({policy.post_breach_days} needed); asks on {ready}"
+    )
+
+
 def _guard(
     past: Sequence[Mapping[str, Any]], day: date, policy: RetrainPolicy, training_active: bool
 ) -> tuple[str | None, str]:
@@ -316,6 +406,7 @@ def decide(
     breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0
+    since = breach_start(summary, past, day, breaches, policy, baseline)
     matured_day, _ = new_labelled(summary, [])
     newest = ((summary.get("quality") or {}).get("newest_day")) or {}
     signals = {
@@ -325,6 +416,7 @@ def decide(
         "training_active": training_active,
     }
     common = {"breach": bool(breaches), "champion_version": champion, "signals": signals}
+    common["breach_since"] = since.isoformat() if since else None
     if matured_day:
         signals["matured"] = {"day": matured_day, "rows": newest.get("n_transactions", 0)}
         if (newest.get("n_frauds") or 0) > 0:
@@ -336,8 +428,8 @@ def decide(
         return Decision(day.isoformat(), NONE, (f"not monitored: {reason}",), **common)
     if rollback := probation_rollback(summary, past, policy):
         return Decision(day.isoformat(), ROLLBACK, (rollback,), rollback_version=champion, **common)
-    wanted = list(stale)
-    if breaches and run >= policy.consecutive_days:
+    wanted, after_breach = list(stale), breaches and run >= policy.consecutive_days
+    if after_breach:
         wanted += breaches
     if not wanted:
         reasons = breaches and [
@@ -345,7 +437,26 @@ def decide(
             f"breach on {run} consecutive day(s), {policy.consecutive_days} needed",
         ]
         return Decision(day.isoformat(), NONE, tuple(reasons or ["no signal"]), **common)
+    return _request(day, wanted, bool(after_breach), since, past, policy, training_active, common)
+
+
+def _request(
+    day: date,
+    wanted: Sequence[str],
+    after_breach: bool,
+    since: date | None,
+    past: Sequence[Mapping[str, Any]],
+    policy: RetrainPolicy,
+    training_active: bool,
+    common: dict[str, Any],
+) -> Decision:
+    """A wanted request, unless its data or a storm guard holds it back."""
+    if after_breach and (why := post_breach_hold(day, since, policy)):
+        held = (*wanted, f"held: {why}")
+        return Decision(day.isoformat(), NONE, held, held_by="post_breach_data", **common)
     held_by, why = _guard(past, day, policy, training_active)
     if held_by:
         return Decision(day.isoformat(), NONE, (*wanted, f"held: {why}"), held_by=held_by, **common)
+    if not after_breach:  # staleness alone: the routine windows
+        common = {**common, "breach_since": None}
     return Decision(day.isoformat(), RETRAIN, tuple(wanted), **common)
