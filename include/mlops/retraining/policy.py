@@ -13,19 +13,15 @@ Signals (each named in the reasons when it fires):
 - **staleness signals**, certain once true: the model's age since the day it was trained as
   of, and the volume of labelled transactions matured since its data window ended.
 
-A breach is not asked about until a run as of the day could learn from it. Each breach
-period has a first data day, ``breach_since``, recorded on its first breaching day and
-carried while the breach lasts: for a quality breach the first of the newest matured days
-whose own served AP is below the expected one by the margin (each of them, up to the newest:
-the change shows in every day since it began), for a drift signal the monitored day itself.
-A retrain asked for after a breach trains on the days right before its held-out week
-(``mlops.training.windows``, no gap), and the request carries ``breach_since`` to place it.
-Such a run as of D holds ``D - delay - eval - breach_since`` days of the new data; until
-that is ``post_breach_days``, the wanted request is held (``held_by="post_breach_data"``)
-with the day it will be asked for in the reasons. A request earlier would train a candidate
-blind to the change: the gate cannot approve it, and it would spend the cooldown and the
-budget that the useful request needs (the demo's drift waited 30 days for a model that knew
-it). Staleness alone asks at once, with the routine windows.
+A breach is not asked about until a run as of the day could learn from it
+(``mlops.retraining.onset``): each breach period records its first data day,
+``breach_since``; a retrain asked for after a breach trains right up to its held-out week
+(``mlops.training.windows``) and its request carries that day. Until such a run would hold
+``post_breach_days`` days of the new data, the wanted request is held
+(``held_by="post_breach_data"``), the day it will be asked named in the reasons: asked
+earlier, it would train a candidate blind to the change that the gate cannot approve, and
+spend the cooldown and budget the useful request needs (the demo's drift waited 30 days for
+a model that knew it). Staleness alone asks at once, with the routine windows.
 
 Storm guards, in this order, each named as ``held_by`` when it holds a request back: a
 training run already active, the cooldown after the last request, the budget of requests per
@@ -41,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from mlops.training.windows import ready_day
+from mlops.retraining.onset import breach_start, post_breach_hold
 
 NONE, RETRAIN, ROLLBACK = "none", "retrain", "rollback"
 QUALITY_METRICS = ("average_precision", "card_precision_at_100")
@@ -285,70 +281,6 @@ def probation_rollback(
     return None
 
 
-def _daily_ap(past: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> dict[str, float]:
-    """The served AP of each matured day, from the earlier records and today's summary."""
-    found = {}
-    for record in past:
-        signals = record.get("signals") or {}
-        matured, newest = signals.get("matured"), signals.get("newest")
-        if matured and newest and newest.get("average_precision") is not None:
-            found[matured["day"]] = newest["average_precision"]
-    newest = ((summary.get("quality") or {}).get("newest_day")) or {}
-    if newest.get("day") and newest.get("average_precision") is not None:
-        found[newest["day"]] = newest["average_precision"]
-    return found
-
-
-def breach_start(
-    summary: Mapping[str, Any],
-    past: Sequence[Mapping[str, Any]],
-    day: date,
-    breaches: Sequence[str],
-    policy: RetrainPolicy,
-    baseline: Mapping[str, float] | None,
-) -> date | None:
-    """The first data day of the breach period ``day`` is in (None without a breach).
-
-    Carried from the day before while the breach lasts (also across a new champion: the
-    change is the same). A new period starts at the monitored day for a drift signal; for a
-    quality breach at the first of the trailing matured days of the breaching window whose
-    own AP is below the expected one by the margin, or at the newest matured day."""
-    if not breaches:
-        return None
-    before = next((r for r in past if r["day"] == (day - timedelta(days=1)).isoformat()), None)
-    if before and before.get("breach") and before.get("breach_since"):
-        return date.fromisoformat(before["breach_since"])
-    quality = summary.get("quality") or {}
-    window = quality.get("window") or {}
-    if not any(r.startswith("quality:") for r in breaches) or not window.get("end"):
-        return day
-    evaluation = (summary.get("champion") or {}).get("evaluation") or {}
-    expected = (baseline or evaluation).get("average_precision")
-    newest = date.fromisoformat(window["end"])
-    if expected is None:
-        return newest
-    limit, daily = expected * (1 - policy.quality_margin), _daily_ap(past, summary)
-    since, cursor = newest, newest
-    while cursor.isoformat() >= window["start"] and daily.get(cursor.isoformat(), limit) < limit:
-        since, cursor = cursor, cursor - timedelta(days=1)
-    return since
-
-
-def post_breach_hold(day: date, since: date | None, policy: RetrainPolicy) -> str | None:
-    """Why a breach's request waits for its data (None once a run as of ``day`` has it)."""
-    if since is None or policy.post_breach_days is None:
-        return None
-    ready = ready_day(since, policy.post_breach_days, policy.eval_days, policy.delay_days)
-    if day >= ready:
-        return None
-    train_end = day - timedelta(days=policy.delay_days + policy.eval_days)
-    held = max(0, (train_end - since).days)
-    return (
-        f"post-breach data: a run as of {day} would train on {held} day(s) from the breach's "
-        f"first data day {since} ({policy.post_breach_days} needed); asks on {ready}"
-    )
-
-
 def _guard(
     past: Sequence[Mapping[str, Any]], day: date, policy: RetrainPolicy, training_active: bool
 ) -> tuple[str | None, str]:
@@ -406,7 +338,10 @@ def decide(
     breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0
-    since = breach_start(summary, past, day, breaches, policy, baseline)
+    expected = (baseline or (summary.get("champion") or {}).get("evaluation") or {}).get(
+        "average_precision"
+    )
+    since = breach_start(summary, past, day, breaches, expected, policy.quality_margin)
     matured_day, _ = new_labelled(summary, [])
     newest = ((summary.get("quality") or {}).get("newest_day")) or {}
     signals = {
@@ -451,7 +386,8 @@ def _request(
     common: dict[str, Any],
 ) -> Decision:
     """A wanted request, unless its data or a storm guard holds it back."""
-    if after_breach and (why := post_breach_hold(day, since, policy)):
+    wait = (policy.post_breach_days, policy.eval_days, policy.delay_days)
+    if after_breach and (why := post_breach_hold(day, since, *wait)):
         held = (*wanted, f"held: {why}")
         return Decision(day.isoformat(), NONE, held, held_by="post_breach_data", **common)
     held_by, why = _guard(past, day, policy, training_active)
