@@ -16,9 +16,13 @@ turns what it sees into at most one retrain request or one rollback.
    `model_monitoring` asset event whose extra is the summary.
 3. **decide**: the retrain policy (signals, consecutive days, cooldown, budget, no request
    while `model_training` runs, probation of a new champion) records D's decision in
-   `monitoring/decisions/date=D.json`, with its reasons, retrain or not.
+   `monitoring/decisions/date=D.json`, with its reasons, retrain or not. A breach's request
+   waits until a training run as of D would train on 3 days of the breach (its first data
+   day is recorded as `breach_since`; the reasons name the day it will ask), and carries
+   that day so the run places its windows after it.
 4. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
-   extra `{"day": D, "reasons": [...]}` (model_training then trains as of D), or
+   extra `{"day": D, "reasons": [...], "breach_since": ...}` (model_training then trains as
+   of D), or
    **roll_back** triggers `model_deployment` with `{"action": "rollback", "day": D,
    "version": <bad champion>, "reason": ...}`; a quiet day skips both.
 

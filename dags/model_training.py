@@ -16,6 +16,12 @@ the decision.
   only the asset) or whenever a `retrain_request` asset event arrives (the monitoring
   policy's retrain signal). An asset-triggered run has no logical date: it trains as of the
   `day` in the event's extra, and keeps its `reasons`. `max_active_runs=1`.
+- **After a breach**: a retrain request that follows a breach carries `breach_since` (the
+  first data day of the breach; also a Param). The run then drops the gap: it trains on the
+  14 days right before the held-out week, so it holds matured days of the new data, and is
+  judged on the latest matured week; an approved model is refit on the whole 21-day window
+  and registered (the model card and tags `mlops.gated_on` / `mlops.registered_model` say
+  what was gated and what was registered).
 - **Settled features**: the feature windows reach 37 days back; a window with rows in the
   first 37 days after `MLOPS_HISTORY_START` is refused (truncated windows), unless the
   `allow_unsettled_features` Param asks for it: the run is then flagged in the decision
@@ -100,6 +106,14 @@ CRON = training_cron()
             description="Train on rows whose 37-day feature windows reach before "
             "MLOPS_HISTORY_START (refused otherwise); the decision then needs review.",
         ),
+        "breach_since": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="First data day of a breach (YYYY-MM-DD): train on the days right "
+            "up to the held-out week (no gap) and, once approved, register the model refit on "
+            "the whole window. A retrain request after a breach carries it.",
+        ),
         "reason": Param(
             None,
             type=["null", "string"],
@@ -124,7 +138,9 @@ def model_training():
 
         settings = load_settings()
         day = as_of_day(context)
-        request = training_request(context["params"], day, settings, triggering_reason(context))
+        request = training_request(
+            context["params"], day, settings, triggering_reason(context), context
+        )
         with data_errors_fail_the_task(MissingPartitionError, UnsettledFeaturesError):
             return build(settings, request, task_storage_options(settings)).to_xcom()
 
@@ -142,7 +158,9 @@ def model_training():
 
         settings = load_settings()
         day = as_of_day(context)
-        request = training_request(context["params"], day, settings, triggering_reason(context))
+        request = training_request(
+            context["params"], day, settings, triggering_reason(context), context
+        )
         outcome = run(
             settings,
             request,

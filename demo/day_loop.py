@@ -106,13 +106,20 @@ def model_training(
     from mlops.training.job import build_training_sets, train_and_gate
     from mlops.training.requests import (
         candidate_event,
+        requested_breach_since,
         requested_day,
         requested_reason,
         training_request,
     )
 
     options, day = _options(settings), requested_day(extras)
-    request = training_request(params, day, settings.label_delay_days, requested_reason(extras))
+    request = training_request(
+        params,
+        day,
+        settings.label_delay_days,
+        requested_reason(extras),
+        requested_breach_since(extras),
+    )
     built = build_training_sets(settings, request, options)
     context = RunContext("model_training", day, _run_id("asset_triggered"))
     outcome = train_and_gate(settings, request, options, context=context, sets_uri=built.sets_uri)

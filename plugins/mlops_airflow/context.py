@@ -105,12 +105,17 @@ def run_context(context: Any, day: date) -> Any:
     return RunContext(context["dag"].dag_id, day, context["run_id"])
 
 
-def training_request(params: Any, day: date, settings: Any, triggered_by: str = "") -> Any:
+def training_request(
+    params: Any, day: date, settings: Any, triggered_by: str = "", context: Any = None
+) -> Any:
     """The run's validated Params as an ``mlops.training.job.TrainingRequest``; without a
-    ``reason`` Param, the triggering events' reasons (``triggering_reason``) are kept."""
+    ``reason`` Param, the triggering events' reasons (``triggering_reason``) are kept, and
+    without a ``breach_since`` Param, the triggering request's (a retrain after a breach)."""
+    from mlops.training.requests import requested_breach_since
     from mlops.training.requests import training_request as request
 
-    return request(params, day, settings.label_delay_days, triggered_by)
+    since = requested_breach_since(_triggering_extras(context)) if context is not None else None
+    return request(params, day, settings.label_delay_days, triggered_by, since)
 
 
 def wall_clock() -> str:

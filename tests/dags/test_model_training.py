@@ -143,6 +143,40 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
     assert [v.run_id for v in versions] == [second["run_id"]]
 
 
+def test_after_a_breach_the_run_trains_up_to_its_held_out_week_and_registers_a_refit(
+    airflow_db, env, tmp_path, monkeypatch
+):
+    import mlflow
+
+    import mlops.training.job as job
+    from mlops.registry import versions as registry
+
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    fitted: list[int] = []
+    real_train = job.train
+
+    def counting_train(family, frame, labels, params=None, seed=0):
+        fitted.append(len(frame))
+        return real_train(family, frame, labels, params, seed)
+
+    monkeypatch.setattr(job, "train", counting_train)
+    run, states, outcome = run_as_of(monday(2), breach_since="2018-06-01")
+    assert str(run.state) == "success", states
+    assert outcome["outcome"] == "approve", outcome["reasons"]  # first model: no champion
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    logged = client.get_run(outcome["run_id"])
+    params, tags = logged.data.params, logged.data.tags
+    assert params["gap_days"] == "0" and params["train_end"] == params["eval_start"]
+    assert params["eval_end"] == str(monday(2) - timedelta(days=7))
+    assert len(fitted) == 2 and fitted[1] > fitted[0]  # the gated model, then the refit
+    assert tags["mlops.window_placement"] == "after_breach"
+    assert tags["mlops.breach_since"] == "2018-06-01" and tags["mlops.refit"] == "true"
+    assert tags["mlops.gated_on"].startswith(f"trained on {params['train_start']}..")
+    assert "refit after approval" in tags["mlops.registered_model"]
+    card = Path(client.download_artifacts(outcome["run_id"], registry.MODEL_CARD)).read_text()
+    assert "mlops.gated_on" in card and "mlops.registered_model" in card
+
+
 def test_unsettled_features_are_refused_unless_allowed_then_flagged(
     airflow_db, env, tmp_path, monkeypatch
 ):

@@ -13,6 +13,7 @@ from mlops.io.storage import S3_CLIENT_CONFIG
 from mlops_airflow.context import (
     as_of_day,
     storage_options,
+    training_request,
     triggering_day,
     triggering_reason,
 )
@@ -53,6 +54,30 @@ def test_without_a_day_in_the_events_the_logical_date_or_run_after_is_used():
     )
     assert as_of_day({**no_day, "logical_date": None, "dag_run": RUN_AFTER}) == date(2026, 11, 29)
     assert triggering_reason(no_day) == "" and triggering_day({}) is None
+
+
+PARAMS = {
+    "window_days": 21,
+    "eval_days": 7,
+    "family": "logistic_regression",
+    "hyperparameters": {},
+    "seed": 0,
+    "force_review": False,
+    "allow_unsettled_features": False,
+    "breach_since": None,
+    "reason": None,
+}
+
+
+def test_a_run_woken_by_a_request_after_a_breach_trains_without_the_gap():
+    request = {"day": "2018-07-12", "reasons": ["quality"], "breach_since": "2018-06-25"}
+    context = {"triggering_asset_events": {"retrain_request": [event(**request)]}}
+    settings = SimpleNamespace(label_delay_days=7)
+    made = training_request(PARAMS, as_of_day(context), settings, "", context)
+    assert made.breach_since == date(2018, 6, 25)
+    assert made.window.train_end == made.window.eval_start == date(2018, 6, 28)
+    routine = training_request(PARAMS, date(2018, 7, 12), settings, "", {})
+    assert routine.breach_since is None and routine.window.train_end == date(2018, 6, 21)
 
 
 def test_s3_calls_of_a_task_are_bounded_with_its_connection_s_identity(monkeypatch):

@@ -77,7 +77,7 @@ def decide_day(
         summary,
         read_history(settings, day, options),
         training_active=training_active,
-        policy=policy or RetrainPolicy(),
+        policy=policy or RetrainPolicy(delay_days=settings.label_delay_days),
         first_model_day=None
         if served_on(settings, day, options).version
         else first_model_day(settings),

@@ -13,6 +13,16 @@ Signals (each named in the reasons when it fires):
 - **staleness signals**, certain once true: the model's age since the day it was trained as
   of, and the volume of labelled transactions matured since its data window ended.
 
+A breach is not asked about until a run as of the day could learn from it
+(``mlops.retraining.onset``): each breach period records its first data day,
+``breach_since``; a retrain asked for after a breach trains right up to its held-out week
+(``mlops.training.windows``) and its request carries that day. Until such a run would hold
+``post_breach_days`` days of the new data, the wanted request is held
+(``held_by="post_breach_data"``), the day it will be asked named in the reasons: asked
+earlier, it would train a candidate blind to the change that the gate cannot approve, and
+spend the cooldown and budget the useful request needs (the demo's drift waited 30 days for
+a model that knew it). Staleness alone asks at once, with the routine windows.
+
 Storm guards, in this order, each named as ``held_by`` when it holds a request back: a
 training run already active, the cooldown after the last request, the budget of requests per
 30 days. Probation: while a champion that has a ``previous`` is in its first
@@ -26,6 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
+
+from mlops.retraining.onset import breach_start, post_breach_hold
 
 NONE, RETRAIN, ROLLBACK = "none", "retrain", "rollback"
 QUALITY_METRICS = ("average_precision", "card_precision_at_100")
@@ -53,10 +65,19 @@ class RetrainPolicy:
     # day) its 7-day window fell 17 % below the live baseline on stable days of the demo.
     judged_metrics: tuple[str, ...] = ("average_precision",)
     rollback_margin: float = 0.15
+    # A breach asks once a run as of the day trains on this many days of it (None: at once).
+    # The run it asks for holds out the latest eval_days matured days (delay_days late), as
+    # model_training's Params and MLOPS_LABEL_DELAY_DAYS do; 3 days make the request 17 days
+    # after the change began, a promotion about 21 days after it.
+    post_breach_days: int | None = 3
+    eval_days: int = 7
+    delay_days: int = 7
 
     def __post_init__(self) -> None:
         if self.consecutive_days < 1 or self.budget < 0 or self.cooldown_days < 0:
             raise ValueError("consecutive_days >= 1, budget >= 0 and cooldown_days >= 0 needed")
+        if self.post_breach_days is not None and self.post_breach_days < 1:
+            raise ValueError("post_breach_days must be >= 1 (or None: ask at once)")
         for name in ("quality_margin", "rollback_margin", "weighted_drift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
@@ -76,6 +97,7 @@ class Decision:
     held_by: str | None = None
     champion_version: str | None = None
     rollback_version: str | None = None
+    breach_since: str | None = None  # the breach period's first data day (module doc)
     signals: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -316,6 +338,10 @@ def decide(
     breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0
+    expected = (baseline or (summary.get("champion") or {}).get("evaluation") or {}).get(
+        "average_precision"
+    )
+    since = breach_start(summary, past, day, breaches, expected, policy.quality_margin)
     matured_day, _ = new_labelled(summary, [])
     newest = ((summary.get("quality") or {}).get("newest_day")) or {}
     signals = {
@@ -325,6 +351,7 @@ def decide(
         "training_active": training_active,
     }
     common = {"breach": bool(breaches), "champion_version": champion, "signals": signals}
+    common["breach_since"] = since.isoformat() if since else None
     if matured_day:
         signals["matured"] = {"day": matured_day, "rows": newest.get("n_transactions", 0)}
         if (newest.get("n_frauds") or 0) > 0:
@@ -336,8 +363,8 @@ def decide(
         return Decision(day.isoformat(), NONE, (f"not monitored: {reason}",), **common)
     if rollback := probation_rollback(summary, past, policy):
         return Decision(day.isoformat(), ROLLBACK, (rollback,), rollback_version=champion, **common)
-    wanted = list(stale)
-    if breaches and run >= policy.consecutive_days:
+    wanted, after_breach = list(stale), breaches and run >= policy.consecutive_days
+    if after_breach:
         wanted += breaches
     if not wanted:
         reasons = breaches and [
@@ -345,7 +372,27 @@ def decide(
             f"breach on {run} consecutive day(s), {policy.consecutive_days} needed",
         ]
         return Decision(day.isoformat(), NONE, tuple(reasons or ["no signal"]), **common)
+    return _request(day, wanted, bool(after_breach), since, past, policy, training_active, common)
+
+
+def _request(
+    day: date,
+    wanted: Sequence[str],
+    after_breach: bool,
+    since: date | None,
+    past: Sequence[Mapping[str, Any]],
+    policy: RetrainPolicy,
+    training_active: bool,
+    common: dict[str, Any],
+) -> Decision:
+    """A wanted request, unless its data or a storm guard holds it back."""
+    wait = (policy.post_breach_days, policy.eval_days, policy.delay_days)
+    if after_breach and (why := post_breach_hold(day, since, *wait)):
+        held = (*wanted, f"held: {why}")
+        return Decision(day.isoformat(), NONE, held, held_by="post_breach_data", **common)
     held_by, why = _guard(past, day, policy, training_active)
     if held_by:
         return Decision(day.isoformat(), NONE, (*wanted, f"held: {why}"), held_by=held_by, **common)
+    if not after_breach:  # staleness alone: the routine windows
+        common = {**common, "breach_since": None}
     return Decision(day.isoformat(), RETRAIN, tuple(wanted), **common)

@@ -6,6 +6,16 @@ held-out evaluation window, the most recent matured days; the candidate trains o
 before it, minus a gap of ``delay`` days, as the handbook's protocol does (train 7, skip 7,
 test 7 for the default window of 21 days): a deployed model scores transactions whose
 recent labels it has never seen. Candidate and champion are judged on the same rows.
+
+A run asked for after a breach (``breach_since``: the first data day of the breach, carried
+by the retrain request) drops the gap (``mlops.training.windows``): it trains on the 14 days
+right before the held-out week, so it holds the matured days of the new data, and is judged
+on the latest matured week. If the gate approves, the model that is registered is refit on
+the whole window, training and evaluation days (same family, hyperparameters and seed): the
+evaluation week is the newest evidence of the change, and a model promoted without it would
+serve a week behind. The gate judged the model trained without that week; the run's tags
+and the model card say both (``mlops.gated_on``, ``mlops.registered_model``), and the
+logged metrics are the gated model's.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from mlops import zones
@@ -29,12 +39,7 @@ from mlops.settings import Settings
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
 from mlops.training.settled import settlement
-from mlops.training.windows import (
-    DEFAULT_WINDOW_DAYS,
-    DataWindow,
-    evaluation_window,
-    training_window,
-)
+from mlops.training.windows import DEFAULT_WINDOW_DAYS, DataWindow, data_window
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +62,36 @@ class TrainingRequest:
     force_review: bool = False
     reason: str = ""
     allow_unsettled_features: bool = False  # see mlops.training.settled
+    breach_since: date | None = None  # a request after a breach: no gap, refit once approved
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", date.fromisoformat(str(self.as_of)[:10]))
+        if self.breach_since is not None:
+            since = date.fromisoformat(str(self.breach_since)[:10])
+            object.__setattr__(self, "breach_since", since)
         object.__setattr__(self, "params", validate_params(self.family, self.params))
-        train_days = self.window_days - self.delay_days - self.eval_days
-        if self.eval_days < 1 or train_days < 1:
-            raise ValueError(
-                f"window_days={self.window_days} leaves {train_days} training days after "
-                f"{self.eval_days} evaluation days and the {self.delay_days}-day label gap"
-            )
+        _ = self.window  # validates the lengths
+
+    @property
+    def after_breach(self) -> bool:
+        return self.breach_since is not None
 
     @property
     def window(self) -> DataWindow:
         """The held-out days are the most recent matured ones; the training days are those
-        matured when the held-out window starts, so the label delay separates the two."""
-        held_out = evaluation_window(self.as_of, self.eval_days, self.delay_days)
-        train_days = self.window_days - self.delay_days - self.eval_days
-        training = training_window(held_out.start, train_days, self.delay_days)
-        return DataWindow(
-            training.start, training.end, held_out.start, held_out.end, self.delay_days
+        matured when the held-out window starts (the label delay separates the two), or,
+        after a breach, the days right before it."""
+        return data_window(
+            self.as_of,
+            self.window_days,
+            self.eval_days,
+            self.delay_days,
+            gap=not self.after_breach,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "as_of": self.as_of.isoformat()}
+        since = self.breach_since.isoformat() if self.breach_since else None
+        return {**asdict(self), "as_of": self.as_of.isoformat(), "breach_since": since}
 
 
 @dataclass(frozen=True)
@@ -227,11 +238,14 @@ def train_and_gate(
     )
     features = manifest.get("features", {})
     decision = _with_features(_with_request(result.decision, request, champion_version), features)
+    registered, refit_tags = model, {}
+    if request.after_breach and decision.outcome == "approve":
+        registered, refit_tags = refit_on_window(request, training, evaluation)
     inputs = manifest.get("inputs", {})
     logged = tracking.log_training_run(
         tracking_uri,
         context,
-        model,
+        registered,
         family=request.family,
         params=request.params,
         seed=request.seed,
@@ -243,7 +257,7 @@ def train_and_gate(
         candidate_metrics=result.candidate.flat(),
         champion_metrics=None if result.champion is None else result.champion.flat(),
         decision=gate_verdict(decision),
-        extra_tags=_feature_tags(features),
+        extra_tags=_feature_tags(features) | _window_tags(request) | refit_tags,
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
     moved = aliases.apply_decision(tracking_uri, decision.outcome, version.version)
@@ -263,6 +277,38 @@ def train_and_gate(
         aliases=moved.to_dict(),
         metrics=result.to_dict(),
     )
+
+
+def refit_on_window(
+    request: TrainingRequest, training: Any, evaluation: Any
+) -> tuple[Any, dict[str, str]]:
+    """The approved model refit on training and evaluation days together (same family,
+    hyperparameters, seed), and the tags that say what was gated and what is registered."""
+    import pandas as pd
+
+    window = request.window
+    rows = pd.concat([training, evaluation], ignore_index=True)
+    model = train(request.family, rows, rows["TX_FRAUD"], request.params, request.seed)
+    gated = (
+        f"trained on {window.train_start}..{window.train_end - timedelta(days=1)} "
+        f"({len(training)} rows), judged on {window.eval_start}.."
+        f"{window.eval_end - timedelta(days=1)}"
+    )
+    refit = (
+        f"refit after approval on {window.train_start}..{window.eval_end - timedelta(days=1)} "
+        f"({len(rows)} rows: training and evaluation days); the metrics are the gated model's"
+    )
+    return model, {"mlops.refit": "true", "mlops.gated_on": gated, "mlops.registered_model": refit}
+
+
+def _window_tags(request: TrainingRequest) -> dict[str, str]:
+    if not request.after_breach:
+        return {"mlops.window_placement": "routine"}
+    return {
+        "mlops.window_placement": "after_breach",
+        "mlops.breach_since": request.breach_since.isoformat(),
+        "mlops.refit": "false",  # replaced by refit_on_window's when the gate approves
+    }
 
 
 def gate_verdict(decision: GateDecision) -> tracking.GateVerdict:

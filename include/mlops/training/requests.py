@@ -2,7 +2,9 @@
 
 An asset-triggered run has no logical date: the data day travels in the ``retrain_request``
 events' extras (``{"day": D, "reasons": [...]}``, what model_monitoring emits), and so does
-why the run was asked for. The DAG's tasks and any other driver of the stage entries (the
+why the run was asked for, and, for a request that follows a breach, the first data day of
+the breach (``"breach_since"``), which places the run's windows after it
+(``mlops.training.windows``). The DAG's tasks and any other driver of the stage entries (the
 in-process day loop of ``demo.day_loop``) read them through these functions, so both build
 the same ``TrainingRequest`` from the same inputs.
 """
@@ -19,7 +21,22 @@ if TYPE_CHECKING:  # job imports the gate and scikit-learn: the light tasks need
 
 def retrain_request(decision: Mapping[str, Any]) -> dict[str, Any]:
     """The extra of the ``retrain_request`` event that a retrain decision emits."""
-    return {"day": decision["day"], "reasons": list(decision["reasons"])}
+    extra = {"day": decision["day"], "reasons": list(decision["reasons"])}
+    if decision.get("breach_since"):
+        extra["breach_since"] = decision["breach_since"]
+    return extra
+
+
+def requested_breach_since(extras: Sequence[Mapping[str, Any]]) -> date | None:
+    """The ``breach_since`` of the newest request (the one whose day the run trains as of),
+    if it carries one: a request without it (staleness, a manual one) keeps the routine
+    windows even when an older event in the batch had it."""
+    dated = [extra for extra in extras if extra.get("day")]
+    if not dated:
+        return None
+    newest = max(dated, key=lambda extra: str(extra["day"])[:10])
+    since = newest.get("breach_since")
+    return date.fromisoformat(str(since)[:10]) if since else None
 
 
 def requested_day(extras: Sequence[Mapping[str, Any]]) -> date | None:
@@ -39,10 +56,15 @@ def requested_reason(extras: Sequence[Mapping[str, Any]]) -> str:
 
 
 def training_request(
-    params: Mapping[str, Any], day: date, delay_days: int, requested_by: str = ""
+    params: Mapping[str, Any],
+    day: date,
+    delay_days: int,
+    requested_by: str = "",
+    breach_since: date | None = None,
 ) -> TrainingRequest:
     """The run's validated Params as a request; without a ``reason`` Param, the reasons of
-    the requests that woke the run are kept."""
+    the requests that woke the run are kept, and without a ``breach_since`` Param, the
+    requests' own (``requested_breach_since``)."""
     from mlops.training.job import TrainingRequest
 
     return TrainingRequest(
@@ -56,6 +78,7 @@ def training_request(
         force_review=params["force_review"],
         reason=params["reason"] or requested_by,
         allow_unsettled_features=bool(params.get("allow_unsettled_features", False)),
+        breach_since=params.get("breach_since") or breach_since,
     )
 
 
@@ -71,6 +94,7 @@ def candidate_event(outcome: Mapping[str, Any], day: date) -> dict[str, Any]:
 
 __all__ = [
     "candidate_event",
+    "requested_breach_since",
     "requested_day",
     "requested_reason",
     "retrain_request",

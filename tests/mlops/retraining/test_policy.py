@@ -18,8 +18,9 @@ from mlops.retraining.policy import (
 
 D0 = date(2018, 8, 1)
 EVALUATION = {"roc_auc": 0.9, "average_precision": 0.6, "card_precision_at_100": 0.3}
-QUICK = RetrainPolicy(consecutive_days=1)
-DEFAULT = RetrainPolicy()
+# the signal and guard tests ask at once; the wait for post-breach data has its own tests
+QUICK = RetrainPolicy(consecutive_days=1, post_breach_days=None)
+DEFAULT = RetrainPolicy(post_breach_days=None)
 
 
 def summary(
@@ -87,7 +88,9 @@ def test_a_quiet_day_decides_nothing():
     ],
 )
 def test_each_breach_signal_requests_a_retrain_with_its_reason(kwargs, words):
-    policy = RetrainPolicy(consecutive_days=1, judged_metrics=QUALITY_METRICS)
+    policy = RetrainPolicy(
+        consecutive_days=1, judged_metrics=QUALITY_METRICS, post_breach_days=None
+    )
     decision = decide(summary(**kwargs), [], policy=policy)
     assert decision.action == RETRAIN and decision.breach
     assert any(words in reason for reason in decision.reasons), decision.reasons
@@ -129,8 +132,8 @@ def test_a_gap_or_a_quiet_day_breaks_the_streak():
 
 def test_a_new_champion_starts_its_own_streak():
     history = run_days([0, 1], lambda i: on(i, score_drift=True, version="3"))
-    assert decide(on(2, score_drift=True, version="4"), history).action == NONE
-    assert decide(on(2, score_drift=True, version="3"), history).action == RETRAIN
+    assert decide(on(2, score_drift=True, version="4"), history, policy=DEFAULT).action == NONE
+    assert decide(on(2, score_drift=True, version="3"), history, policy=DEFAULT).action == RETRAIN
 
 
 def test_model_age_and_new_labelled_volume_request_without_a_streak():
@@ -180,7 +183,7 @@ def test_a_day_without_monitoring_is_recorded_as_nothing_to_decide():
 
 def test_a_rerun_of_a_day_gives_the_same_decision_and_ignores_its_own_record():
     history = run_days(range(3), lambda i: on(i, score_drift=True))
-    again = decide(on(2, score_drift=True), history)  # history holds day 2's own record
+    again = decide(on(2, score_drift=True), history, policy=DEFAULT)  # its own record is in history
     assert again.to_dict() == history[2]
 
 
@@ -283,7 +286,10 @@ def test_once_its_first_week_is_recorded_a_champion_is_judged_against_its_own_li
     history = run_days(range(7), lambda i: with_newest(i, 0.8))
     assert all(not h["breach"] for h in history)
     assert history[6]["signals"].get("baseline") is None  # six earlier records: not yet
-    falls = run_days(range(7, 10), lambda i: with_newest(i, 0.62), history=history)
+    waits = RetrainPolicy()
+    falls = run_days(range(7, 10), lambda i: with_newest(i, 0.62), history=history, policy=waits)
+    assert falls[-1]["held_by"] == "post_breach_data"  # the fall began on the newest day
+    falls = run_days(range(7, 10), lambda i: with_newest(i, 0.62), history=history, policy=DEFAULT)
     assert falls[7]["signals"]["baseline"]["average_precision"] == pytest.approx(0.8)
     assert falls[-1]["action"] == RETRAIN
     assert "live baseline 0.800" in falls[-1]["reasons"][0]

@@ -7,6 +7,7 @@ from datetime import date
 
 from mlops.training.requests import (
     candidate_event,
+    requested_breach_since,
     requested_day,
     requested_reason,
     retrain_request,
@@ -53,3 +54,32 @@ def test_an_approved_candidate_is_announced_with_the_day_its_deployment_starts_a
         "run_id": "r1",
         "day": "2018-08-05",
     }
+
+
+def test_a_request_after_a_breach_carries_its_first_day_to_the_run():
+    decision = {
+        "day": "2018-07-12",
+        "action": "retrain",
+        "reasons": ["quality"],
+        "breach_since": "2018-06-25",
+    }
+    extras = [retrain_request(decision)]
+    since = requested_breach_since(extras)
+    assert since == date(2018, 6, 25)
+    request = training_request(PARAMS, requested_day(extras), 7, "", since)
+    assert request.breach_since == since and request.window.train_end == date(2018, 6, 28)
+    assert request.to_dict()["breach_since"] == "2018-06-25"
+
+
+def test_only_the_newest_request_places_the_windows():
+    after = {"day": "2018-07-12", "reasons": ["quality"], "breach_since": "2018-06-25"}
+    stale = {"day": "2018-07-13", "reasons": ["model age"]}
+    assert requested_breach_since([after, stale]) is None
+    assert requested_breach_since([stale, after | {"day": "2018-07-14"}]) == date(2018, 6, 25)
+    assert "breach_since" not in retrain_request({"day": "2018-07-13", "reasons": ["age"]})
+
+
+def test_a_breach_since_param_wins_over_the_requests():
+    params = PARAMS | {"breach_since": "2018-06-20"}
+    request = training_request(params, date(2018, 7, 12), 7, "", date(2018, 6, 25))
+    assert request.breach_since == date(2018, 6, 20)
