@@ -44,8 +44,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=116)
     parser.add_argument("--drift-start-day", type=int, default=73)
-    # the scheduler takes over the day before the first training window settles (2018-06-05)
-    parser.add_argument("--history-days", type=int, default=64)
+    # the scheduler takes over on the day the first training window settles (2018-06-05)
+    parser.add_argument("--history-days", type=int, default=65)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--live-per-day", type=int, default=60)
     parser.add_argument(
