@@ -88,7 +88,9 @@ def test_a_retrain_decision_emits_a_request_carrying_the_day_and_reasons(
     from mlops.retraining import decisions
     from mlops.retraining.policy import RetrainPolicy
 
-    monkeypatch.setattr(decisions, "RetrainPolicy", lambda: RetrainPolicy(max_age_days=1))
+    monkeypatch.setattr(
+        decisions, "RetrainPolicy", lambda **kw: RetrainPolicy(max_age_days=1, **kw)
+    )
     before = len(asset_events("retrain_request"))
     run, states = run_day(DAY)
     assert str(run.state) == "success", states
