@@ -4,6 +4,7 @@ even with more requests waiting than the thread pool has threads."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,7 +61,10 @@ def test_a_silent_redis_gives_503_within_the_timeout_while_live_stays_200(servin
                 results = [a.result() for a in answers]
     assert {status for status, _, _ in results} == {503}
     assert len(live) >= 3 and {code for code, _ in live} == {200}
-    # a /live that shared the pool with the waiting requests would wait out a Redis timeout
-    assert max(seconds for _, seconds in live) < TIMEOUT_S, live
+    # A /live that shared the pool with the waiting requests would queue behind them: three
+    # rounds of Redis timeouts (120 requests, 40 threads), 6 s. The bounds leave room for a
+    # loaded machine (the first probe races the 120 requests' start).
+    assert statistics.median(seconds for _, seconds in live) < TIMEOUT_S / 2, live
+    assert max(seconds for _, seconds in live) < 2 * TIMEOUT_S, live
     # each waits at most for two others' bounded waits for a thread, then its own
     assert max(seconds for _, _, seconds in results) < 3 * TIMEOUT_S + 3
