@@ -48,6 +48,17 @@ def filesystem(uri: str, options: StorageOptions | None = None) -> tuple[Any, st
     return fsspec.core.url_to_fs(uri, **dict(options or {}))
 
 
+def fresh_filesystem(uri: str, options: StorageOptions | None) -> tuple[Any, str]:
+    """``filesystem``, its listing cache for the path dropped: s3fs instances are shared
+    within a process and answer ``ls`` and ``exists`` from listings taken earlier, so a
+    long-lived process (a driver, the service, a preloaded worker) would not see what
+    other processes wrote or removed since."""
+    fs, path = filesystem(uri, options)
+    if is_remote(uri):
+        fs.invalidate_cache(path)
+    return fs, path
+
+
 def s3_options(
     endpoint_url: str | None = None,
     key: str | None = None,
@@ -71,7 +82,7 @@ def s3_options(
 
 
 def exists(uri: str, options: StorageOptions | None = None) -> bool:
-    fs, path = filesystem(uri, options)
+    fs, path = fresh_filesystem(uri, options)
     return fs.exists(path)
 
 
@@ -87,7 +98,7 @@ def read_json(uri: str, options: StorageOptions | None = None) -> Any:
 
 def list_data_files(uri: str, options: StorageOptions | None = None) -> list[str]:
     """Files of a partition folder, sorted, without markers, manifests or hidden files."""
-    fs, path = filesystem(uri, options)
+    fs, path = fresh_filesystem(uri, options)
     if not fs.exists(path):
         return []
     protocol = uri.split("://", 1)[0] if is_remote(uri) else None
@@ -141,7 +152,7 @@ def read_parquet(uri: str, options: StorageOptions | None = None) -> pd.DataFram
 
 def remove(uri: str, options: StorageOptions | None = None) -> bool:
     """Delete a file or folder if it exists; True when something was removed."""
-    fs, path = filesystem(uri, options)
+    fs, path = fresh_filesystem(uri, options)
     if not fs.exists(path):
         return False
     fs.rm(path, recursive=True)
@@ -174,7 +185,7 @@ def publish_partition(
     }
     manifest_bytes = json_bytes(manifest)
     if is_remote(uri):
-        fs, path = filesystem(uri, options)
+        fs, path = fresh_filesystem(uri, options)
         stale = set(fs.ls(path)) if fs.exists(path) else set()
         for name, data in files.items():
             fs.pipe_file(f"{path}/{name}", data)
@@ -234,7 +245,7 @@ def upload_changed(local_dir: str, uri: str, options: StorageOptions | None = No
     MD5 against the object's ETag, which is the MD5 of a single-part upload), in one batch;
     how many went up. A site of hundreds of pages then costs a listing and the few pages a
     run changed, not a PUT of every page every day."""
-    fs, path = filesystem(uri, options)
+    fs, path = fresh_filesystem(uri, options)
     root = path.rstrip("/")
     remote = {}
     if fs.exists(root):

@@ -212,7 +212,7 @@ def _local_docs(docs_uri: str, options: storage.StorageOptions | None) -> Iterat
         os.makedirs(docs_uri, exist_ok=True)
         yield docs_uri
         return
-    fs, path = storage.filesystem(docs_uri, options)
+    fs, path = storage.fresh_filesystem(docs_uri, options)
     root = path.rstrip("/")
     with tempfile.TemporaryDirectory() as local:
         for folder in (RESULTS_FOLDER, PAGES_FOLDER):
