@@ -14,7 +14,10 @@ def test_a_failing_helper_wakes_a_main_thread_that_waits_for_it():
         raise ValueError("the approval could not be sent")
 
     began = time.monotonic()
-    with pytest.raises(HelperFailed) as raised, helper_thread(answer, delay_s=0.2):
+    with (
+        pytest.raises(HelperFailed, match="answer failed") as raised,
+        helper_thread(answer, delay_s=0.2),
+    ):
         time.sleep(30)  # what a dag.test run waiting on the answer would do
     assert time.monotonic() - began < 10
     assert isinstance(raised.value.__cause__, ValueError)

@@ -83,6 +83,28 @@ def task_started(home: Path) -> bool:
     return any((home / "logs").glob("dag_id=*/run_id=*/task_id=*/*.log"))
 
 
+def interrupt(driver: subprocess.Popen, signals: tuple[signal.Signals, ...]) -> None:
+    """Send each signal a second apart; the driver must end with a failure status."""
+    for sig in signals:
+        driver.send_signal(sig)
+        time.sleep(1)
+    assert driver.wait(timeout=180) != 0
+
+
+def assert_stopped(home: Path, sessions: set[int], port: int, killed: bool, log: Path) -> None:
+    """No process of the stack left and its api-server port free. After a SIGKILL the
+    watchdog stops them (SIGTERM, then SIGKILL after its grace); otherwise the driver did
+    before it exited (a few seconds for /proc to settle)."""
+
+    def gone() -> bool:
+        return not processes_of(home) and not in_sessions(sessions)
+
+    wait_until(gone, REAP_GRACE_S + 15 if killed else 10, "left running", log)
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the api-server still listens on {port}"
+
+
 @pytest.mark.parametrize(
     "signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGKILL,)], ids=["ctrl-c-twice", "sigkill"]
 )
@@ -98,23 +120,11 @@ def test_an_interrupted_demo_leaves_no_process_and_frees_its_port(tmp_path, sign
         wait_until(lambda: task_started(home), 120, "no task started", log)
         sessions = sessions_started_by(demo.pid) - {os.getsid(0)}
         assert processes_of(home) and len(sessions) >= 4  # api-server, scheduler, ...
-        for sig in signals:
-            demo.send_signal(sig)
-            time.sleep(1)
-        assert demo.wait(timeout=180) != 0
+        interrupt(demo, signals)
     finally:
         if demo.poll() is None:
             demo.kill()
-
-    # after a SIGKILL, the watchdog stops them (SIGTERM, then SIGKILL after its grace)
-    def gone() -> bool:
-        return not processes_of(home) and not in_sessions(sessions)
-
-    # (the driver itself stops them before it exits: a few seconds for /proc to settle)
-    wait_until(gone, REAP_GRACE_S + 15 if signals == (signal.SIGKILL,) else 10, "left", log)
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the api-server still listens on {port}"
+    assert_stopped(home, sessions, port, signals == (signal.SIGKILL,), log)
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM)], ids=["sigterm-twice"])
@@ -140,18 +150,8 @@ def test_make_airflow_reopens_a_demo_home_and_stops_cleanly(tmp_path, signals):
         # (a component that sets its process title overwrites its environ in /proc)
         assert any(setting in environ for environ in environs), "the demo's settings unused"
         assert "the demo's run, as it ended" in log.read_text()
-        for sig in signals:
-            ui.send_signal(sig)
-            time.sleep(1)
-        assert ui.wait(timeout=180) != 0
+        interrupt(ui, signals)
     finally:
         if ui.poll() is None:
             ui.kill()
-
-    def gone() -> bool:
-        return not processes_of(home) and not in_sessions(sessions)
-
-    wait_until(gone, REAP_GRACE_S + 15 if signals == (signal.SIGKILL,) else 10, "left", log)
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"the api-server still listens on {port}"
+    assert_stopped(home, sessions, port, signals == (signal.SIGKILL,), log)

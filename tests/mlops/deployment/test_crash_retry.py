@@ -53,7 +53,7 @@ def retried(monkeypatch, point: str, name: str, step) -> None:
         step()  # done and recorded, then the process died before reporting success
     else:
         crash_at(monkeypatch, point, name)
-        with pytest.raises(Crash):
+        with pytest.raises(Crash, match=point):
             step()
     step()
 

@@ -73,7 +73,7 @@ def test_an_intent_left_by_a_crash_is_not_history_and_its_retry_keeps_the_first_
         registry["champion"] = "2"
         raise RuntimeError("killed between the move and its record")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="killed between the move and its record"):
         recorded_move(settings, intent, crash)
     assert read_history(settings) == []
     (pending,) = read_history(settings, intended=True)
