@@ -43,7 +43,7 @@ MANUAL_PARAMS = {
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=116)
-    parser.add_argument("--drift-start-day", type=int, default=73)
+    parser.add_argument("--drift-start-day", type=int, default=68)
     # the scheduler takes over on the day the first training window settles (2018-06-05)
     parser.add_argument("--history-days", type=int, default=65)
     parser.add_argument("--customers", type=int, default=2_000)

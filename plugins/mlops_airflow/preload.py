@@ -44,6 +44,12 @@ MODULES: tuple[str, ...] = (
     "feast.repo_operations",
     "ibis.backends.duckdb",
     "great_expectations.render.renderer",
+    # imported lazily on a task's first S3 call and model load: in the Celery worker's tasks
+    # (py-spy) half of their time went to these imports; skops.io last, its import scans
+    # every loaded module. Not mlflow.tracking.request_header.registry: preloaded, its
+    # telemetry client raced the task's first HTTP call over os.environ (KeyError).
+    "s3fs",
+    "skops.io",
     "mlops.ingestion.landing",
     "mlops.validation.partition",
     "mlops.validation.docs_views",

@@ -42,6 +42,8 @@ def test_a_missing_dependency_inside_an_existing_module_is_not_hidden(tmp_path, 
 
 def test_the_list_holds_the_heavy_libraries_the_tasks_import():
     assert {"pandas", "mlflow", "great_expectations", "feast", "evidently"} <= set(MODULES)
+    # what a task imports on first use (S3, a model load): seconds each
+    assert {"s3fs", "skops.io"} <= set(MODULES)
 
 
 def test_plugin_discovery_without_the_switch_loads_nothing_heavy():
