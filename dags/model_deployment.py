@@ -24,9 +24,11 @@ promotes it or rolls it back; every alias move goes into the deployment history.
 
 The defaults of the Params (those an asset-triggered rollout uses) come from
 `MLOPS_ROLLOUT_STRATEGY`, `_CANARY_SHARE`, `_OBSERVATION_DAYS` and `_WAIT_FOR_LABELS`.
-`action=rollback` moves `champion` back to `previous` at once (the monitoring policy's
-probation uses it). History: `mlops.registry.history.served_on(settings, day)` answers which
-version served a day and who approved it. One run at a time. Owner: ml-platform.
+Rollbacks are not done here: **`model_rollback`** moves `champion` back to `previous` at once,
+even while a rollout of this DAG is observed (it aborts that rollout: the sensor ends
+skipped, and judge and finish with it); a run asking for `action=rollback` is refused.
+History: `mlops.registry.history.served_on(settings, day)` answers which version served a
+day and who approved it. One run at a time. Owner: ml-platform.
 """
 
 from __future__ import annotations
@@ -65,13 +67,20 @@ from mlops_airflow.sensors import ObservedDaysSensor
         "execution_timeout": task_timeout(),
     },
     params={
-        "action": Param("deploy", type="string", enum=["deploy", "rollback"]),
+        # the title is part of the schema, so a refused "rollback" names where to go
+        "action": Param(
+            "deploy",
+            type="string",
+            enum=["deploy"],
+            title="action: deploy only (to roll the champion back, trigger model_rollback)",
+            description="Rollbacks have their own DAG, model_rollback, which does not wait "
+            "for a rollout of this DAG to end.",
+        ),
         "version": Param(
             None,
             type=["null", "string"],
             pattern="^[0-9]+$",
-            description="Deploy: the model version (default: the candidate_model event's). "
-            "Rollback: the champion found bad (default: the current champion).",
+            description="The model version (default: the candidate_model event's).",
         ),
         "strategy": Param(
             rollout_default("strategy", "canary"),
@@ -123,7 +132,6 @@ def model_deployment():
         return {
             "approve": ["describe"],  # then approve_rollout
             "start": ["no_approval_needed"],
-            "rollback": ["roll_back_champion"],
             "nothing": [],
         }[path]
 
@@ -138,7 +146,7 @@ def model_deployment():
 
     # Joins the two approval paths, so it reads the plan from XCom rather than taking it as
     # an argument: an argument would make plan_deployment an upstream, and its success alone
-    # would satisfy the trigger rule on the rollback path.
+    # would satisfy the trigger rule when the plan is to do nothing.
     @task(multiple_outputs=False, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def start_rollout(**context) -> dict:
         from mlops.deployment.plan import DeploymentPlan
@@ -196,19 +204,6 @@ def model_deployment():
         )
         return step.to_xcom()
 
-    @task(multiple_outputs=False)
-    def roll_back_champion(planned: dict) -> dict:
-        from mlops.deployment.plan import DeploymentPlan
-        from mlops.deployment.run import roll_back
-        from mlops.settings import load_settings
-        from mlops_airflow.context import task_storage_options, wall_clock
-
-        settings = load_settings()
-        plan = DeploymentPlan.from_xcom(planned)
-        return roll_back(
-            settings, plan, task_storage_options(settings), recorded_at=wall_clock()
-        ).to_xcom()
-
     planned = plan_deployment()
     branch = choose_path(planned)
     described = describe(planned)
@@ -228,7 +223,6 @@ def model_deployment():
     judgement = judge_rollout(planned)
     wait_for_observed_days >> judgement
     finish_rollout(planned, judgement)
-    branch >> roll_back_champion(planned)
 
 
 model_deployment()

@@ -23,8 +23,9 @@ turns what it sees into at most one retrain request or one rollback.
 4. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
    extra `{"day": D, "reasons": [...], "breach_since": ...}` (model_training then trains as
    of D), or
-   **roll_back** triggers `model_deployment` with `{"action": "rollback", "day": D,
-   "version": <bad champion>, "reason": ...}`; a quiet day skips both.
+   **roll_back** triggers `model_rollback` with `{"day": D, "version": <bad champion>,
+   "reason": ...}` (it acts at once, aborting a rollout observed meanwhile); a quiet day
+   skips both.
 
 **Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
 days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
@@ -138,10 +139,9 @@ def model_monitoring():
 
     roll_back = TriggerDagRunOperator(
         task_id="roll_back",
-        trigger_dag_id="model_deployment",
+        trigger_dag_id="model_rollback",
         trigger_run_id="rollback__{{ ti.xcom_pull(task_ids='decide')['day'] }}",
         conf={
-            "action": "rollback",
             "day": "{{ ti.xcom_pull(task_ids='decide')['day'] }}",
             "version": "{{ ti.xcom_pull(task_ids='decide')['rollback_version'] }}",
             "reason": "{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('; ') }}",

@@ -20,7 +20,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-DAG_IDS = ("transactions_daily", "model_monitoring", "model_training", "model_deployment")
+DAG_IDS = (
+    "transactions_daily",
+    "model_monitoring",
+    "model_training",
+    "model_deployment",
+    "model_rollback",
+)
 BUSY = {"queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "restarting"}
 
 

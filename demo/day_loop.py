@@ -19,8 +19,10 @@ The order is the one ``demo.closed_loop.run_loop`` settles each day in before th
 lands: the day's transactions; then what waits for its scores (the rollout judged on it,
 and its monitoring); then the training a retrain decision asks for, and the deployment of an
 approved candidate. model_deployment runs one at a time (``max_active_runs=1``): a run that
-comes while a rollout is observed starts once that rollout has ended. No training is ever
-running while a day is decided (the scheduler's loop finishes it before the next day lands).
+comes while a rollout is observed starts once that rollout has ended. model_rollback does
+not wait: it runs as soon as monitoring asks, and ends a rollout observed meanwhile. No
+training is ever running while a day is decided (the scheduler's loop finishes it before the
+next day lands).
 Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off).
 """
 
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-RUN_DAGS = ("model_monitoring", "model_training", "model_deployment")
+RUN_DAGS = ("model_monitoring", "model_training", "model_deployment", "model_rollback")
 
 
 def dag_params(dag_id: str) -> Mapping[str, Any]:
@@ -129,10 +131,10 @@ def model_training(
 def model_deployment(
     settings: Any, params: Mapping[str, Any], extra: Mapping[str, Any], run_type: str, day: date
 ) -> Any:
-    """plan_deployment, then start_rollout or roll_back_champion as choose_path routes; the
-    plan when a rollout is to be observed (judged later by ``finish_observed``), else None."""
+    """plan_deployment, then start_rollout when choose_path goes there; the plan when a
+    rollout is to be observed (judged later by ``finish_observed``), else None."""
     from mlops.deployment.plan import deployment_request
-    from mlops.deployment.run import Approval, plan, roll_back, start
+    from mlops.deployment.run import Approval, plan, start
     from mlops_airflow.context import wall_clock
 
     actor = f"model_deployment/{run_type}"
@@ -140,14 +142,29 @@ def model_deployment(
         params, extra, fallback_day=day, actor=actor, run_id=_run_id(run_type)
     )
     planned = plan(settings, request)
-    if planned.path == "rollback":
-        roll_back(settings, planned, _options(settings), recorded_at=wall_clock())
     if planned.path != "start":
         return None
     if planned.request.require_approval:
         raise RuntimeError(f"{planned.why}: approve_rollout waits for a person; nobody is here")
     start(settings, planned, _options(settings), approval=Approval(), recorded_at=wall_clock())
     return planned if planned.strategy != "direct" else None
+
+
+def model_rollback(settings: Any, params: Mapping[str, Any], day: date) -> str | None:
+    """plan_rollback, then roll_back unless there is nothing to roll back; the id of the
+    deployment run whose rollout it aborted, if any."""
+    from mlops.deployment.rollback import plan_rollback, roll_back_preempting, rollback_request
+    from mlops_airflow.context import wall_clock
+
+    run_type = "operator_triggered"
+    request = rollback_request(
+        params, fallback_day=day, actor=f"model_rollback/{run_type}", run_id=_run_id(run_type)
+    )
+    planned = plan_rollback(settings, request)
+    if planned.deployment.path != "rollback":
+        return None
+    done = roll_back_preempting(settings, planned, _options(settings), recorded_at=wall_clock())
+    return planned.rollout.run_id if done.aborted else None
 
 
 def finish_observed(settings: Any, planned: Any) -> bool:
@@ -183,15 +200,20 @@ class DayLoop:
         if decision["action"] == "retrain":
             self._training(decision)
         elif decision["action"] == "rollback":  # roll_back: TriggerDagRunOperator's conf
-            conf = {
-                "action": "rollback",
-                "day": decision["day"],
-                "version": str(decision["rollback_version"]),
-                "reason": "; ".join(decision["reasons"]),
-            }
-            self.queued.append((conf, {}, "operator_triggered"))
+            self._rollback(decision, day)
         self._deployments(day)
         return decision
+
+    def _rollback(self, decision: dict[str, Any], day: date) -> None:
+        conf = {
+            "day": decision["day"],
+            "version": str(decision["rollback_version"]),
+            "reason": "; ".join(decision["reasons"]),
+        }
+        params = run_params(self.params["model_rollback"], conf)
+        aborted = model_rollback(self.settings, params, day)
+        if self.observed is not None and aborted == self.observed.request.run_id:
+            self.observed = None  # its sensor ends at the abort mark, skipped
 
     def _training(self, decision: dict[str, Any]) -> None:
         from mlops.training.requests import retrain_request

@@ -26,6 +26,8 @@ FEAST = "feast"  # the local Feast registry and SQLite online store
 PREDICTIONS = "predictions"  # the prediction log: {batch,service}/date=YYYY-MM-DD (local)
 DEPLOYMENT_HISTORY = "deployments/history"  # one JSON record per alias move, append-only
 DEPLOYMENT_REPORTS = "reports/deployments"  # the evidence of each rollout judgement
+ROLLOUT_ABORTS = "deployments/aborts"  # a rollback's mark that ends a waiting rollout's run
+ALERTS = "alerts"  # one JSON document per alert (a task that failed for good)
 MONITORING = "monitoring"  # the two zones below
 MONITORING_REPORTS = "monitoring/reports"  # per day: summary JSON and Evidently HTML
 MONITORING_REFERENCES = "monitoring/references"  # per champion version: its reference profile
@@ -46,6 +48,8 @@ ZONES: tuple[str, ...] = (
     PREDICTIONS,
     DEPLOYMENT_HISTORY,
     DEPLOYMENT_REPORTS,
+    ROLLOUT_ABORTS,
+    ALERTS,
     MONITORING,
     MONITORING_REPORTS,
     MONITORING_REFERENCES,

@@ -78,6 +78,8 @@ TRAINING_TIMEOUT = timedelta(hours=3)  # Feast's historical retrieval, fit, gate
 APPROVAL_TIMEOUT = timedelta(days=2)  # a human's answer to a rollout (then: reject)
 OBSERVATION_TIMEOUT = timedelta(days=120)  # a rollout's observed data days
 RUN_WORK = timedelta(hours=6)  # a run's tasks, retries included, besides its waits
+ROLLBACK_TIMEOUT = timedelta(minutes=5)  # a rollback's task: a few registry calls
+ROLLBACK_RETRIES = 3
 
 
 def task_timeout() -> timedelta:
@@ -103,6 +105,16 @@ def training_run_timeout() -> timedelta:
 def deployment_run_timeout() -> timedelta:
     """``dagrun_timeout`` of model_deployment: an approval, the observed days, then the work."""
     return APPROVAL_TIMEOUT + OBSERVATION_TIMEOUT + RUN_WORK
+
+
+def rollback_retry_delay() -> timedelta:
+    """Between the tries of a rollback's task (``MLOPS_ROLLBACK_RETRY_DELAY_S``, 30 s)."""
+    return _seconds("MLOPS_ROLLBACK_RETRY_DELAY_S", timedelta(seconds=30))
+
+
+def rollback_run_timeout() -> timedelta:
+    """``dagrun_timeout`` of model_rollback: its two tasks, every try with its delay."""
+    return 2 * (ROLLBACK_RETRIES + 1) * (ROLLBACK_TIMEOUT + rollback_retry_delay())
 
 
 def sensor_poke_s() -> int:

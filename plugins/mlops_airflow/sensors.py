@@ -2,7 +2,7 @@
 
 A writer signals that a day's partition is complete with ``<zone>/date=YYYY-MM-DD/_SUCCESS``
 after its data files; waiting for the marker, not for any file, never reads a half-written
-day. Three waits use it:
+day. Four waits use it:
 
 * ``LandingPartitionSensor``: the producer's landing partition of the run's day;
 * ``EarlierPartitionsSensor``: the validated partitions of the days before it that the day's
@@ -10,7 +10,9 @@ day. Three waits use it:
   is its own, not the DAG's), so a day's features wait here, deferred, for the days before
   it rather than failing or computing a window over a gap;
 * ``PredictionLogSensor``: the day's batch partition of the prediction log, which monitoring
-  reads (with ``MLOPS_PREDICTION_LOG_URL`` the log is a table and has no marker).
+  reads (with ``MLOPS_PREDICTION_LOG_URL`` the log is a table and has no marker);
+* ``ObservedDaysSensor``: a rollout's observed days, a wait that a rollback may call off
+  (its abort mark ends the wait through ``mlops_airflow.triggers.AbortableTrigger``).
 
 The day is resolved when the task runs (see ``context.partition_day``), so a manual run
 without a logical date works too. The waiting itself is done by the providers' triggers: the
@@ -85,7 +87,11 @@ class PartitionMarkersSensor(BaseSensorOperator):
         locations = [(marker, *S3Hook.parse_s3_url(marker)) for marker in markers]
         return [m for m, bucket, key in locations if not hook.check_for_key(key, bucket)]
 
+    def check_aborted(self, context: Context) -> None:
+        """Raise ``AirflowSkipException`` when the wait was called off (none by default)."""
+
     def poke(self, context: Context) -> bool:
+        self.check_aborted(context)
         return not self.missing(context)
 
     def execute(self, context: Context) -> None:
@@ -98,6 +104,7 @@ class PartitionMarkersSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(self._timeout_message(self.missing(context))) from err
 
     def _wait(self, context: Context, deadline: datetime | None) -> None:
+        self.check_aborted(context)
         missing = self.missing(context)
         if not missing:
             self.log.info("All %s are present", self.what)
@@ -111,13 +118,16 @@ class PartitionMarkersSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(message)
         self.log.info("Waiting for %d missing: %s", len(missing), ", ".join(missing))
         self.defer(
-            trigger=self._trigger(missing),
+            trigger=self._trigger(context, missing, deadline),
             method_name="execute_complete",
             kwargs={"deadline": deadline.isoformat()},
             timeout=deadline - now,
         )
 
-    def _trigger(self, markers: list[str]) -> BaseTrigger:
+    def _trigger(
+        self, context: Context, markers: list[str], deadline: datetime | None = None
+    ) -> BaseTrigger:
+        """The provider's trigger for ``markers`` (all on S3, or the first local one)."""
         if markers[0].startswith("s3://"):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
             from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
@@ -203,7 +213,10 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
 
 class ObservedDaysSensor(PartitionMarkersSensor):
     """Wait, deferred, until a rollout's observed data days are scored (and, to judge on
-    matured labels, until the data clock reaches the day their labels are known).
+    matured labels, until the data clock reaches the day their labels are known), unless a
+    rollback aborts the rollout first: model_rollback writes an abort mark for this run
+    (``mlops.deployment.rollback``), the trigger fires on it as on the markers
+    (``AbortableTrigger``), and the task is skipped, the mark kept in the rollout's evidence.
 
     :param plan_task_id: the task whose XCom is the deployment plan (its days).
     """
@@ -215,13 +228,41 @@ class ObservedDaysSensor(PartitionMarkersSensor):
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
 
-    def markers(self, context: Context) -> list[str]:
+    def _plan(self, context: Context) -> Any:
         from mlops.deployment.plan import DeploymentPlan
+
+        return DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+
+    def markers(self, context: Context) -> list[str]:
         from mlops.deployment.run import observation_markers
         from mlops.settings import load_settings
 
-        plan = DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
-        return observation_markers(load_settings(), plan)
+        return observation_markers(load_settings(), self._plan(context))
+
+    def check_aborted(self, context: Context) -> None:
+        from mlops.deployment.rollback import aborted_rollout
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options
+
+        settings = load_settings()
+        options = task_storage_options(settings)
+        mark = aborted_rollout(settings, self._plan(context), context["run_id"], options)
+        if mark is not None:
+            raise AirflowSkipException(f"rollout aborted by {mark['aborted_by']}: {mark['reason']}")
+
+    def _trigger(
+        self, context: Context, markers: list[str], deadline: datetime | None = None
+    ) -> BaseTrigger:
+        from mlops.deployment.rollback import abort_mark_uri
+        from mlops.settings import load_settings
+        from mlops_airflow.triggers import AbortableTrigger
+
+        mark = abort_mark_uri(load_settings(), context["run_id"])
+        return AbortableTrigger(
+            wait=super()._trigger(context, markers).serialize(),
+            abort=super()._trigger(context, [mark]).serialize(),
+            deadline=deadline.isoformat() if deadline else None,
+        )
 
 
 class PredictionLogSensor(PartitionMarkersSensor):

@@ -1,7 +1,7 @@
 """model_deployment run by ``dag.test()`` against a real MLflow registry: a first model goes
 direct; a canary is observed on data days that daily scoring fills while the sensor waits,
 then promoted; an approval is answered through Airflow's REST API (and a rejection moves
-nothing); a manual rollback puts ``previous`` back. The history records each move."""
+nothing); a rollback is refused (model_rollback does it). The history records each move."""
 
 from __future__ import annotations
 
@@ -160,20 +160,14 @@ def test_an_approval_is_answered_through_the_rest_api(world, monkeypatch, choice
     assert event.details["approval_comment"] == "checked the model card"
 
 
-def test_a_manual_rollback_puts_previous_back(world):
-    good, better = world.versions.good, world.versions.better
-    reset_registry(world.settings, champion=good)
-    run({"version": better, "day": str(START), "strategy": "direct"})
-    back = START + timedelta(days=3)
-    _, states = run({"action": "rollback", "day": str(back), "reason": "probation failed"})
-    assert states["roll_back_champion"] == "success"
-    assert states["start_rollout"] == "skipped"
-    assert aliases(world) == (good, None, None)
-    assert [e.action for e in read_history(world.settings)] == ["deployed", "rolled_back"]
-    after = served_on(world.settings, back + timedelta(days=1))
-    assert (after.version, after.since.reason) == (good, "probation failed")
-    tags = registry_client(world.settings.mlflow_tracking_uri).get_model_version(MODEL_NAME, better)
-    assert tags.tags["mlops.rolled_back"] == "true"
+def test_a_run_asking_for_a_rollback_is_refused_pointing_to_model_rollback(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["model_deployment"]
+    assert "roll_back_champion" not in dag.task_dict
+    with pytest.raises(ParamValidationError, match="(?s)'rollback' is not one of.*model_rollback"):
+        dag.test(run_conf={"action": "rollback", "reason": "probation failed"})
 
 
 def test_the_defaults_an_asset_triggered_rollout_uses_come_from_the_installation(monkeypatch):

@@ -101,8 +101,8 @@ def test_a_retrain_decision_emits_a_request_carrying_the_day_and_reasons(
     assert events[-1]["reasons"][0].startswith("model age: trained")
 
 
-def test_a_rollback_decision_triggers_the_deployment_rollback_with_its_conf():
-    """The trigger itself needs the model_deployment DAG; here, what it would send."""
+def test_a_rollback_decision_triggers_model_rollback_with_its_conf():
+    """The trigger itself needs the model_rollback DAG; here, what it would send."""
     from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
     decision = {
@@ -120,10 +120,9 @@ def test_a_rollback_decision_triggers_the_deployment_rollback_with_its_conf():
     dag = load_dag()
     task = dag.get_task("roll_back")
     assert isinstance(task, TriggerDagRunOperator)
-    assert task.trigger_dag_id == "model_deployment"
+    assert task.trigger_dag_id == "model_rollback"
     context = {"ti": Pulls()}
     assert task.render_template(task.conf, context) == {
-        "action": "rollback",
         "day": "2018-06-24",
         "version": "7",
         "reason": decision["reasons"][0],

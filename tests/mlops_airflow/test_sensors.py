@@ -16,6 +16,7 @@ from mlops_airflow.context import partition_day
 from mlops_airflow.sensors import (
     EarlierPartitionsSensor,
     LandingPartitionSensor,
+    ObservedDaysSensor,
     PredictionLogSensor,
 )
 
@@ -209,3 +210,53 @@ def test_monitoring_waits_for_the_day_batch_log_partition(tmp_path):
     (batch / "date=2018-04-01").mkdir(parents=True)
     (batch / "date=2018-04-01" / "_SUCCESS").touch()
     assert sensor.execute(context()) is None
+
+
+@pytest.fixture
+def rollout(tmp_path, monkeypatch):
+    """A canary planned on 2018-04-01, observed on the next 2 days, under a data root."""
+    from mlops.deployment.plan import DeploymentRequest, plan_deployment
+    from mlops.registry.aliases import AliasState
+
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
+    request = DeploymentRequest(
+        day=DAY.date(), version="2", observation_days=2, wait_for_labels=False, run_id="canary"
+    )
+    planned = plan_deployment(request, AliasState(champion="1"), 7)
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: planned.to_xcom())
+    sensor = ObservedDaysSensor(task_id="wait", plan_task_id="plan", timeout=60)
+    return sensor, context(ti=ti, run_id="canary"), planned
+
+
+def test_observed_days_wait_on_their_markers_or_the_run_abort_mark(tmp_path, rollout):
+    sensor, ctx, _ = rollout
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(ctx)
+    trigger = deferred.value.trigger
+    assert type(trigger).__name__ == "AbortableTrigger"
+    batch = tmp_path / "predictions" / "batch"
+    assert trigger.wait[1]["filepath"] == f"{batch}/date=2018-04-02/_SUCCESS"
+    assert trigger.abort[1]["filepath"] == f"{tmp_path}/deployments/aborts/canary.json"
+    assert trigger.deadline == deferred.value.kwargs["deadline"]
+    assert 59 < deferred.value.timeout.total_seconds() <= 60
+
+    for day in ("2018-04-02", "2018-04-03"):
+        mark(batch, day)
+    assert sensor.execute_complete(ctx, event=True, deadline=trigger.deadline) is None
+
+
+def test_observed_days_end_skipped_at_the_abort_mark_kept_in_the_evidence(tmp_path, rollout):
+    import json
+
+    sensor, ctx, planned = rollout
+    mark(tmp_path / "predictions" / "batch", "2018-04-02")  # the markers do not matter now
+    aborts = tmp_path / "deployments" / "aborts"
+    aborts.mkdir(parents=True)
+    abort = {"aborted_by": "manual__rollback", "reason": "preempted by the rollback of v1"}
+    (aborts / "canary.json").write_text(json.dumps(abort))
+    with pytest.raises(AirflowSkipException, match="rollout aborted by manual__rollback: preem"):
+        sensor.execute_complete(ctx, event={"status": "aborted"}, deadline=None)
+    evidence = tmp_path / "reports" / "deployments" / "fraud_model-v2-2018-04-01.json"
+    assert json.loads(evidence.read_text())["aborted"] == abort
+    with pytest.raises(AirflowSkipException, match="rollout aborted"):
+        sensor.execute(ctx)  # a rerun finds the mark before deferring

@@ -87,9 +87,11 @@ def score_days(settings: Settings, days: list[date]) -> None:
         score_day(settings, each)
 
 
-def reset_registry(settings: Settings, champion: str | None = None) -> None:
-    """No aliases, no rollout, no deployment history, no prediction log; then ``champion``
-    if given."""
+def reset_registry(
+    settings: Settings, champion: str | None = None, previous: str | None = None
+) -> None:
+    """No aliases, no rollout, no deployment history, no abort marks, no prediction log;
+    then ``champion`` and ``previous`` if given."""
     import shutil
 
     from mlops.registry.history import history_uri
@@ -97,6 +99,7 @@ def reset_registry(settings: Settings, champion: str | None = None) -> None:
     from mlops.rollout.state import clear_rollout
 
     shutil.rmtree(history_uri(settings), ignore_errors=True)
+    shutil.rmtree(settings.zone(zones.ROLLOUT_ABORTS), ignore_errors=True)
     shutil.rmtree(settings.zone(zones.PREDICTIONS), ignore_errors=True)  # days not yet scored
     client = registry_client(settings.mlflow_tracking_uri)
     for alias in ("champion", "challenger", "previous"):
@@ -104,3 +107,5 @@ def reset_registry(settings: Settings, champion: str | None = None) -> None:
     clear_rollout(client, MODEL_NAME)
     if champion:
         client.set_registered_model_alias(MODEL_NAME, "champion", champion)
+    if previous:
+        client.set_registered_model_alias(MODEL_NAME, "previous", previous)

@@ -128,6 +128,7 @@ def start(
             canary_share=plan.request.canary_share if plan.strategy == "canary" else 0.0,
             start_day=plan.request.day.isoformat(),
             champion_version=plan.aliases.champion,
+            run_id=plan.request.run_id,
         )
         with tracking_scope(uri) as client:
             write_rollout(client, MODEL_NAME, state)

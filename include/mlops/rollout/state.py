@@ -45,13 +45,16 @@ class RolloutError(ValueError):
 @dataclass(frozen=True)
 class RolloutState:
     """What traffic a challenger gets. ``champion_version`` is the champion the rollout was
-    started against (for the record; the ``champion`` alias is what serves)."""
+    started against (for the record; the ``champion`` alias is what serves); ``run_id`` the
+    deployment run that started it and waits on its observed days."""
 
     strategy: str = "direct"
     challenger_version: str | None = None
     canary_share: float = 0.0
     start_day: str | None = None  # YYYY-MM-DD, the data day the rollout began
     champion_version: str | None = None
+    # the deployment run that observes the rollout: a rollback's abort mark names it
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -1,0 +1,90 @@
+"""Alerts: what a person must hear about, kept beside the data and posted to a webhook.
+
+An alert is logged at ERROR, written as one JSON document under the data root's ``alerts/``
+zone (atomically; its name is its key, so the same failure alerted twice is one file) and,
+when a webhook URL is given (``MLOPS_ALERT_WEBHOOK_URL``: a chat incoming webhook, or a relay
+to a pager), POSTed there as the same JSON. Posting is best effort: a webhook that is down,
+refuses or does not answer within 10 s is logged and never raised, because whoever alerts is
+already handling a failure and the file is written.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlops import zones
+from mlops.io import storage
+from mlops.settings import Settings
+
+log = logging.getLogger(__name__)
+WEBHOOK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A task that failed for good (its last try), and why."""
+
+    summary: str
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+    error: str
+    recorded_at: str | None = None  # wall clock, for the person reading it
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        run = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.run_id)
+        return f"{self.dag_id}_{self.task_id}_{run}_try{self.try_number}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SentAlert:
+    uri: str
+    posted: bool | None  # None: no webhook configured
+
+
+def alert_uri(settings: Settings, alert: Alert) -> str:
+    return storage.join(settings.zone(zones.ALERTS), f"{alert.key}.json")
+
+
+def post_json(url: str, payload: dict[str, Any], timeout_s: float = WEBHOOK_TIMEOUT_S) -> bool:
+    """POST ``payload``; True on a 2xx answer. Never raises: a failure is logged."""
+    body = json.dumps(payload, sort_keys=True, default=str).encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return 200 <= response.status < 300
+    except (OSError, ValueError, http.client.HTTPException) as err:  # refused, timeout, 4xx/5xx
+        log.warning("could not post the alert to the webhook: %s", err)
+        return False
+
+
+def send_alert(
+    settings: Settings,
+    alert: Alert,
+    options: storage.StorageOptions | None = None,
+    *,
+    webhook_url: str | None = None,
+    timeout_s: float = WEBHOOK_TIMEOUT_S,
+) -> SentAlert:
+    """Log ``alert`` at ERROR, write it under ``alerts/``, POST it to ``webhook_url`` if any."""
+    log.error("ALERT %s (run %s): %s", alert.summary, alert.run_id, alert.error)
+    uri = storage.write_json_atomic(alert_uri(settings, alert), alert.to_dict(), options)
+    posted = post_json(webhook_url, alert.to_dict(), timeout_s) if webhook_url else None
+    return SentAlert(uri, posted)
+
+
+__all__ = ["WEBHOOK_TIMEOUT_S", "Alert", "SentAlert", "alert_uri", "post_json", "send_alert"]

@@ -1,0 +1,84 @@
+"""An alert is logged, written under alerts/ and POSTed to a real webhook; a webhook that
+refuses, fails or hangs is logged and never raised, and the alert is still on file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from mlops.alerts import Alert, alert_uri, send_alert
+from mlops.settings import load_settings
+from tests.support.black_hole import black_hole
+from tests.support.webhook import webhook
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
+    return load_settings()
+
+
+ALERT = Alert(
+    summary="model_rollback.roll_back failed after 4 tries",
+    dag_id="model_rollback",
+    task_id="roll_back",
+    run_id="rollback__2018-06-24",
+    try_number=4,
+    error="RestException('registry down')",
+    recorded_at="2026-01-01T00:00:00+00:00",
+    details={"params": {"version": "7"}},
+)
+
+
+def test_an_alert_is_logged_written_and_posted(settings, caplog):
+    with webhook() as hook, caplog.at_level(logging.ERROR, logger="mlops.alerts"):
+        sent = send_alert(settings, ALERT, webhook_url=hook.url)
+    assert sent.posted is True
+    assert (
+        sent.uri
+        == f"{settings.data_root}/alerts/model_rollback_roll_back_rollback__2018-06-24_try4.json"
+    )
+    assert sent.uri == alert_uri(settings, ALERT)
+    with open(sent.uri) as handle:
+        assert json.load(handle) == ALERT.to_dict()
+    assert hook.received == [ALERT.to_dict()]
+    assert hook.headers[0]["Content-Type"] == "application/json"
+    assert "ALERT model_rollback.roll_back failed after 4 tries" in caplog.text
+
+
+def test_without_a_webhook_the_alert_is_only_written(settings):
+    sent = send_alert(settings, ALERT)
+    assert sent.posted is None
+    with open(sent.uri) as handle:
+        assert json.load(handle)["error"] == "RestException('registry down')"
+
+
+def refused_url() -> str:
+    with black_hole() as port:  # bound, then closed: nothing listens there any more
+        pass
+    return f"http://127.0.0.1:{port}/alerts"
+
+
+@pytest.mark.parametrize("failure", ["server error", "refused", "hangs"])
+def test_a_failing_webhook_is_logged_never_raised(settings, caplog, failure):
+    with caplog.at_level(logging.WARNING, logger="mlops.alerts"):
+        started = time.monotonic()
+        if failure == "server error":
+            with webhook(status=500) as hook:
+                sent = send_alert(settings, ALERT, webhook_url=hook.url)
+            assert len(hook.received) == 1
+        elif failure == "refused":
+            sent = send_alert(settings, ALERT, webhook_url=refused_url())
+        else:
+            with black_hole() as port:
+                url = f"http://127.0.0.1:{port}/alerts"
+                sent = send_alert(settings, ALERT, webhook_url=url, timeout_s=0.5)
+        elapsed = time.monotonic() - started
+    assert sent.posted is False
+    assert elapsed < 5
+    assert "could not post the alert to the webhook" in caplog.text
+    with open(sent.uri) as handle:
+        assert json.load(handle) == ALERT.to_dict()
