@@ -25,6 +25,7 @@ from mlops.io import storage
 from mlops.io.partitions import publish_partition, read_manifest
 from mlops.schema import TRANSACTION_DTYPES, partition_name
 from mlops.simulator import SimulationConfig, simulate
+from tests.support.published import published
 from tests.support.reference_features import REFERENCES, edge_frame, publish_validated
 
 DEFINITIONS = ("handbook", "daily")
@@ -32,7 +33,7 @@ SAMPLE = SimulationConfig(n_customers=300, n_terminals=600, n_days=60, seed=3)
 
 
 def read_partition(uri: str) -> pd.DataFrame:
-    return pq.read_table(f"{uri}/data.parquet").to_pandas()
+    return pq.read_table(f"{published(uri)}/data.parquet").to_pandas()
 
 
 def assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -148,7 +149,7 @@ def test_feature_partition_schema_and_manifest(sample, tmp_path):
     _, root, first, _ = sample
     day = first + timedelta(days=40)
     result = build_feature_partition(day, root, str(tmp_path / "f"), history_start=first)
-    schema = pq.read_schema(f"{result.uri}/data.parquet")
+    schema = pq.read_schema(f"{published(result.uri)}/data.parquet")
     assert schema.names == list(OUTPUT_COLUMNS)
     assert schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
     assert schema.field("TX_DATETIME").type == pa.timestamp("us")
@@ -192,9 +193,11 @@ def test_rerun_of_a_day_is_byte_identical(sample, tmp_path):
     _, root, first, _ = sample
     day, out = first + timedelta(days=45), str(tmp_path / "f")
     before = Path(build_feature_partition(day, root, out, history_start=first).uri)
-    files = {p.name: p.read_bytes() for p in before.iterdir()}
+    files = {str(p.relative_to(before)): p.read_bytes() for p in before.rglob("*") if p.is_file()}
     build_feature_partition(day, root, out, history_start=first)
-    assert {p.name: p.read_bytes() for p in before.iterdir()} == files
+    assert {
+        str(p.relative_to(before)): p.read_bytes() for p in before.rglob("*") if p.is_file()
+    } == files
 
 
 def rebuild_with(frame, tmp_path, name, day, definition):

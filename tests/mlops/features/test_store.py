@@ -153,10 +153,10 @@ def test_an_older_day_never_overwrites_a_later_one(settings):
 def test_a_corrected_rerun_of_a_day_replaces_its_rows(settings):
     store = feature_store(settings)
     folder = f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(43)}"
-    original = storage.read_bytes(f"{folder}/data.parquet")
+    original = storage.read_bytes(f"{published(folder)}/data.parquet")
     metadata = {k: v for k, v in read_manifest(folder).items() if k != "files"}
     materialize_day(settings, day(43), store=store)
-    snapshot = pd.read_parquet(f"{folder}/data.parquet")
+    snapshot = pd.read_parquet(f"{published(folder)}/data.parquet")
     corrected = snapshot.assign(
         CUSTOMER_ID_PREV_NB_TX_1DAY=snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] + 100
     )

@@ -22,6 +22,7 @@ from mlops.io.partitions import publish_partition, read_manifest
 from mlops.training.sets import COLUMNS, build_training_set, request_time_features
 from mlops.training.windows import Window, evaluation_window, training_window
 from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
+from tests.support.published import published
 
 AS_OF = day(47)
 WINDOW = training_window(AS_OF, 14, 7)  # days 26..39: every label known at day 47
@@ -93,7 +94,7 @@ def tamper(root, zone: str, first_day: date) -> None:
     for folder in sorted((root / zone).glob("date=*")):
         if date.fromisoformat(folder.name.removeprefix("date=")) < first_day:
             continue
-        table = pd.read_parquet(folder / "data.parquet")
+        table = pd.read_parquet(published(folder) / "data.parquet")
         numbers = table.select_dtypes("number").columns.drop(
             ["CUSTOMER_ID", "TERMINAL_ID", "TRANSACTION_ID"], errors="ignore"
         )

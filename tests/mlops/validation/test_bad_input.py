@@ -165,7 +165,7 @@ def test_bad_input(tmp_path, case: Case):
         message = str(failure.value)
         assert case.rule in message and f"date={DAY}/" in message  # names the file and rule
         assert not (tmp_path / "validated" / f"date={DAY}").exists()
-        kept = tmp_path / "quarantine" / f"date={DAY}"
+        kept = published(tmp_path / "quarantine" / f"date={DAY}")
         if case.error is LandingFileError:  # refused at ingestion: each file kept whole
             assert case.rule in (kept / "reasons.json").read_text()
             assert {f"landing-{name}" for name in files} <= {p.name for p in kept.iterdir()}
