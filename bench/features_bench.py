@@ -32,6 +32,7 @@ def write_validated(frame: Any, root: Path, config: Any) -> int:
     import pandas as pd
 
     from mlops.io import storage
+    from mlops.io.partitions import publish_partition
     from mlops.schema import SOURCE_FILE, SOURCE_ROW, partition_name
 
     frame = frame.assign(**{SOURCE_FILE: "simulated.parquet", SOURCE_ROW: 0})
@@ -39,7 +40,7 @@ def write_validated(frame: Any, root: Path, config: Any) -> int:
     for index in range(config.n_days):
         day = config.day(index)
         rows = by_day.get(pd.Timestamp(day), frame.iloc[0:0])
-        storage.publish_partition(
+        publish_partition(
             str(root / partition_name(day.isoformat())),
             {"transactions.parquet": storage.parquet_bytes(rows.reset_index(drop=True))},
             {"day": day.isoformat(), "rows": len(rows)},
@@ -55,7 +56,7 @@ def plain_one_pass(validated: Path, definition: str) -> tuple[float, Any]:
     began = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    source = f"read_parquet('{validated}/date=*/*.parquet')"
+    source = f"read_parquet('{validated}/date=*/v=*/*.parquet')"
     table = con.sql(feature_sql(source, definition=definition)).to_arrow_table()
     con.close()
     return time.perf_counter() - began, table

@@ -2,7 +2,9 @@
 
 A writer signals that a day's partition is complete with ``<zone>/date=YYYY-MM-DD/_SUCCESS``
 after its data files; waiting for the marker, not for any file, never reads a half-written
-day. Four waits use it:
+day (the pipeline's own zones write it last and name in it the version folder that holds the
+day's files, ``mlops.io.partitions``; the landing zone's producer writes it empty, after its
+files). Four waits use it:
 
 * ``LandingPartitionSensor``: the producer's landing partition of the run's day;
 * ``EarlierPartitionsSensor``: the validated partitions of the days before it that the day's

@@ -14,6 +14,7 @@ import pandas as pd
 import pendulum
 import pytest
 
+from tests.support.published import published
 from tests.support.training_data import UNSETTLED_MONDAY, build_data_root, environment, monday
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -62,11 +63,13 @@ def removed_known_rows(data_root: Path, as_of: date, first: str, end: str) -> in
     validated days ``[first, end)`` (computed here from the zone, not by the job)."""
     from mlops.evaluation.metrics import eligible_mask, first_fraud_days
 
-    sets = data_root / "training_sets" / f"date={as_of}"
+    sets = published(data_root / "training_sets" / f"date={as_of}")
     evaluation = pd.read_parquet(sets / "evaluation.parquet")
     start, stop = date.fromisoformat(first), date.fromisoformat(end)
     days = [start + timedelta(days=i) for i in range((stop - start).days)]
-    files = [f for d in days for f in (data_root / "validated" / f"date={d}").glob("*.parquet")]
+    files = [
+        f for d in days for f in published(data_root / "validated" / f"date={d}").glob("*.parquet")
+    ]
     history = pd.concat(pd.read_parquet(file) for file in files)
     return int((~eligible_mask(evaluation, first_fraud_days(history), 7)).sum())
 
@@ -238,7 +241,7 @@ def test_a_data_root_on_s3_through_the_airflow_aws_connection(
     assert str(run.state) == "success", states
     assert outcome["outcome"] == "approve", outcome["reasons"]
     sets = f"{root}/training_sets/date={monday(0)}"
-    training = storage.read_parquet(f"{sets}/training.parquet", options)
+    training = storage.read_parquet(f"{published(sets, options)}/training.parquet", options)
     assert len(training) > 1000 and storage.exists(f"{sets}/_SUCCESS", options)
     client = mlflow.MlflowClient(environment["MLOPS_MLFLOW_TRACKING_URI"])
     inputs = client.get_run(outcome["run_id"]).inputs.dataset_inputs

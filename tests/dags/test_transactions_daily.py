@@ -12,6 +12,7 @@ import pendulum
 import pytest
 
 from tests.support.landing_files import snapshot
+from tests.support.published import published
 from tests.support.threads import helper_thread
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -83,18 +84,22 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     assert str(run.state) == "success", states(run)
 
     landed = pd.read_parquet(data_root / "landing" / f"date={day}" / "transactions.parquet")
-    validated = pd.read_parquet(data_root / "validated" / f"date={day}" / "transactions.parquet")
+    validated = pd.read_parquet(
+        published(data_root / "validated" / f"date={day}") / "transactions.parquet"
+    )
     assert len(validated) == len(landed) > 0
     assert validated["TRANSACTION_ID"].tolist() == landed["TRANSACTION_ID"].tolist()
     report = json.loads((data_root / "reports" / "validation" / f"date={day}.json").read_text())
     assert report["good"] == len(landed) and report["bad"] == 0
     assert (data_root / "docs" / "validation" / "index.html").exists()
-    assert (data_root / "raw" / f"date={day}" / "_manifest.json").exists()
+    assert (published(data_root / "raw" / f"date={day}") / "_manifest.json").exists()
 
-    features = pd.read_parquet(data_root / "features" / "daily" / f"date={day}" / "data.parquet")
+    features = pd.read_parquet(
+        published(data_root / "features" / "daily" / f"date={day}") / "data.parquet"
+    )
     assert features["TRANSACTION_ID"].tolist() == landed["TRANSACTION_ID"].tolist()
     snapshots = data_root / "features" / "snapshots"
-    customers = pd.read_parquet(snapshots / "customer" / f"date={day}" / "data.parquet")
+    customers = pd.read_parquet(published(snapshots / "customer" / f"date={day}") / "data.parquet")
     assert (snapshots / "terminal" / f"date={day}" / "_SUCCESS").exists()
     from mlops.features.online import online_features
     from mlops.settings import load_settings
@@ -153,7 +158,9 @@ def test_features_wait_for_an_earlier_day_validated_later(airflow_db, simulated,
         run = run_day(day)
     assert str(run.state) == "success", states(run)
     assert time.monotonic() - started >= 3.0
-    features = pd.read_parquet(data_root / "features" / "daily" / f"date={day}" / "data.parquet")
+    features = pd.read_parquet(
+        published(data_root / "features" / "daily" / f"date={day}") / "data.parquet"
+    )
     assert features["CUSTOMER_ID_NB_TX_7DAY_WINDOW"].max() > 1  # day 1 was in the windows
 
 
@@ -185,7 +192,9 @@ def test_a_broken_schema_quarantines_the_day_and_a_fixed_file_reruns(
     assert states(run)["validate_partition"] == "failed"
     assert snapshot(data_root / "landing") == landing_before
     assert not (data_root / "validated" / f"date={day}").exists()
-    quarantined = pd.read_parquet(data_root / "quarantine" / f"date={day}" / "quarantine.parquet")
+    quarantined = pd.read_parquet(
+        published(data_root / "quarantine" / f"date={day}") / "quarantine.parquet"
+    )
     assert len(quarantined) == len(pd.read_parquet(path))
     assert quarantined["_failed_rules"].str.contains("columns_match_schema").all()
 
@@ -231,7 +240,8 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     run = dag.test(logical_date=pendulum.parse(day, tz="UTC").add(days=1))
     assert str(run.state) == "success", states(run)
     assert storage.exists(f"{root}/features/daily/date={day}/_SUCCESS", options)
-    validated = storage.read_parquet(f"{root}/validated/date={day}/transactions.parquet", options)
+    validated_part = published(f"{root}/validated/date={day}", options)
+    validated = storage.read_parquet(f"{validated_part}/transactions.parquet", options)
     assert len(validated) == int((frame["TX_DATETIME"].dt.date.astype(str) == day).sum())
     assert storage.exists(f"{root}/docs/validation/index.html", options)
     assert storage.exists(f"{root}/feast/registry.db", options)
@@ -239,9 +249,8 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     from mlops.features.online import online_features
     from mlops.settings import load_settings
 
-    customers = storage.read_parquet(
-        f"{root}/features/snapshots/customer/date={day}/data.parquet", options
-    )
+    snapshot_part = published(f"{root}/features/snapshots/customer/date={day}", options)
+    customers = storage.read_parquet(f"{snapshot_part}/data.parquet", options)
     card = int(customers["CUSTOMER_ID"].iloc[0])
     tx = {"TX_DATETIME": pendulum.parse(day).add(days=1, hours=9), "TX_AMOUNT": 25.0}
     # No terminal has a matured day yet: the history starts on this day.

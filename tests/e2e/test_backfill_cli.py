@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.published import published
 from tests.support.training_data import build_data_root, environment, monday
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -142,7 +143,7 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
         )[0]
         known_until = as_of - timedelta(days=7)
         assert date.fromisoformat(run.data.params["eval_end"]) <= known_until
-        sets = root / "training_sets" / f"date={as_of.isoformat()}"
+        sets = published(root / "training_sets" / f"date={as_of.isoformat()}")
         for table in ("training.parquet", "evaluation.parquet"):
             latest = pd.read_parquet(sets / table)["TX_DATETIME"].max()
             assert latest.date() < known_until, (as_of, table, latest)
@@ -192,6 +193,8 @@ def test_a_parallel_backfill_of_transactions_daily_equals_the_sequential_feature
     )
     for i in range(5):
         day = (first + timedelta(days=i)).isoformat()
-        produced = pd.read_parquet(root / "features" / "daily" / f"date={day}" / "data.parquet")
-        reference = pd.read_parquet(expected / f"date={day}" / "data.parquet")
+        produced = pd.read_parquet(
+            published(root / "features" / "daily" / f"date={day}") / "data.parquet"
+        )
+        reference = pd.read_parquet(published(expected / f"date={day}") / "data.parquet")
         pd.testing.assert_frame_equal(produced, reference, check_exact=True)

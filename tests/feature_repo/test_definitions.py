@@ -108,7 +108,8 @@ def test_sources_glob_the_snapshot_partitions_of_the_settings_data_root(contents
     paths = {s.name: s.path for s in repo.data_sources}
     for entity in ENTITY_KEYS:
         assert (
-            paths[f"{entity}_snapshots"] == f"{root}/{zones.SNAPSHOTS}/{entity}/date=*/data.parquet"
+            paths[f"{entity}_snapshots"]
+            == f"{root}/{zones.SNAPSHOTS}/{entity}/date=*/v=*/data.parquet"
         )
     monkeypatch.setenv("MLOPS_DATA_ROOT", "/elsewhere")
     load_definitions(load_settings({"MLOPS_DATA_ROOT": str(root)}))

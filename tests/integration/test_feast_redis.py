@@ -15,6 +15,7 @@ from mlops.features.online import OnlineStoreUnavailable, materialize_day
 from mlops.features.store import apply_definitions, feature_store
 from tests.support.feature_data import day, publish_all, settings_for, transactions
 from tests.support.feature_store import check_skew, fresh_root, online_rows
+from tests.support.published import published
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +44,8 @@ def snapshot_entities(settings, snapshot_day):
     import pandas as pd
 
     folder = f"{settings.zone('features/snapshots')}"
-    customers = pd.read_parquet(f"{folder}/customer/date={snapshot_day}")["CUSTOMER_ID"]
-    terminals = pd.read_parquet(f"{folder}/terminal/date={snapshot_day}")["TERMINAL_ID"]
+    customers = pd.read_parquet(published(f"{folder}/customer/date={snapshot_day}"))["CUSTOMER_ID"]
+    terminals = pd.read_parquet(published(f"{folder}/terminal/date={snapshot_day}"))["TERMINAL_ID"]
     size = min(len(customers), len(terminals))
     return customers[:size], terminals[:size]
 
@@ -84,7 +85,9 @@ def test_unreachable_redis_fails_clearly_and_a_retry_gives_the_same_state(settin
     assert retried.views == ("customer_daily_spending", "terminal_daily_risk")
     entities = snapshot_entities(settings, day(43))
     after_retry = online_rows(store, *entities)
-    snapshot = pd.read_parquet(f"{settings.zone('features/snapshots')}/customer/date={day(43)}")
+    snapshot = pd.read_parquet(
+        published(f"{settings.zone('features/snapshots')}/customer/date={day(43)}")
+    )
     column = "CUSTOMER_ID_PREV_CENTS_30DAY"
     assert after_retry[f"customer_daily_spending__{column}"].tolist() == (
         snapshot[column][: len(after_retry)].tolist()

@@ -19,6 +19,7 @@ from mlops.features.snapshots import build_snapshot_partitions
 from mlops.settings import Settings, load_settings
 from mlops.simulator import SimulationConfig, simulate
 from mlops.training.sets import COLUMNS
+from tests.support.published import published
 from tests.support.reference_features import publish_validated
 
 SAMPLE = SimulationConfig(n_customers=300, n_terminals=600, n_days=50, seed=11)
@@ -59,7 +60,9 @@ def offline_rows(root: Path, first: date, end: date) -> pd.DataFrame:
     """The feature partitions of ``[first, end)`` in the training set's columns."""
     days = [first + timedelta(days=i) for i in range((end - first).days)]
     parts = [
-        pq.read_table(root / zones.DAILY_FEATURES / f"date={d}" / "data.parquet").to_pandas()
+        pq.read_table(
+            published(root / zones.DAILY_FEATURES / f"date={d}") / "data.parquet"
+        ).to_pandas()
         for d in days
     ]
     return pd.concat(parts, ignore_index=True)[list(COLUMNS)]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlops.features.sql import FEATURE_COLUMNS, KEY_COLUMNS, WINDOWS
 from mlops.io import storage
+from mlops.io.partitions import publish_partition
 from mlops.schema import SOURCE_FILE, SOURCE_ROW, TRANSACTION_DTYPES, partition_name
 
 
@@ -113,7 +114,7 @@ def publish_validated(root: Path, frame: pd.DataFrame, first: date, last: date) 
     for i in range((last - first).days + 1):
         day = first + timedelta(days=i)
         rows = by_day.get(pd.Timestamp(day), frame.iloc[0:0]).reset_index(drop=True)
-        storage.publish_partition(
+        publish_partition(
             str(root / partition_name(day.isoformat())),
             {"transactions.parquet": storage.parquet_bytes(rows)},
             {"day": day.isoformat(), "rows": len(rows)},

@@ -21,11 +21,12 @@ from mlops.deployment.judge import PROMOTE, Judgement, RolloutPolicy, judge
 from mlops.deployment.plan import DeploymentPlan, DeploymentRequest, plan_deployment
 from mlops.features.names import LABEL
 from mlops.io import storage
+from mlops.io.partitions import require_partition
 from mlops.registry import aliases as moves
 from mlops.registry.history import DeploymentEvent, recorded_move
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.state import RolloutState, clear_rollout, read_rollout, write_rollout
-from mlops.schema import partition_name
+from mlops.schema import SUCCESS_MARKER, partition_name
 from mlops.scoring.log import prediction_sink
 from mlops.settings import Settings
 from mlops.validation.partition import VALIDATED_TABLE
@@ -154,7 +155,8 @@ def start(
 def _labels(settings: Settings, days: list[str], options: storage.StorageOptions | None):
     parts = []
     for day in days:
-        uri = storage.join(settings.zone(zones.VALIDATED), partition_name(day), VALIDATED_TABLE)
+        folder = storage.join(settings.zone(zones.VALIDATED), partition_name(day))
+        uri = require_partition(folder, options).file(VALIDATED_TABLE)
         parts.append(storage.read_parquet(uri, options)[["TRANSACTION_ID", LABEL]])
     if not parts:
         return pd.DataFrame({"transaction_id": [], LABEL: []}, dtype="int64")
@@ -256,14 +258,10 @@ def observation_markers(settings: Settings, plan: DeploymentPlan) -> list[str]:
     batch partitions of the observed days and, for the labels, the validated partition of
     the judgement day (the data clock has reached it)."""
     batch = storage.join(settings.zone(zones.PREDICTIONS), "batch")
-    markers = [
-        storage.join(batch, partition_name(d), storage.SUCCESS_MARKER) for d in plan.observed_days
-    ]
+    markers = [storage.join(batch, partition_name(d), SUCCESS_MARKER) for d in plan.observed_days]
     if plan.judge_day and plan.judge_day not in plan.observed_days:
         validated = settings.zone(zones.VALIDATED)
-        markers.append(
-            storage.join(validated, partition_name(plan.judge_day), storage.SUCCESS_MARKER)
-        )
+        markers.append(storage.join(validated, partition_name(plan.judge_day), SUCCESS_MARKER))
     return markers
 
 

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from mlops.features.sql import INPUT_COLUMNS, lookback_days
 from mlops.io import storage
-from mlops.schema import MANIFEST, partition_name
+from mlops.io.partitions import read_partitions
+from mlops.schema import SUCCESS_MARKER, partition_name
 
 DayLike = date | str
 INPUT = "validated_rows"  # the relation the feature queries read
@@ -49,6 +50,10 @@ class InputPartition:
     day: date
     uri: str
     sha256: dict[str, str]  # file name -> sha256, as the partition's manifest records it
+    folder: str = ""  # where the files of the version read are (the marker's), else ``uri``
+
+    def file(self, name: str) -> str:
+        return storage.join(self.folder or self.uri, name)
 
 
 def as_date(day: DayLike) -> date:
@@ -82,15 +87,16 @@ def input_partitions(
     """The published partitions of ``days`` (before ``history_start`` skipped), or raise."""
     wanted = [d for d in days if history_start is None or d >= history_start]
     uris = {day: storage.join(validated_uri, partition_name(day.isoformat())) for day in wanted}
-    manifests = storage.read_manifests(list(uris.values()), storage_options)
+    published = read_partitions(list(uris.values()), storage_options)
     found, missing = [], []
     for day, uri in uris.items():
-        manifest = manifests[uri]
-        if manifest is None:
+        partition = published[uri]
+        if partition is None:
             missing.append(day)
             continue
-        files = manifest.get("files", {})
-        found.append(InputPartition(day, uri, {n: files[n]["sha256"] for n in sorted(files)}))
+        files = partition.manifest.get("files", {})
+        sha = {n: files[n]["sha256"] for n in sorted(files)}
+        found.append(InputPartition(day, uri, sha, partition.folder))
     if missing:
         raise MissingPartitionError(missing, needed_for)
     return found
@@ -99,11 +105,11 @@ def input_partitions(
 def published_days(
     validated_uri: str, storage_options: storage.StorageOptions | None = None
 ) -> list[date]:
-    """Days with a published (manifested) partition, sorted."""
-    fs, path = storage.filesystem(validated_uri, storage_options)
+    """Days with a published partition (a marker), sorted."""
+    fs, path = storage.fresh_filesystem(validated_uri, storage_options)
     days = []
-    for manifest in fs.glob(f"{path.rstrip('/')}/date=*/{MANIFEST}"):
-        days.append(date.fromisoformat(manifest.rsplit("/", 2)[-2].removeprefix("date=")))
+    for marker in fs.glob(f"{path.rstrip('/')}/date=*/{SUCCESS_MARKER}"):
+        days.append(date.fromisoformat(marker.rsplit("/", 2)[-2].removeprefix("date=")))
     return sorted(days)
 
 
@@ -121,7 +127,7 @@ def query_partitions(
     """
     if not partitions:
         raise ValueError("no input partitions")
-    files = [storage.join(p.uri, name) for p in partitions for name in p.sha256]
+    files = [p.file(name) for p in partitions for name in p.sha256]
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -132,7 +138,8 @@ def query_partitions(
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             source = (
                 f"(SELECT *, date AS _partition FROM read_parquet([{listed}], "
-                "hive_partitioning = true, hive_types = {'date': DATE}, union_by_name = true))"
+                "hive_partitioning = true, hive_types = {'date': DATE, 'v': VARCHAR}, "
+                "union_by_name = true))"
             )
         con.execute(
             f"CREATE TEMP TABLE {INPUT} AS SELECT {', '.join(INPUT_COLUMNS)}, _partition "
@@ -157,7 +164,7 @@ def _fetched(
 ) -> pa.Table:
     """The partitions' files from object storage in one concurrent batch, as one table with
     the partition's day beside each row (what hive partitioning gives on local files)."""
-    named = [(storage.join(p.uri, name), p.day) for p in partitions for name in p.sha256]
+    named = [(p.file(name), p.day) for p in partitions for name in p.sha256]
     blobs = storage.read_many([uri for uri, _ in named], storage_options)
     tables = []
     for uri, day in named:

@@ -56,6 +56,7 @@ from mlops.features.sql import (
 )
 from mlops.features.sql_day import day_feature_sql
 from mlops.io import storage
+from mlops.io.partitions import publish_partition
 from mlops.schema import partition_name
 
 DATA_FILE = "data.parquet"
@@ -195,7 +196,7 @@ def _publish(
         "columns": list(OUTPUT_COLUMNS),
         "inputs": {partition_name(p.day.isoformat()): p.sha256 for p in inputs},
     }
-    storage.publish_partition(uri, {DATA_FILE: data}, metadata, storage_options)
+    publish_partition(uri, {DATA_FILE: data}, metadata, storage_options)
     return FeatureResult(
         day=day.isoformat(),
         uri=uri,

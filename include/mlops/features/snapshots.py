@@ -30,6 +30,7 @@ from mlops.features.inputs import (
 from mlops.features.sql import day_number, lookback_days
 from mlops.features.sql_day import ENTITY_KEYS, snapshot_sql
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_partitions, version_folders
 from mlops.schema import partition_name
 
 SNAPSHOT_FILE = "data.parquet"
@@ -44,6 +45,19 @@ class SnapshotMissingError(FileNotFoundError):
             f"snapshot partition(s) missing: {', '.join(self.missing)}; {needed_for} needs "
             "them and will not read a gap as empty history; run the features of those days "
             "(transactions_daily build_features) first"
+        )
+
+
+class SnapshotVersionsError(RuntimeError):
+    """Snapshot days hold a version besides the one their marker names (a publish under way,
+    or a crashed one not retried yet): Feast's glob would read both. Retrying helps."""
+
+    def __init__(self, mixed: Sequence[str], needed_for: str) -> None:
+        self.mixed = tuple(mixed)
+        super().__init__(
+            f"snapshot partition(s) hold more than their published version: {'; '.join(mixed)}; "
+            f"{needed_for} reads them through Feast, which would see every version; retry "
+            "once the publish under way ends, else rerun build_features of those days"
         )
 
 
@@ -117,7 +131,7 @@ def build_snapshot_partitions(
             "rows": table.num_rows,
             "inputs": {partition_name(p.day.isoformat()): p.sha256 for p in partitions},
         }
-        storage.publish_partition(
+        publish_partition(
             uris[entity], {SNAPSHOT_FILE: parquet_bytes(table)}, metadata, storage_options
         )
     return SnapshotResult(
@@ -141,18 +155,28 @@ def published_snapshots(
     """The manifests of both entities' snapshots of ``days``, by partition URI, or raise.
 
     Days before ``history_start`` have no snapshot (there was no history) and are skipped;
-    any other absent day is an error, never an empty history."""
-    found, missing = {}, []
-    for day in days:
-        if history_start is not None and day < history_start:
-            continue
-        for entity in ENTITY_KEYS:
-            uri = storage.join(snapshots_uri, entity, partition_name(day.isoformat()))
-            manifest = storage.read_manifest(uri, storage_options)
-            if manifest is None:
-                missing.append(uri)
-            else:
-                found[uri] = manifest
+    any other absent day is an error, never an empty history. Feast reads the snapshots
+    through a glob over every version folder (``feature_repo/sources.py``), not through the
+    markers, so a day must also hold exactly the version its marker names
+    (``SnapshotVersionsError`` otherwise)."""
+    wanted = [d for d in days if history_start is None or d >= history_start]
+    uris = {
+        (entity, day): storage.join(snapshots_uri, entity, partition_name(day.isoformat()))
+        for day in wanted
+        for entity in ENTITY_KEYS
+    }
+    published = read_partitions(list(uris.values()), storage_options)
+    missing = [uri for uri in uris.values() if published[uri] is None]
     if missing:
         raise SnapshotMissingError(missing, needed_for)
-    return found
+    mixed = []
+    for entity in ENTITY_KEYS:
+        present = version_folders(storage.join(snapshots_uri, entity), storage_options)
+        for (of, day), uri in uris.items():
+            version = published[uri].version
+            seen = present.get(partition_name(day.isoformat()), set())
+            if of == entity and seen != {version}:
+                mixed.append(f"{uri} (marker: {version or 'unversioned'}; present: {sorted(seen)})")
+    if mixed:
+        raise SnapshotVersionsError(mixed, needed_for)
+    return {uri: published[uri].manifest for uri in uris.values()}

@@ -29,6 +29,7 @@ from mlops.ingestion.errors import LandingFileError
 from mlops.ingestion.file_bytes import PARQUET, SUFFIXES, declared_format
 from mlops.ingestion.typed_files import conform
 from mlops.io import storage
+from mlops.io.partitions import Partition, publish_partition, read_partition
 from mlops.schema import (
     SOURCE_FILE,
     SOURCE_ROW,
@@ -157,7 +158,7 @@ def ingest_partition(
     if problems:
         rules = sorted({err.rule for err in problems})
         reasons = {"day": day, "rule": rules[0], "rules": rules, "errors": list(map(str, problems))}
-        storage.publish_partition(
+        publish_partition(
             storage.join(quarantine_uri, partition_name(day)),
             {**raw_files, "reasons.json": storage.json_bytes(reasons)},
             metadata={**lineage, "batch_failed": True, "rules": rules},
@@ -170,7 +171,7 @@ def ingest_partition(
     unparsed = pd.concat([p.unparsed for p in parsed], ignore_index=True)
     file_rows = {uri: p.table.num_rows for uri, p in zip(uris, parsed, strict=True)}
     raw_part = storage.join(raw_uri, partition_name(day))
-    storage.publish_partition(
+    publish_partition(
         raw_part,
         {
             **raw_files,
@@ -207,13 +208,20 @@ def read_raw_table(
 ) -> tuple[pa.Table, pd.DataFrame]:
     """The normalised rows as Arrow (to write them back without pandas) and the unparsed
     lines of a published raw partition."""
-    if storage.read_manifest(raw_partition_uri, storage_options) is None:
-        raise LandingFileError(f"{raw_partition_uri}: raw partition not published (no manifest)")
-    data = storage.read_bytes(storage.join(raw_partition_uri, RAW_TABLE), storage_options)
-    table = pq.read_table(pa.BufferReader(data))
-    unparsed = storage.read_parquet(
-        storage.join(raw_partition_uri, UNPARSED_TABLE), storage_options
+    return read_raw_version(
+        read_partition(raw_partition_uri, storage_options), raw_partition_uri, storage_options
     )
+
+
+def read_raw_version(
+    raw: Partition | None, raw_partition_uri: str, storage_options: storage.StorageOptions | None
+) -> tuple[pa.Table, pd.DataFrame]:
+    """``read_raw_table`` of a version already resolved (its manifest read alongside)."""
+    if raw is None:
+        raise LandingFileError(f"{raw_partition_uri}: raw partition not published (no manifest)")
+    data = storage.read_bytes(raw.file(RAW_TABLE), storage_options)
+    table = pq.read_table(pa.BufferReader(data))
+    unparsed = storage.read_parquet(raw.file(UNPARSED_TABLE), storage_options)
     return table, unparsed
 
 

@@ -1,8 +1,8 @@
-"""Reading and writing under a local folder or an ``s3://`` URI, with atomic publication.
+"""Reading and writing single objects under a local folder or an ``s3://`` URI.
 
-Every write goes to a temporary name first and is renamed into place, so a reader never
-sees half a file or half a partition. On S3 a single PUT is already atomic; a partition
-there is published by writing its manifest last, and readers trust only manifested files.
+Every local write goes to a temporary name first and is renamed into place, so a reader
+never sees half a file; on S3 a single PUT is already atomic. Day partitions (several files,
+a manifest and a marker) are published and read by ``mlops.io.partitions``.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mlops.schema import MANIFEST, SUCCESS_MARKER
+if TYPE_CHECKING:  # imported where used: a process that only moves bytes skips pandas
+    import pandas as pd
 
 StorageOptions = Mapping[str, Any]
 # botocore's own defaults are 60 s to connect and 60 s per read, with retries; a stalled S3
@@ -147,6 +144,9 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def read_parquet(uri: str, options: StorageOptions | None = None) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     return pq.read_table(pa.BufferReader(read_bytes(uri, options))).to_pandas()
 
 
@@ -159,64 +159,6 @@ def remove(uri: str, options: StorageOptions | None = None) -> bool:
     return True
 
 
-def publish_partition(
-    uri: str,
-    files: Mapping[str, bytes],
-    metadata: Mapping[str, Any] | None = None,
-    options: StorageOptions | None = None,
-    digests: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Replace the partition at ``uri`` with ``files`` plus a manifest, atomically.
-
-    ``digests`` gives the SHA-256 of files the caller has hashed already (a landing file
-    is hashed for the lineage too; a second pass over its bytes would cost as much again).
-
-    Locally the whole folder is built under a hidden name and swapped in with renames.
-    On S3 the data objects are written first and the manifest last; objects of an older
-    version that the new one does not have are removed after the manifest is in place.
-    """
-    known = digests or {}
-    manifest = {
-        "files": {
-            name: {"sha256": known.get(name) or sha256(data), "bytes": len(data)}
-            for name, data in files.items()
-        },
-        **dict(metadata or {}),
-    }
-    manifest_bytes = json_bytes(manifest)
-    if is_remote(uri):
-        fs, path = fresh_filesystem(uri, options)
-        stale = set(fs.ls(path)) if fs.exists(path) else set()
-        for name, data in files.items():
-            fs.pipe_file(f"{path}/{name}", data)
-        fs.pipe_file(f"{path}/{MANIFEST}", manifest_bytes)
-        fs.pipe_file(f"{path}/{SUCCESS_MARKER}", b"")
-        keep = {f"{path}/{n}" for n in (*files, MANIFEST, SUCCESS_MARKER)}
-        for leftover in stale - keep:
-            fs.rm(leftover)
-        return manifest
-    _swap_local_folder(uri, {**files, MANIFEST: manifest_bytes, SUCCESS_MARKER: b""})
-    return manifest
-
-
-def _swap_local_folder(path: str, files: Mapping[str, bytes]) -> None:
-    parent, name = os.path.split(path.rstrip("/"))
-    os.makedirs(parent, exist_ok=True)
-    tag = uuid.uuid4().hex
-    staging = os.path.join(parent, f".{name}.tmp-{tag}")
-    os.makedirs(staging)
-    for file_name, data in files.items():
-        with open(os.path.join(staging, file_name), "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    retired = os.path.join(parent, f".{name}.old-{tag}")
-    if os.path.exists(path):
-        os.replace(path, retired)
-    os.replace(staging, path)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def read_many(uris: list[str], options: StorageOptions | None = None) -> dict[str, bytes]:
     """The bytes of each of ``uris`` that exists (the missing ones left out), fetched in one
     batch: s3fs sends the GETs concurrently, where a loop of ``exists`` and ``open`` would
@@ -227,17 +169,6 @@ def read_many(uris: list[str], options: StorageOptions | None = None) -> dict[st
     paths = {fs._strip_protocol(uri): uri for uri in uris}
     found = fs.cat(list(paths), on_error="omit")
     return {paths[path]: data for path, data in found.items()}
-
-
-def read_manifests(
-    uris: list[str], options: StorageOptions | None = None
-) -> dict[str, dict[str, Any] | None]:
-    """``read_manifest`` of many partitions in one batch (``read_many``)."""
-    found = read_many([join(uri, MANIFEST) for uri in uris], options)
-    return {
-        uri: json.loads(found[join(uri, MANIFEST)]) if join(uri, MANIFEST) in found else None
-        for uri in uris
-    }
 
 
 def upload_changed(local_dir: str, uri: str, options: StorageOptions | None = None) -> int:
@@ -264,9 +195,3 @@ def upload_changed(local_dir: str, uri: str, options: StorageOptions | None = No
     if sources:
         fs.put(sources, targets)
     return len(sources)
-
-
-def read_manifest(uri: str, options: StorageOptions | None = None) -> dict[str, Any] | None:
-    """The partition's manifest, or None when the partition was never published."""
-    manifest_uri = join(uri, MANIFEST)
-    return read_json(manifest_uri, options) if exists(manifest_uri, options) else None

@@ -30,6 +30,7 @@ import pandas as pd
 from mlops import zones
 from mlops.features.names import FEATURES, LABEL
 from mlops.io import storage
+from mlops.io.partitions import read_partition
 from mlops.monitoring.drift import BinnedReference, bin_reference
 from mlops.registry.versions import MODEL_NAME, load_model, tracking_scope
 from mlops.settings import Settings
@@ -163,11 +164,15 @@ def profile_uri(settings: Settings, version: str) -> str:
 def read_training_rows(
     champion: ChampionRun, options: storage.StorageOptions | None = None
 ) -> pd.DataFrame:
-    if not champion.training_uri or not storage.exists(champion.training_uri, options):
+    """The rows of the champion's training set, from the visible version of its partition
+    (``training_uri`` names the partition's file as the lineage recorded it)."""
+    folder, _, name = champion.training_uri.rpartition("/")
+    published = read_partition(folder, options) if folder else None
+    if published is None or name not in published.manifest.get("files", {}):
         raise ReferenceUnavailable(
             f"version {champion.version}: training set {champion.training_uri!r} not found"
         )
-    return storage.read_parquet(champion.training_uri, options)
+    return storage.read_parquet(published.file(name), options)
 
 
 def reference_profile(

@@ -23,6 +23,7 @@ from mlops.features.inputs import DayLike, MissingPartitionError, as_date
 from mlops.features.names import FEATURES
 from mlops.features.offline import DATA_FILE
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_partition
 from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
 from mlops.rollout.state import CHALLENGER
@@ -108,7 +109,7 @@ def _publish(
     if settings.prediction_log_url:  # a table has no partition marker: publish one beside it
         marker = ParquetSink(settings.zone(zones.PREDICTIONS)).partition("batch", day)
         metadata = {"day": day.isoformat(), "rows": len(rows), "sink": "postgresql"}
-        storage.publish_partition(marker, {}, metadata, storage_options)
+        publish_partition(marker, {}, metadata, storage_options)
 
 
 def score_day(
@@ -126,12 +127,11 @@ def score_day(
         )
         reason = f"no champion in the registry ({MODEL_NAME}): nothing serves yet, nothing scored"
         return ScoringResult(day.isoformat(), "skipped", reason)
-    uri = storage.join(
-        settings.zone(zones.DAILY_FEATURES), partition_name(day.isoformat()), DATA_FILE
-    )
-    if not storage.exists(uri, storage_options):
-        raise MissingPartitionError([day], f"scoring {day} (features: {uri})")
-    features = storage.read_parquet(uri, storage_options)
+    folder = storage.join(settings.zone(zones.DAILY_FEATURES), partition_name(day.isoformat()))
+    published = read_partition(folder, storage_options)
+    if published is None:
+        raise MissingPartitionError([day], f"scoring {day} (features: {folder})")
+    features = storage.read_parquet(published.file(DATA_FILE), storage_options)
     serving = _load(settings.mlflow_tracking_uri, live)
     rows = scored_log_rows(serving, features)
     _publish(settings, sink, day, rows, storage_options)

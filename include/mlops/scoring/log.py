@@ -11,7 +11,8 @@ latency. Two writers feed it, in two separate places so that neither can erase t
 
 Where: locally, Parquet under ``<data root>/predictions/{batch,service}/date=YYYY-MM-DD/``
 (the day of the transaction, data time, not the wall clock); a batch partition is one
-``data.parquet`` swapped in atomically, a service batch is one ``part-*.parquet`` written to a
+``data.parquet`` published atomically (``mlops.io.partitions``: a new version, then the
+marker naming it), a service batch is one ``part-*.parquet`` written to a
 temporary name and renamed. With ``MLOPS_PREDICTION_LOG_URL`` set (the production profile),
 a PostgreSQL table ``prediction_log`` with the same columns, written in one transaction per
 batch (a day's replacement is a DELETE and an INSERT in the same transaction).
@@ -34,6 +35,7 @@ import pandas as pd
 from mlops import zones
 from mlops.features.names import FEATURES
 from mlops.io import storage
+from mlops.io.partitions import partition_files, publish_partition
 from mlops.schema import partition_name
 
 SOURCES = ("batch", "service")
@@ -118,19 +120,17 @@ class ParquetSink:
     def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None:
         data = storage.parquet_bytes(log_frame(frame))
         metadata = {"day": day.isoformat(), "rows": len(frame), "source": source}
-        storage.publish_partition(
+        publish_partition(
             self.partition(source, day), {DATA_FILE: data}, metadata, self.storage_options
         )
 
     def read_day(self, source: str, day: date) -> pd.DataFrame:
         folder = self.partition(source, day)
-        if not storage.exists(folder, self.storage_options):
-            return log_frame(pd.DataFrame(columns=list(LOG_COLUMNS)))
-        files = [
-            f
-            for f in storage.list_data_files(folder, self.storage_options)
-            if f.endswith(".parquet")
-        ]
+        if source == "batch":  # a published partition: the files of its marker's version
+            listed = partition_files(folder, self.storage_options)
+        else:  # the service's appended parts, each whole or absent
+            listed = storage.list_data_files(folder, self.storage_options)
+        files = [f for f in listed if f.endswith(".parquet")]
         parts = [storage.read_parquet(f, self.storage_options) for f in sorted(files)]
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LOG_COLUMNS)
         return log_frame(frame)

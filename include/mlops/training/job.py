@@ -32,6 +32,7 @@ from mlops.gate.decision import GateDecision
 from mlops.gate.policy import GatePolicy
 from mlops.gate.report import decision_record, render_model_card
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, require_partition
 from mlops.registry import aliases, tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
@@ -146,7 +147,7 @@ def publish_training_sets(
         files[KNOWN_FRAUDS_TABLE] = storage.parquet_bytes(known_frauds)
         rows["known_frauds"] = len(known_frauds)
     manifest = {**(metadata or {}), "inputs": inputs, "rows": rows}
-    return storage.publish_partition(uri, files, manifest, options)
+    return publish_partition(uri, files, manifest, options)
 
 
 def build_training_sets(
@@ -223,11 +224,12 @@ def train_and_gate(
     policy = policy or GatePolicy()
     sets_uri = sets_uri or training_sets_uri(settings, request.as_of)
     tracking_uri = settings.mlflow_tracking_uri
-    manifest = storage.read_manifest(sets_uri, storage_options) or {}
-    training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
-    evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)
+    sets = require_partition(sets_uri, storage_options)  # one version: manifest and files
+    manifest = sets.manifest
+    training = storage.read_parquet(sets.file(TRAINING_TABLE), storage_options)
+    evaluation = storage.read_parquet(sets.file(EVALUATION_TABLE), storage_options)
     # every fraud labelled before the window, not only the training set's (the gap's too)
-    known = storage.read_parquet(storage.join(sets_uri, KNOWN_FRAUDS_TABLE), storage_options)
+    known = storage.read_parquet(sets.file(KNOWN_FRAUDS_TABLE), storage_options)
     model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
     champion_version = aliases.champion_version(tracking_uri)
     champion = None

@@ -21,9 +21,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_table, table_bytes, to_frame
+from mlops.ingestion.landing import FILE_ROWS, INGEST_ERROR, read_raw_version, table_bytes, to_frame
 from mlops.ingestion.typed_files import ARROW_TYPES
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_partition, withdraw_partition
 from mlops.schema import (
     FAILED_RULES,
     SOURCE_FILE,
@@ -95,8 +96,9 @@ def _validate_partition(
     docs_uri, rules = settings.zone(VALIDATION_DOCS), settings.validation
     part = partition_name(day)
     raw_part = storage.join(raw_uri, part)
-    raw_manifest = storage.read_manifest(raw_part, storage_options)
-    table, unparsed = read_raw_table(raw_part, storage_options)
+    raw = read_partition(raw_part, storage_options)  # one version: its manifest and its files
+    raw_manifest = raw.manifest if raw else None
+    table, unparsed = read_raw_version(raw, raw_part, storage_options)
     rows = to_frame(table)
     ingest_errors = rows.pop(INGEST_ERROR) if INGEST_ERROR in rows else None
     with _local_docs(docs_uri, storage_options) as docs_dir:
@@ -115,7 +117,7 @@ def _validate_partition(
     rule_counts = _rule_counts(bad)
     lineage = {"day": day, "raw": raw_manifest}
     quarantine_part = storage.join(quarantine_uri, part)
-    storage.publish_partition(
+    publish_partition(
         quarantine_part,
         {QUARANTINE_TABLE: storage.parquet_bytes(bad.reset_index(drop=True))},
         metadata={**lineage, "rows": len(bad), "rules": rule_counts, "batch_failed": batch_failed},
@@ -123,9 +125,9 @@ def _validate_partition(
     )
     validated_part = storage.join(validated_uri, part)
     if batch_failed:
-        storage.remove(validated_part, storage_options)
+        withdraw_partition(validated_part, storage_options)
     else:
-        storage.publish_partition(
+        publish_partition(
             validated_part,
             {VALIDATED_TABLE: table_bytes(_validated_table(good, table))},
             metadata={**lineage, "rows": len(good)},

@@ -22,8 +22,10 @@ from mlops.features.snapshots import build_snapshot_partitions, compute_snapshot
 from mlops.features.sql import FEATURE_COLUMNS, OUTPUT_COLUMNS, TERMINAL_FEATURES
 from mlops.features.sql_day import day_feature_sql
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_manifest
 from mlops.schema import TRANSACTION_DTYPES, partition_name
 from mlops.simulator import SimulationConfig, simulate
+from tests.support.published import published
 from tests.support.reference_features import REFERENCES, edge_frame, publish_validated
 
 DEFINITIONS = ("handbook", "daily")
@@ -31,7 +33,7 @@ SAMPLE = SimulationConfig(n_customers=300, n_terminals=600, n_days=60, seed=3)
 
 
 def read_partition(uri: str) -> pd.DataFrame:
-    return pq.read_table(f"{uri}/data.parquet").to_pandas()
+    return pq.read_table(f"{published(uri)}/data.parquet").to_pandas()
 
 
 def assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -80,8 +82,8 @@ def test_daily_runs_and_a_backfill_equal_the_one_pass_result(sample, tmp_path, d
             read_partition(result.uri), everything[everything["TX_DATETIME"].dt.date == day]
         )
         assert result.sha256 == batch[i].sha256
-        assert storage.read_manifest(result.uri) == storage.read_manifest(batch[i].uri)
-    assert len(storage.read_manifest(batch[-1].uri)["inputs"]) == 38
+        assert read_manifest(result.uri) == read_manifest(batch[i].uri)
+    assert len(read_manifest(batch[-1].uri)["inputs"]) == 38
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +149,14 @@ def test_feature_partition_schema_and_manifest(sample, tmp_path):
     _, root, first, _ = sample
     day = first + timedelta(days=40)
     result = build_feature_partition(day, root, str(tmp_path / "f"), history_start=first)
-    schema = pq.read_schema(f"{result.uri}/data.parquet")
+    schema = pq.read_schema(f"{published(result.uri)}/data.parquet")
     assert schema.names == list(OUTPUT_COLUMNS)
     assert schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
     assert schema.field("TX_DATETIME").type == pa.timestamp("us")
-    manifest = storage.read_manifest(result.uri)
+    manifest = read_manifest(result.uri)
     expected_inputs = {partition_name(str(day - timedelta(days=k))) for k in range(38)}
     assert set(manifest["inputs"]) == expected_inputs
-    source = storage.read_manifest(f"{root}/{partition_name(str(day))}")
+    source = read_manifest(f"{root}/{partition_name(str(day))}")
     shas = {name: meta["sha256"] for name, meta in source["files"].items()}
     assert manifest["inputs"][partition_name(str(day))] == shas
     assert result.rows == manifest["rows"] > 0
@@ -191,9 +193,11 @@ def test_rerun_of_a_day_is_byte_identical(sample, tmp_path):
     _, root, first, _ = sample
     day, out = first + timedelta(days=45), str(tmp_path / "f")
     before = Path(build_feature_partition(day, root, out, history_start=first).uri)
-    files = {p.name: p.read_bytes() for p in before.iterdir()}
+    files = {str(p.relative_to(before)): p.read_bytes() for p in before.rglob("*") if p.is_file()}
     build_feature_partition(day, root, out, history_start=first)
-    assert {p.name: p.read_bytes() for p in before.iterdir()} == files
+    assert {
+        str(p.relative_to(before)): p.read_bytes() for p in before.rglob("*") if p.is_file()
+    } == files
 
 
 def rebuild_with(frame, tmp_path, name, day, definition):
@@ -218,7 +222,7 @@ def test_later_data_and_young_labels_do_not_change_a_day(tmp_path, definition):
     changed = changed[~(later & (changed["TRANSACTION_ID"] % 2 == 0))]
     rebuilt = rebuild_with(changed, tmp_path, "later", day, definition)
     assert rebuilt.sha256 == built.sha256
-    assert storage.read_manifest(rebuilt.uri) == storage.read_manifest(built.uri)
+    assert read_manifest(rebuilt.uri) == read_manifest(built.uri)
     # labels younger than the delay at the end of day D: from D - 6 at midnight on
     young = frame["TX_DATETIME"] >= pd.Timestamp(day - timedelta(days=6))
     flipped = frame.assign(TX_FRAUD=frame["TX_FRAUD"].where(~young, 1 - frame["TX_FRAUD"]))
@@ -237,7 +241,7 @@ def test_partition_holding_another_days_rows_is_refused(tmp_path):
     root = tmp_path / "validated"
     publish_validated(root, frame, date(2018, 4, 1), date(2018, 4, 3))
     stray = frame[frame["TX_DATETIME"].dt.date == date(2018, 4, 2)]
-    storage.publish_partition(
+    publish_partition(
         str(root / "date=2018-04-03"),
         {"transactions.parquet": storage.parquet_bytes(stray.astype(TRANSACTION_DTYPES))},
     )
@@ -302,5 +306,5 @@ def test_features_from_and_to_s3_equal_the_local_ones(edges, s3_server, bucket, 
     result = build_feature_partition(day, remote, out, history_start=start, storage_options=options)
     local = build_feature_partition(day, root, str(tmp_path / "f"), history_start=start)
     assert result.sha256 == local.sha256 and result.rows == local.rows > 0
-    inputs = storage.read_manifest(result.uri, options)["inputs"]
-    assert inputs == storage.read_manifest(local.uri)["inputs"]
+    inputs = read_manifest(result.uri, options)["inputs"]
+    assert inputs == read_manifest(local.uri)["inputs"]

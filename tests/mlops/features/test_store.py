@@ -19,9 +19,11 @@ from mlops.features.store import (
     repo_config,
 )
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_manifest
 from mlops.settings import ConfigError, Settings, load_settings
 from tests.support.feature_data import day, publish_all, settings_for, transactions
 from tests.support.feature_store import check_skew, fresh_root, online_rows
+from tests.support.published import published
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,7 @@ def test_applying_the_definitions_is_idempotent_and_follows_the_repo(tmp_path):
     changes = apply_definitions(moved).changes
     assert "update data source customer_snapshots" in changes
     source = feature_store(moved).get_data_source("customer_snapshots")
-    assert source.path == f"{tmp_path}/b/features/snapshots/customer/date=*/data.parquet"
+    assert source.path == f"{tmp_path}/b/features/snapshots/customer/date=*/v=*/data.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +121,13 @@ def test_materialising_a_day_loads_exactly_its_snapshot_and_twice_changes_nothin
     store = feature_store(settings)
     result = materialize_day(settings, day(40), store=store)
     assert result.snapshot_time == snapshot_time(day(40)).isoformat() == "2018-05-12T00:00:00+00:00"
-    snapshot = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(40)}")
+    snapshot = pd.read_parquet(
+        published(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(40)}")
+    )
     assert result.customers == len(snapshot) > 0 and result.skipped_reason == ""
-    terminals = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(40)}")
+    terminals = pd.read_parquet(
+        published(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(40)}")
+    )
     online = online_rows(store, snapshot["CUSTOMER_ID"], terminals["TERMINAL_ID"][: len(snapshot)])
     assert set(online["customer_daily_spending__SNAPSHOT_DAY"]) == {str(day(40))}
     assert online["customer_daily_spending__CUSTOMER_ID_PREV_CENTS_30DAY"].tolist() == (
@@ -147,24 +153,22 @@ def test_an_older_day_never_overwrites_a_later_one(settings):
 def test_a_corrected_rerun_of_a_day_replaces_its_rows(settings):
     store = feature_store(settings)
     folder = f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(43)}"
-    original = storage.read_bytes(f"{folder}/data.parquet")
-    metadata = {k: v for k, v in storage.read_manifest(folder).items() if k != "files"}
+    original = storage.read_bytes(f"{published(folder)}/data.parquet")
+    metadata = {k: v for k, v in read_manifest(folder).items() if k != "files"}
     materialize_day(settings, day(43), store=store)
-    snapshot = pd.read_parquet(f"{folder}/data.parquet")
+    snapshot = pd.read_parquet(f"{published(folder)}/data.parquet")
     corrected = snapshot.assign(
         CUSTOMER_ID_PREV_NB_TX_1DAY=snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] + 100
     )
     try:
-        storage.publish_partition(
-            folder, {"data.parquet": storage.parquet_bytes(corrected)}, metadata
-        )
+        publish_partition(folder, {"data.parquet": storage.parquet_bytes(corrected)}, metadata)
         materialize_day(settings, day(43), store=store)
         online = online_rows(store, snapshot["CUSTOMER_ID"], [0] * len(snapshot))
         assert online["customer_daily_spending__CUSTOMER_ID_PREV_NB_TX_1DAY"].tolist() == (
             corrected["CUSTOMER_ID_PREV_NB_TX_1DAY"].tolist()
         )
     finally:
-        storage.publish_partition(folder, {"data.parquet": original}, metadata)
+        publish_partition(folder, {"data.parquet": original}, metadata)
 
 
 def test_a_missing_snapshot_fails_naming_it(settings):
@@ -182,7 +186,9 @@ def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
     # day 37 is the day one terminal's windows empty: its snapshot holds a zero row for it
     materialize_day(settings, day(37), store=store)
     materialize_day(settings, day(45), store=store)
-    snapshot = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(45)}")
+    snapshot = pd.read_parquet(
+        published(f"{settings.zone(zones.SNAPSHOTS)}/customer/date={day(45)}")
+    )
     busy = int(snapshot.loc[snapshot["CUSTOMER_ID_PREV_NB_TX_1DAY"] > 0, "CUSTOMER_ID"].iloc[0])
     tx = {"TX_DATETIME": f"{day(46)}T08:00", "TX_AMOUNT": 12.5}
     served = online_features(store, busy, 10**9, tx)
@@ -193,10 +199,12 @@ def test_online_lookup_reports_its_sources_and_refuses_stale_rows(settings):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(48)}T08:00"})
     with pytest.raises(StaleSnapshotError, match="future"):
         online_features(store, busy, 1, {**tx, "TX_DATETIME": f"{day(45)}T23:00"})
-    emptied = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(37)}")
+    emptied = pd.read_parquet(
+        published(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(37)}")
+    )
     counts = [f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW" for n in (1, 7, 30)]
     (quiet,) = emptied.loc[(emptied[counts] == 0).all(axis=1), "TERMINAL_ID"].tolist()
-    later = pd.read_parquet(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(45)}")
+    later = pd.read_parquet(published(f"{settings.zone(zones.SNAPSHOTS)}/terminal/date={day(45)}"))
     assert quiet not in set(later["TERMINAL_ID"])  # no row since: the zero row stays online
     served = online_features(store, busy, quiet, tx)
     assert served.status == {"customer": "current", "terminal": "quiet"}

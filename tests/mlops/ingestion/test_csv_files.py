@@ -13,6 +13,7 @@ from mlops.ingestion.landing import LandingFileError, ingest_partition, read_raw
 from mlops.schema import SOURCE_ROW, TRANSACTION_COLUMNS, TRANSACTION_DTYPES
 from mlops.settings import load_settings
 from tests.support.landing_files import HEADER, day_frame, land
+from tests.support.published import published
 
 DAY = "2018-04-01"
 ROWS = 5
@@ -109,7 +110,9 @@ def test_locale_formatted_numbers_refuse_the_file_naming_column_value_and_line(z
     message = str(err.value)
     assert str(path) in message and "number_format" in message and "TX_AMOUNT" in message
     assert not (zones["raw"] / f"date={DAY}").exists()
-    reasons = json.loads((zones["quarantine"] / f"date={DAY}" / "reasons.json").read_text())
+    reasons = json.loads(
+        (published(zones["quarantine"] / f"date={DAY}") / "reasons.json").read_text()
+    )
     assert reasons["rule"] == "number_format"
 
 

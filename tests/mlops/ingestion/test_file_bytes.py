@@ -17,6 +17,7 @@ from mlops.ingestion.landing import LandingFileError, ingest_partition, read_raw
 from mlops.schema import SOURCE_FILE, TRANSACTION_DTYPES
 from mlops.settings import load_settings
 from tests.support.landing_files import HEADER, day_frame, land, snapshot, visible_temporaries
+from tests.support.published import published
 
 DAY = "2018-04-01"
 
@@ -89,7 +90,7 @@ def test_bytes_that_are_not_the_declared_format_are_refused_and_kept(tmp_path, c
     with pytest.raises(LandingFileError, match=re.escape(reason)) as err:
         ingest_partition(settings, DAY)
     assert str(path) in str(err.value) and err.value.rule == "file_format"
-    kept = tmp_path / "quarantine" / f"date={DAY}"
+    kept = published(tmp_path / "quarantine" / f"date={DAY}")
     assert (kept / f"landing-{name}").read_bytes() == data  # the bytes as landed
     reasons = json.loads((kept / "reasons.json").read_text())
     assert reasons["rules"] == ["file_format"] and reason in reasons["errors"][0]
@@ -109,7 +110,7 @@ def test_a_gzip_compressed_csv_is_read_as_what_it_is_and_kept_compressed(tmp_pat
     columns = list(TRANSACTION_DTYPES)
     expected = day_frame(rows=30)[columns].astype(TRANSACTION_DTYPES)
     pd.testing.assert_frame_equal(from_gz[columns].reset_index(drop=True), expected)
-    raw = tmp_path / "raw" / f"date={DAY}"
+    raw = published(tmp_path / "raw" / f"date={DAY}")
     assert (raw / "landing-transactions.csv.gz").read_bytes() == data
 
 

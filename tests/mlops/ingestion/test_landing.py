@@ -14,6 +14,7 @@ from mlops.ingestion.landing import (
 from mlops.schema import SOURCE_FILE, SOURCE_ROW, TRANSACTION_DTYPES
 from mlops.settings import load_settings
 from tests.support.landing_files import HEADER, day_frame, land, snapshot, visible_temporaries
+from tests.support.published import published
 
 DAY = "2018-04-01"
 
@@ -37,8 +38,8 @@ def test_parquet_day_is_published_with_schema_types_and_lineage(zones):
         assert str(rows[column].dtype) == dtype, column
     assert set(rows[SOURCE_FILE]) == {str(path)}
     assert rows[SOURCE_ROW].tolist() == list(range(1, 31))
-    raw_files = {p.name for p in (zones["raw"] / f"date={DAY}").iterdir()}
-    assert {"landing-transactions.parquet", "transactions.parquet", "_SUCCESS"} <= raw_files
+    raw_files = {p.name for p in published(zones["raw"] / f"date={DAY}").iterdir()}
+    assert {"landing-transactions.parquet", "transactions.parquet", "_manifest.json"} <= raw_files
 
 
 def test_timezone_aware_and_nanosecond_timestamps_become_naive_utc(zones):
@@ -113,7 +114,7 @@ def test_unreadable_file_fails_names_it_and_quarantines_a_copy(zones, name, cont
     assert str(path) in str(err.value)
     assert snapshot(zones["landing"]) == before
     assert not (zones["raw"] / f"date={DAY}").exists()
-    quarantined = zones["quarantine"] / f"date={DAY}"
+    quarantined = published(zones["quarantine"] / f"date={DAY}")
     assert (quarantined / f"landing-{name}").read_bytes() == content
     assert expected in (quarantined / "reasons.json").read_text()
     assert visible_temporaries(zones["landing"].parent) == []

@@ -16,6 +16,7 @@ from mlops.ingestion.landing import LandingFileError, ingest_partition, read_raw
 from mlops.schema import TRANSACTION_DTYPES
 from mlops.settings import load_settings
 from tests.support.landing_files import day_frame
+from tests.support.published import published
 
 DAY = "2018-04-01"
 
@@ -77,7 +78,9 @@ def test_a_typed_column_of_the_wrong_type_refuses_the_file(zones, case):
     message = str(err.value)
     assert str(path) in message and "column_types" in message and f"expected {expected}" in message
     assert not (zones["raw"] / f"date={DAY}").exists()
-    reasons = json.loads((zones["quarantine"] / f"date={DAY}" / "reasons.json").read_text())
+    reasons = json.loads(
+        (published(zones["quarantine"] / f"date={DAY}") / "reasons.json").read_text()
+    )
     assert reasons["rule"] == "column_types"
 
 

@@ -17,6 +17,7 @@ from mlops.scoring.log import LOG_COLUMNS, ParquetSink, PostgresSink
 from mlops.scoring.log_writer import BackgroundLog
 from mlops.scoring.score import NoChampionError, ServingModels, score_rows
 from mlops.settings import load_settings
+from tests.support.published import published
 from tests.support.serving_world import SERVED, served_transactions, set_alias
 
 
@@ -189,10 +190,10 @@ def test_scoring_a_day_writes_its_partition_and_a_rerun_gives_the_same_rows(serv
     write_rollout(registry_client(uri), "fraud_model", state)
     first = score_day(settings, SERVED)
     folder = serving_world.root / "predictions" / "batch" / f"date={SERVED}"
-    written = pd.read_parquet(folder / "data.parquet")
+    written = pd.read_parquet(published(folder) / "data.parquet")
     second = score_day(settings, SERVED)
     assert first == second and first.status == "scored"
-    pd.testing.assert_frame_equal(pd.read_parquet(folder / "data.parquet"), written)
+    pd.testing.assert_frame_equal(pd.read_parquet(published(folder) / "data.parquet"), written)
     offline = served_transactions(serving_world.root)
     assert written.transaction_id.tolist() == sorted(offline.TRANSACTION_ID.tolist())
     assert written.variant.tolist() == [route(card, state) for card in written.customer_id]

@@ -18,9 +18,11 @@ from mlops.features.serving import StaleSnapshotError, request_features
 from mlops.features.snapshots import SnapshotMissingError
 from mlops.features.store import apply_definitions
 from mlops.io import storage
+from mlops.io.partitions import publish_partition, read_manifest
 from mlops.training.sets import COLUMNS, build_training_set, request_time_features
 from mlops.training.windows import Window, evaluation_window, training_window
 from tests.support.feature_data import day, offline_rows, publish_all, settings_for, transactions
+from tests.support.published import published
 
 AS_OF = day(47)
 WINDOW = training_window(AS_OF, 14, 7)  # days 26..39: every label known at day 47
@@ -75,7 +77,7 @@ def test_inputs_name_every_validated_and_snapshot_partition_with_its_hash(base):
     snapshots = sorted(k for k in training.inputs if f"/{zones.SNAPSHOTS}/" in k)
     assert len(snapshots) == 2 * 15  # both entities, days start - 2 .. end - 2
     assert snapshots[0].endswith(f"customer/date={WINDOW.start - timedelta(days=2)}")
-    manifest = storage.read_manifest(f"{root}/validated/date={WINDOW.start}")
+    manifest = read_manifest(f"{root}/validated/date={WINDOW.start}")
     assert (
         training.inputs[f"{root}/validated/date={WINDOW.start}"]
         == (manifest["files"]["transactions.parquet"]["sha256"])
@@ -92,12 +94,12 @@ def tamper(root, zone: str, first_day: date) -> None:
     for folder in sorted((root / zone).glob("date=*")):
         if date.fromisoformat(folder.name.removeprefix("date=")) < first_day:
             continue
-        table = pd.read_parquet(folder / "data.parquet")
+        table = pd.read_parquet(published(folder) / "data.parquet")
         numbers = table.select_dtypes("number").columns.drop(
             ["CUSTOMER_ID", "TERMINAL_ID", "TRANSACTION_ID"], errors="ignore"
         )
         table[numbers] = table[numbers] * 3 + 1
-        storage.publish_partition(str(folder), {"data.parquet": storage.parquet_bytes(table)})
+        publish_partition(str(folder), {"data.parquet": storage.parquet_bytes(table)})
 
 
 def test_no_leakage_later_data_young_labels_and_later_features_change_nothing(

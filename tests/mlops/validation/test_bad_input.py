@@ -21,6 +21,7 @@ from mlops.ingestion.landing import LandingFileError, ingest_partition
 from mlops.settings import ValidationRules, load_settings
 from mlops.validation.partition import ValidationFailed, validate_partition
 from tests.support.landing_files import HEADER, day_frame, land, snapshot, visible_temporaries
+from tests.support.published import published
 
 DAY = "2018-04-01"
 ROWS = 100
@@ -164,7 +165,7 @@ def test_bad_input(tmp_path, case: Case):
         message = str(failure.value)
         assert case.rule in message and f"date={DAY}/" in message  # names the file and rule
         assert not (tmp_path / "validated" / f"date={DAY}").exists()
-        kept = tmp_path / "quarantine" / f"date={DAY}"
+        kept = published(tmp_path / "quarantine" / f"date={DAY}")
         if case.error is LandingFileError:  # refused at ingestion: each file kept whole
             assert case.rule in (kept / "reasons.json").read_text()
             assert {f"landing-{name}" for name in files} <= {p.name for p in kept.iterdir()}
@@ -176,7 +177,9 @@ def test_bad_input(tmp_path, case: Case):
         result = run(tmp_path)
         assert result.bad == case.quarantined
         if case.quarantined:
-            bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
+            bad = pd.read_parquet(
+                published(tmp_path / "quarantine" / f"date={DAY}") / "quarantine.parquet"
+            )
             assert bad["_failed_rules"].str.contains(case.rule).all()
             assert bad["_source_file"].str.contains(f"date={DAY}/").all()
         assert result.good + result.bad == result.rows  # nothing lost
@@ -197,7 +200,7 @@ def test_a_csv_with_too_many_garbage_lines_is_rejected_whole(tmp_path):
     land(tmp_path / "landing", DAY, "t.csv", text.encode())
     with pytest.raises(ValidationFailed, match="unparseable lines 5 of 25"):
         run(tmp_path)
-    bad = pd.read_parquet(tmp_path / "quarantine" / f"date={DAY}" / "quarantine.parquet")
+    bad = pd.read_parquet(published(tmp_path / "quarantine" / f"date={DAY}") / "quarantine.parquet")
     assert len(bad) == 25 and set(bad["_failed_rules"]) == {"unparseable_line", "batch_rejected"}
 
 
@@ -244,7 +247,9 @@ def test_validated_partition_has_the_schema_types_and_lineage(tmp_path, bad_rows
     frame = edited(TX_AMOUNT=(list(range(bad_rows)), -1.0)) if bad_rows else day_frame(rows=ROWS)
     land(tmp_path / "landing", DAY, "t.parquet", frame)
     assert run(tmp_path).good == ROWS - bad_rows
-    validated = pd.read_parquet(tmp_path / "validated" / f"date={DAY}" / "transactions.parquet")
+    validated = pd.read_parquet(
+        published(tmp_path / "validated" / f"date={DAY}") / "transactions.parquet"
+    )
     expected = {**TRANSACTION_DTYPES, "_source_file": "category", "_source_row": "int64"}
     assert validated.dtypes.astype(str).to_dict() == expected
     assert validated["_source_row"].tolist() == list(range(bad_rows + 1, ROWS + 1))
