@@ -53,12 +53,26 @@ demo: venv ## run the closed loop on simulated data (local profile)
 # The production profile as processes on this host: fresh PostgreSQL databases, a RabbitMQ
 # vhost, Redis, moto's S3 server, the MLflow server, Airflow on Celery, the model service;
 # the closed loop through it (demo/e2e_prod.py), judged by tests/e2e/test_production_profile.py.
-# `make test` runs that module's start/stop tests; the whole loop (~40 min here) runs here.
-e2e-prod: venv ## the closed loop on the production profile, every component a real process
-	$(BIN)/pytest -m e2e_prod -p no:cacheprovider tests/e2e/test_production_profile.py
+E2E_PROD := $(BIN)/pytest -m e2e_prod -p no:cacheprovider tests/e2e/test_production_profile.py
+E2E_LOG := .e2e-prod.log
 
-test: lint ## lint (contracts, house rules), then the whole test suite
-	$(BIN)/pytest
+e2e-prod: venv ## the closed loop on the production profile, every component a real process
+	$(E2E_PROD)
+
+# The production loop spends most of its time waiting on its scheduler, its worker and its
+# sensors, so it runs beside the rest of the suite rather than after it (its own Redis db,
+# databases, vhost and ports). A background job starts with SIGINT ignored: `env` gives it
+# back, so Ctrl-C stops both; SIGTERM to make is passed on as SIGINT (the loop's own stop).
+test: lint ## lint (contracts, house rules), then the whole test suite and, beside it, e2e-prod
+	@env --default-signal=INT $(E2E_PROD) > $(E2E_LOG) 2>&1 & loop=$$!; \
+	trap 'kill -INT $$loop 2>/dev/null; wait $$loop; exit 143' TERM; \
+	trap 'wait $$loop; exit 130' INT; \
+	echo "make e2e-prod runs beside the suite; its output goes to $(E2E_LOG)"; \
+	suite=0; $(BIN)/pytest || suite=$$?; \
+	e2e=0; wait $$loop || e2e=$$?; \
+	echo "===== make e2e-prod (exit $$e2e), the end of $(E2E_LOG):"; tail -n 40 $(E2E_LOG); \
+	echo "suite exit $$suite, e2e-prod exit $$e2e"; \
+	test $$suite -eq 0 && test $$e2e -eq 0
 
 # The rules live in the project: ruff (with banned APIs; include/ruff.toml adds the logic's),
 # the import contracts in pyproject.toml ([tool.importlinter], run from the repo root) and

@@ -53,6 +53,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="land every day (default: stop once a model is promoted after the drift)",
     )
+    parser.add_argument("--redis-db", default="14", help="the online store's Redis database")
     parser.add_argument("--home", type=Path, default=ROOT / ".e2e-prod")
     parser.add_argument("--report", type=Path, default=None)
     return parser.parse_args(argv)
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first, last, drift = days_of(config)
     _exit_on_sigterm()
     began = time.monotonic()
-    with ProductionStack(args.home, world=world) as stack:
+    with ProductionStack(args.home, world=world, redis_db=args.redis_db) as stack:
         started_s = time.monotonic() - began
         os.environ.update({k: v for k, v in stack.env.items() if not k.startswith("AIRFLOW")})
         settings = load_settings()

@@ -59,7 +59,7 @@ def _address(host_port: tuple[str, int]) -> str:
     return f"{host_port[0]}:{host_port[1]}"
 
 
-REDIS_DB = "14"  # tests use 15; 0 stays free for whatever else runs on this Redis
+REDIS_DB = "14"  # tests use 15, the interrupt tests 13; 0 stays free for whatever else runs here
 BUCKETS = ("mlops", "mlflow")
 WORKER_CONCURRENCY = 2
 CREATED_FILE = "created-stores.json"
@@ -135,10 +135,13 @@ class ProductionStack(AirflowStack):
         *,
         world: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        redis_db: str = REDIS_DB,
     ) -> None:
         """``world``: the simulated world's settings; ``env``: anything else on top (a
-        benchmark's own DAG folder, say)."""
+        benchmark's own DAG folder, say); ``redis_db``: the online store's database, flushed
+        at the start and the end (two stacks side by side need two)."""
         self.run = "e2e_" + uuid.uuid4().hex[:10]
+        self.redis_db = redis_db
         self.ports = {name: free_port() for name in ("s3", "mlflow", "api", "service")}
         self.ports |= {name: free_port() for name in ("worker_logs", "trigger_logs", "health")}
         self.variables = compose_variables()
@@ -156,7 +159,7 @@ class ProductionStack(AirflowStack):
         return {
             "postgres": Endpoint(_address(POSTGRES), databases),
             "rabbitmq": Endpoint(_address(RABBITMQ), {"mlops": self.run}),
-            "redis": Endpoint(_address(REDIS), {"0": REDIS_DB}),
+            "redis": Endpoint(_address(REDIS), {"0": self.redis_db}),
             "minio": Endpoint(f"127.0.0.1:{self.ports['s3']}"),
             "mlflow": Endpoint(f"127.0.0.1:{self.ports['mlflow']}"),
             "airflow-apiserver": Endpoint(f"127.0.0.1:{self.ports['api']}"),
@@ -249,7 +252,7 @@ class ProductionStack(AirflowStack):
             self._created(f"database {name}")
         _vhost("add", self.run)
         self._created(f"vhost {self.run}")
-        client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB), socket_timeout=5)
+        client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(self.redis_db), socket_timeout=5)
         client.flushdb()
         client.close()
 
@@ -329,11 +332,13 @@ class ProductionStack(AirflowStack):
         self.created.clear()
         (self.home / CREATED_FILE).unlink(missing_ok=True)
         try:
-            client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB), socket_timeout=5)
+            client = redis.Redis(
+                host=REDIS[0], port=REDIS[1], db=int(self.redis_db), socket_timeout=5
+            )
             client.flushdb()
             client.close()
         except redis.RedisError as err:
-            print(f"could not flush Redis db {REDIS_DB}: {err}", file=sys.stderr)
+            print(f"could not flush Redis db {self.redis_db}: {err}", file=sys.stderr)
 
     # ---------------------------------------------------------------- reports
     def where(self) -> dict[str, Any]:
@@ -346,7 +351,7 @@ class ProductionStack(AirflowStack):
             "s3_endpoint": env["MLOPS_S3_ENDPOINT_URL"],
             "data_root": env["MLOPS_DATA_ROOT"],
             "buckets": list(BUCKETS),
-            "online_store": f"redis db {REDIS_DB}",
+            "online_store": f"redis db {self.redis_db}",
             "prediction_log": _redacted(env["MLOPS_PREDICTION_LOG_URL"]),
             "model_service": self.service_url,
             "airflow": self.url,

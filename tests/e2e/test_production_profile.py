@@ -190,7 +190,18 @@ def test_an_interrupted_run_leaves_nothing_running(services, tmp_path, sig):
     from demo.production_stack import ProductionStack
 
     home = tmp_path / "home"
-    argv = [*DRIVER, "--home", str(home), "--days", "70", "--history-days", "60"]
+    # Redis db 13: the whole run (db 14) may be going on beside this test (`make test`)
+    argv = [
+        *DRIVER,
+        "--home",
+        str(home),
+        "--days",
+        "70",
+        "--history-days",
+        "60",
+        "--redis-db",
+        "13",
+    ]
     log = tmp_path / "driver.log"
     with log.open("wb") as handle:
         driver = subprocess.Popen(argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT)
