@@ -36,6 +36,7 @@ from mlops.registry import aliases, tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
 from mlops.settings import Settings
+from mlops.training import claims
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
 from mlops.training.settled import settlement
@@ -102,6 +103,7 @@ class TrainingOutcome:
     model_version: str
     aliases: dict[str, Any]
     metrics: dict[str, Any]
+    reused: bool = False  # another run decided the same request: nothing trained or moved
 
     def to_xcom(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": list(self.reasons)}
@@ -216,23 +218,52 @@ def train_and_gate(
     sets_uri: str | None = None,
     policy: GatePolicy | None = None,
 ) -> TrainingOutcome:
-    """Train the candidate, judge it against the champion, record and register it.
+    """Train the candidate, judge it against the champion, record and register it, once per
+    request (``mlops.training.claims``): a request another run decided returns that
+    outcome, ``reused``, and moves nothing.
 
     The sets are read from ``sets_uri``, by default where ``build_training_sets`` published
     them for the same request."""
-    policy = policy or GatePolicy()
     sets_uri = sets_uri or training_sets_uri(settings, request.as_of)
-    tracking_uri = settings.mlflow_tracking_uri
     manifest = storage.read_manifest(sets_uri, storage_options) or {}
+    key = claims.request_key(context.run_key, request.to_dict(), manifest.get("inputs", {}))
+    with claims.claimed(settings, key, context.airflow_run_id, storage_options):
+        done = claims.decided_version(settings.mlflow_tracking_uri, key, context.airflow_run_id)
+        if done is not None:
+            return _recorded(settings.mlflow_tracking_uri, done)
+        policy, extra = policy or GatePolicy(), {claims.TAG_REQUEST_KEY: key}
+        return _train_gate_register(
+            settings, request, storage_options, context, sets_uri, manifest, policy, extra
+        )
+
+
+def _recorded(tracking_uri: str, version: Any) -> TrainingOutcome:
+    """The outcome another run recorded for the same request: nothing trained or moved."""
+    reason, state = claims.reuse_reason(version), aliases.alias_state(tracking_uri)
+    log.info("%s", reason)
+    moved = aliases.AliasUpdate("none", False, reason, state, state).to_dict()
+    outcome, number = version.tags[registry.TAG_GATE_OUTCOME], str(version.version)
+    return TrainingOutcome(outcome, (reason,), version.run_id, number, moved, {}, True)
+
+
+def _train_gate_register(
+    settings: Settings,
+    request: TrainingRequest,
+    storage_options: storage.StorageOptions | None,
+    context: tracking.RunContext,
+    sets_uri: str,
+    manifest: dict[str, Any],
+    policy: GatePolicy,
+    extra_tags: dict[str, str],
+) -> TrainingOutcome:
+    tracking_uri = settings.mlflow_tracking_uri
     training = storage.read_parquet(storage.join(sets_uri, TRAINING_TABLE), storage_options)
     evaluation = storage.read_parquet(storage.join(sets_uri, EVALUATION_TABLE), storage_options)
     # every fraud labelled before the window, not only the training set's (the gap's too)
     known = storage.read_parquet(storage.join(sets_uri, KNOWN_FRAUDS_TABLE), storage_options)
     model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
     champion_version = aliases.champion_version(tracking_uri)
-    champion = None
-    if champion_version is not None:
-        champion = registry.load_model(tracking_uri, champion_version)
+    champion = champion_version and registry.load_model(tracking_uri, champion_version)
     result = evaluate_against_champion(
         model, champion, evaluation, known, policy, delay_days=request.delay_days
     )
@@ -257,7 +288,7 @@ def train_and_gate(
         candidate_metrics=result.candidate.flat(),
         champion_metrics=None if result.champion is None else result.champion.flat(),
         decision=gate_verdict(decision),
-        extra_tags=_feature_tags(features) | _window_tags(request) | refit_tags,
+        extra_tags=_feature_tags(features) | _window_tags(request) | refit_tags | extra_tags,
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
     moved = aliases.apply_decision(tracking_uri, decision.outcome, version.version)
