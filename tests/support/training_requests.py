@@ -42,5 +42,6 @@ def run_request(settings: Settings, as_of: date, airflow_run_id: str, **kw: Any)
         context=RunContext("model_training", as_of, airflow_run_id),
         sets_uri=training_sets_uri(settings, as_of),
         policy=POLICY,
+        reuse_decided=True,  # as for a run woken by a retrain request
         **kw,
     )

@@ -9,9 +9,11 @@ free-text reason) and the digests of the sets it reads. The key is a run tag, an
 to the version with the other ``mlops.*`` tags.
 
 - **A decided key** (a version carries it, made by another Airflow run) is not trained
-  again: the run returns the recorded outcome, ``reused``, trains nothing, moves no alias
-  and announces nothing. A retry of the *same* Airflow run trains again and replaces its own
-  attempt, as before. Changed data or settings give another key: a rerun then replaces.
+  again by a run that answers a retrain request (``reuse_decided``): it returns the recorded
+  outcome, ``reused``, trains nothing, moves no alias and announces nothing. A retry of the
+  *same* Airflow run trains again and replaces its own attempt, as before; so does a manual
+  or scheduled rerun of the date (``model_training``'s documented rerun), and a request
+  whose data or settings changed (another key).
 - **A key being trained** is claimed first: a small file created only if absent (``O_EXCL``
   locally, a conditional ``If-None-Match`` put on S3) beside the training sets. A second
   caller waits, bounded, until the claim is released, then finds the decision. The holder
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -34,6 +37,8 @@ from mlops import zones
 from mlops.io import storage
 from mlops.registry.versions import MODEL_NAME, TAG_GATE_OUTCOME, tracking_scope
 from mlops.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TAG_REQUEST_KEY = "mlops.request_key"
 WAIT_S = 3 * 3600.0  # a training's own bound (MLOPS_TRAINING_TIMEOUT's default) and more
@@ -62,10 +67,15 @@ def _create(uri: str, data: bytes, options: storage.StorageOptions | None) -> bo
     try:
         if storage.is_remote(uri):
             fs.pipe_file(path, data, mode="create")
-        else:
+        else:  # written aside, then linked: the claim appears whole or not at all
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "xb") as handle:
+            aside = f"{path}.{uuid.uuid4().hex}"
+            with open(aside, "wb") as handle:
                 handle.write(data)
+            try:
+                os.link(aside, path)
+            finally:
+                os.remove(aside)
     except FileExistsError:
         return False
     return True
@@ -130,12 +140,28 @@ def decided_version(
     return decided[0]
 
 
-def reuse_reason(version: Any) -> str:
-    outcome = version.tags.get(TAG_GATE_OUTCOME)
-    return (
+def recorded_outcome(tracking_uri: str, version: Any) -> dict[str, Any]:
+    """The outcome another run recorded for the same request, as ``TrainingOutcome``'s
+    fields: nothing trained, no alias moved, ``reused``."""
+    from mlops.registry import aliases
+
+    outcome = version.tags[TAG_GATE_OUTCOME]
+    reason = (
         f"the same request was decided by Airflow run {version.tags.get('airflow.run_id')} "
         f"(version {version.version}, {outcome}): not trained again, no alias moved"
     )
+    log.info("%s", reason)
+    state = aliases.alias_state(tracking_uri)
+    moved = aliases.AliasUpdate("none", False, reason, state, state).to_dict()
+    return {
+        "outcome": outcome,
+        "reasons": (reason,),
+        "run_id": version.run_id,
+        "model_version": str(version.version),
+        "aliases": moved,
+        "metrics": {},
+        "reused": True,
+    }
 
 
 __all__ = [
@@ -145,5 +171,5 @@ __all__ = [
     "claimed",
     "decided_version",
     "request_key",
-    "reuse_reason",
+    "recorded_outcome",
 ]

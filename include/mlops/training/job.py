@@ -217,10 +217,12 @@ def train_and_gate(
     context: tracking.RunContext,
     sets_uri: str | None = None,
     policy: GatePolicy | None = None,
+    reuse_decided: bool = False,
 ) -> TrainingOutcome:
-    """Train the candidate, judge it against the champion, record and register it, once per
-    request (``mlops.training.claims``): a request another run decided returns that
-    outcome, ``reused``, and moves nothing.
+    """Train the candidate, judge it against the champion, record and register it; one
+    caller at a time per request (``mlops.training.claims``). With ``reuse_decided`` (a run
+    that answers a retrain request), a request another run decided returns that outcome,
+    ``reused``, and moves nothing; without, a rerun replaces the run and version.
 
     The sets are read from ``sets_uri``, by default where ``build_training_sets`` published
     them for the same request."""
@@ -229,21 +231,12 @@ def train_and_gate(
     key = claims.request_key(context.run_key, request.to_dict(), manifest.get("inputs", {}))
     with claims.claimed(settings, key, context.airflow_run_id, storage_options):
         done = claims.decided_version(settings.mlflow_tracking_uri, key, context.airflow_run_id)
-        if done is not None:
-            return _recorded(settings.mlflow_tracking_uri, done)
+        if done is not None and reuse_decided:
+            return TrainingOutcome(**claims.recorded_outcome(settings.mlflow_tracking_uri, done))
         policy, extra = policy or GatePolicy(), {claims.TAG_REQUEST_KEY: key}
         return _train_gate_register(
             settings, request, storage_options, context, sets_uri, manifest, policy, extra
         )
-
-
-def _recorded(tracking_uri: str, version: Any) -> TrainingOutcome:
-    """The outcome another run recorded for the same request: nothing trained or moved."""
-    reason, state = claims.reuse_reason(version), aliases.alias_state(tracking_uri)
-    log.info("%s", reason)
-    moved = aliases.AliasUpdate("none", False, reason, state, state).to_dict()
-    outcome, number = version.tags[registry.TAG_GATE_OUTCOME], str(version.version)
-    return TrainingOutcome(outcome, (reason,), version.run_id, number, moved, {}, True)
 
 
 def _train_gate_register(
