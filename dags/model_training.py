@@ -16,6 +16,10 @@ the decision.
   only the asset) or whenever a `retrain_request` asset event arrives (the monitoring
   policy's retrain signal). An asset-triggered run has no logical date: it trains as of the
   `day` in the event's extra, and keeps its `reasons`. `max_active_runs=1`.
+- **Once per request**: a second retrain request for the same day, settings and data (a
+  rerun of the monitoring day, an event that queued a second run) trains nothing and
+  announces nothing: it returns the first run's decision (`reused`). A run holds a claim on
+  its request while it trains, so even callers outside Airflow cannot train it twice at once.
 - **After a breach**: a retrain request that follows a breach carries `breach_since` (the
   first data day of the breach; also a Param). The run then drops the gap: it trains on the
   14 days right before the held-out week, so it holds matured days of the new data, and is
@@ -149,6 +153,7 @@ def model_training():
         from mlops.settings import load_settings
         from mlops.training.job import train_and_gate as run
         from mlops_airflow.context import (
+            answers_retrain_request,
             as_of_day,
             run_context,
             task_storage_options,
@@ -167,12 +172,14 @@ def model_training():
             task_storage_options(settings),
             context=run_context(context, day),
             sets_uri=built["sets_uri"],
+            reuse_decided=answers_retrain_request(context),
         )
         return outcome.to_xcom()
 
     @task.short_circuit
     def approved(outcome: dict) -> bool:
-        return outcome["outcome"] == "approve"
+        # a request another run already decided (reused) was announced by that run
+        return outcome["outcome"] == "approve" and not outcome.get("reused")
 
     @task(outlets=[CANDIDATE_MODEL])
     def announce_candidate(outcome: dict, **context) -> None:

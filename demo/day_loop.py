@@ -124,8 +124,11 @@ def model_training(
     )
     built = build_training_sets(settings, request, options)
     context = RunContext("model_training", day, _run_id("asset_triggered"))
-    outcome = train_and_gate(settings, request, options, context=context, sets_uri=built.sets_uri)
-    return candidate_event(outcome.to_xcom(), day) if outcome.outcome == "approve" else None
+    outcome = train_and_gate(
+        settings, request, options, context=context, sets_uri=built.sets_uri, reuse_decided=True
+    )
+    announce = outcome.outcome == "approve" and not outcome.reused
+    return candidate_event(outcome.to_xcom(), day) if announce else None
 
 
 def model_deployment(

@@ -88,6 +88,12 @@ def triggering_reason(context: Any) -> str:
     return requested_reason(_triggering_extras(context))
 
 
+def answers_retrain_request(context: Any) -> bool:
+    """Whether the run was woken by a retrain request carrying a day: such a run reuses the
+    decision of another run that answered the same request (``mlops.training.claims``)."""
+    return triggering_day(context) is not None
+
+
 def as_of_day(context: Any) -> date:
     """The point in time of a training run: the ``day`` of the asset event that triggered it,
     else its logical date, else (manual without a date) the moment the run was due."""

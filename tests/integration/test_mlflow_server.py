@@ -8,14 +8,7 @@ flow as the SQLite unit tests, over HTTP.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,90 +20,24 @@ from mlops.registry import versions as registry
 from mlops.registry.tracking import runs_by_key
 from mlops.training.estimators import predict_scores
 from tests.support.logged_runs import BROKEN, train_and_log, versions_with_key
+from tests.support.mlflow_server import ServerDidNotStart, scratch_database
 
 pytestmark = pytest.mark.integration
-STARTUP_SECONDS = 180  # up in 28-41 s and ready 20-26 s later, measured on a 2-core host
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
-def mlflow_database(postgres_url: str) -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL, dropped afterwards."""
-    import psycopg2
-    from sqlalchemy.engine import make_url
+def mlflow_server(postgres_url: str, s3_server: str, bucket: str, tmp_path: Path) -> Iterator[str]:
+    from tests.support.mlflow_server import mlflow_server as server
 
-    url = make_url(postgres_url)
-    name = f"mlflow_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(url.set(drivername="postgresql").render_as_string(False))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        # psycopg2 explicitly: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3
-        yield url.set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """The server, its workers and its job runner: the whole process group it leads."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    env = {"MLFLOW_S3_ENDPOINT_URL": s3_server}
+    with scratch_database(postgres_url) as database:
         try:
-            os.killpg(server.pid, sig)
-            server.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@pytest.fixture
-def mlflow_server(
-    mlflow_database: str, s3_server: str, bucket: str, tmp_path: Path
-) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "mlflow-server.log"
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow_cli), "server", "--backend-store-uri", mlflow_database]
-    command += ["--artifacts-destination", f"s3://{bucket}/mlflow", "--serve-artifacts"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = os.environ | {"MLFLOW_S3_ENDPOINT_URL": s3_server}
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    uri = f"http://127.0.0.1:{port}"
-    # /health answers before the worker has opened its stores; the first API call does that
-    # (20-26 s measured on a loaded host), so readiness is an answered API call
-    ready = f"{uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
-    try:
-        for probe in (f"{uri}/health", ready):
-            while not _answers(probe):
-                if server.poll() is not None or time.perf_counter() - started > STARTUP_SECONDS:
-                    tail = log.read_text(errors="replace")[-3000:]
-                    pytest.fail(f"mlflow server did not come up at {uri}:\n{tail}")
-                time.sleep(0.5)
-            print(f"{probe} answered after {time.perf_counter() - started:.1f} s")
-        yield uri
-    finally:
-        _stop(server)
+            with server(
+                database, f"s3://{bucket}/mlflow", tmp_path / "mlflow-server.log", env
+            ) as uri:
+                yield uri
+        except ServerDidNotStart as err:
+            pytest.fail(str(err))
 
 
 def test_log_register_and_alias_flow_against_a_real_server(mlflow_server: str) -> None:

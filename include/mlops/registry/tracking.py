@@ -268,7 +268,6 @@ def log_training_run(
     with tracking_scope(tracking_uri) as client:
         location = artifact_location or default_artifact_location(tracking_uri)
         experiment_id = ensure_experiment(client, experiment, location)
-        previous = runs_by_key(client, experiment_id, context.run_key)
         with mlflow.start_run(experiment_id=experiment_id, run_name=context.run_key, tags=tags):
             run_id = mlflow.active_run().info.run_id
             mlflow.log_params(run_params)
@@ -281,7 +280,11 @@ def log_training_run(
                 mlflow.log_metrics(champion, dataset=eval_set)
         if decision is not None:
             attach_decision(tracking_uri, run_id, decision)
-        deleted, superseded = _retire_runs(client, previous, run_id)  # only once complete
+        # searched once complete (a failure leaves the old runs in place), and after: a
+        # create whose answer was lost is retried by MLflow's client and leaves an empty run
+        previous = runs_by_key(client, experiment_id, context.run_key)
+        previous = [run for run in previous if run.info.run_id != run_id]
+        deleted, superseded = _retire_runs(client, previous, run_id)
         if deleted or superseded:
             client.set_tag(run_id, "mlops.replaces", ",".join(deleted + superseded))
     return LoggedRun(

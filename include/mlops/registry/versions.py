@@ -119,16 +119,18 @@ def register_candidate(
         tags = {k: v for k, v in tags.items() if v and k != "mlops.replaces"}
         if tags.get(TAG_GATE_OUTCOME, "pending") != "pending":
             tags["mlops.decision_record"] = f"runs:/{run_id}/{DECISION_RECORD}"
-        existing = client.search_model_versions(
-            f"name = '{model_name}' and tags.`{TAG_RUN_KEY}` = '{key}'", order_by=["version_number"]
-        )
+        query = f"name = '{model_name}' and tags.`{TAG_RUN_KEY}` = '{key}'"
+        existing = client.search_model_versions(query, order_by=["version_number"])
         keep = next((mv for mv in existing if mv.run_id == run_id), None)
         if keep is None:
             keep = mlflow.register_model(f"models:/{outputs[0].model_id}", model_name, tags=tags)
         else:
             for tag, value in tags.items():
                 client.set_model_version_tag(model_name, keep.version, tag, value)
-        old = [mv for mv in existing if str(mv.version) != str(keep.version)]
+        # searched again, after: a create whose answer was lost (the server went down after
+        # committing) is retried by MLflow's client and leaves a second version of the run
+        now = client.search_model_versions(query, order_by=["version_number"])
+        old = [mv for mv in now if str(mv.version) != str(keep.version)]
         deleted, superseded = _retire_versions(client, model_name, old, keep)
     return RegisteredVersion(
         name=model_name,

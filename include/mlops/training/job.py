@@ -32,11 +32,12 @@ from mlops.gate.decision import GateDecision
 from mlops.gate.policy import GatePolicy
 from mlops.gate.report import decision_record, render_model_card
 from mlops.io import storage
-from mlops.io.partitions import publish_partition, require_partition
+from mlops.io.partitions import Partition, publish_partition, require_partition
 from mlops.registry import aliases, tracking
 from mlops.registry import versions as registry
 from mlops.schema import partition_name
 from mlops.settings import Settings
+from mlops.training import claims
 from mlops.training.estimators import train
 from mlops.training.families import DEFAULT_FAMILY, validate_params
 from mlops.training.settled import settlement
@@ -103,6 +104,7 @@ class TrainingOutcome:
     model_version: str
     aliases: dict[str, Any]
     metrics: dict[str, Any]
+    reused: bool = False  # another run decided the same request: nothing trained or moved
 
     def to_xcom(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": list(self.reasons)}
@@ -216,25 +218,47 @@ def train_and_gate(
     context: tracking.RunContext,
     sets_uri: str | None = None,
     policy: GatePolicy | None = None,
+    reuse_decided: bool = False,
 ) -> TrainingOutcome:
-    """Train the candidate, judge it against the champion, record and register it.
+    """Train the candidate, judge it against the champion, record and register it; one
+    caller at a time per request (``mlops.training.claims``). With ``reuse_decided`` (a run
+    that answers a retrain request), a request another run decided returns that outcome,
+    ``reused``, and moves nothing; without, a rerun replaces the run and version.
 
     The sets are read from ``sets_uri``, by default where ``build_training_sets`` published
     them for the same request."""
-    policy = policy or GatePolicy()
     sets_uri = sets_uri or training_sets_uri(settings, request.as_of)
-    tracking_uri = settings.mlflow_tracking_uri
     sets = require_partition(sets_uri, storage_options)  # one version: manifest and files
-    manifest = sets.manifest
+    manifest = sets.manifest or {}
+    key = claims.request_key(context.run_key, request.to_dict(), manifest.get("inputs", {}))
+    with claims.claimed(settings, key, context.airflow_run_id, storage_options):
+        done = claims.decided_version(settings.mlflow_tracking_uri, key, context.airflow_run_id)
+        if done is not None and reuse_decided:
+            return TrainingOutcome(**claims.recorded_outcome(settings.mlflow_tracking_uri, done))
+        policy, extra = policy or GatePolicy(), {claims.TAG_REQUEST_KEY: key}
+        return _train_gate_register(
+            settings, request, storage_options, context, sets, policy, extra
+        )
+
+
+def _train_gate_register(
+    settings: Settings,
+    request: TrainingRequest,
+    storage_options: storage.StorageOptions | None,
+    context: tracking.RunContext,
+    sets: Partition,
+    policy: GatePolicy,
+    extra_tags: dict[str, str],
+) -> TrainingOutcome:
+    tracking_uri = settings.mlflow_tracking_uri
+    sets_uri, manifest = sets.uri, sets.manifest or {}
     training = storage.read_parquet(sets.file(TRAINING_TABLE), storage_options)
     evaluation = storage.read_parquet(sets.file(EVALUATION_TABLE), storage_options)
     # every fraud labelled before the window, not only the training set's (the gap's too)
     known = storage.read_parquet(sets.file(KNOWN_FRAUDS_TABLE), storage_options)
     model = train(request.family, training, training["TX_FRAUD"], request.params, request.seed)
     champion_version = aliases.champion_version(tracking_uri)
-    champion = None
-    if champion_version is not None:
-        champion = registry.load_model(tracking_uri, champion_version)
+    champion = champion_version and registry.load_model(tracking_uri, champion_version)
     result = evaluate_against_champion(
         model, champion, evaluation, known, policy, delay_days=request.delay_days
     )
@@ -259,7 +283,7 @@ def train_and_gate(
         candidate_metrics=result.candidate.flat(),
         champion_metrics=None if result.champion is None else result.champion.flat(),
         decision=gate_verdict(decision),
-        extra_tags=_feature_tags(features) | _window_tags(request) | refit_tags,
+        extra_tags=_feature_tags(features) | _window_tags(request) | refit_tags | extra_tags,
     )
     version = registry.register_candidate(tracking_uri, logged.run_id)
     moved = aliases.apply_decision(tracking_uri, decision.outcome, version.version)
