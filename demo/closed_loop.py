@@ -155,10 +155,11 @@ def run_loop(
     options: Any = None,
     before_landing: Callable[[date], None] | None = None,
     until: Callable[[date], bool] | None = None,
-) -> None:
+) -> date:
     """Land the days from ``first_index`` on, one by one, waiting for the system after each
     (in the landing zone of the settings; ``before_landing(day)`` runs first, the live
-    traffic of a day comes before its file lands; ``until(day)`` true ends the loop early)."""
+    traffic of a day comes before its file lands; ``until(day)`` true ends the loop early).
+    The last day landed."""
     from mlops.settings import load_settings
     from mlops.simulator import write_landing
 
@@ -177,7 +178,8 @@ def run_loop(
         wait_for_day(stack, settings, day, day_timeout)
         print(progress_line(settings, day, index + 1, config.days, started), flush=True)
         if until and until(day):
-            return
+            break
+    return day
 
 
 def days_of(config: LoopConfig) -> tuple[date, date, date | None]:

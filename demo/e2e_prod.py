@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.wait_for_dags(list(DAG_IDS))
         traffic = LiveTraffic(stack.service_url, transactions, args.live_per_day)
         loop_began = time.monotonic()
-        run_loop(
+        landed = run_loop(
             stack,
             config,
             transactions,
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             until=None if args.all_days else loop_closed(settings, drift),
         )
         loop_s = time.monotonic() - loop_began
-        manual = manual_training(stack, last + timedelta(days=1))
+        manual = manual_training(stack, landed + timedelta(days=1))  # on the data there is
         backfill = monitoring_backfill(stack, settings, *replay_days(config, args.history_days))
         placement = task_placement(stack)
         timeline = collect(settings, first, last, drift)
