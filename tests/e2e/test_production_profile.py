@@ -3,8 +3,9 @@ this host (PostgreSQL, RabbitMQ, Redis, moto's S3 server, the MLflow server, Air
 CeleryExecutor, the model service), the closed loop through it, judged by its report; and
 nothing left behind, whether the run ends or is interrupted.
 
-The whole loop (``-m e2e_prod``, ``make e2e-prod``) takes about 40 minutes on 2 cores and is
-deselected from ``make test``, where the start-and-stop tests of the same stack run."""
+The whole loop (``-m e2e_prod``, ``make e2e-prod``) takes about 25 minutes on 2 cores; the
+default selection leaves it out, and ``make test`` runs it beside the rest of the suite (the
+start-and-stop tests of the same stack run in the suite)."""
 
 from __future__ import annotations
 
