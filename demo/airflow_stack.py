@@ -256,12 +256,13 @@ class AirflowStack:
     def kill_component(self, component: str, timeout: float = 30) -> list[int]:
         """A crash: SIGKILL for the component and everything it started, task processes
         included (Airflow gives each its own process group; they stay in the component's
-        session), no graceful stop. Until none is left; the pids killed. ``relaunch`` starts
-        the component again; until then ``check_alive`` reports it dead."""
+        session), no graceful stop. Until none is left; the leader's pid and those of the
+        processes outside its group. ``relaunch`` starts the component again; until then
+        ``check_alive`` reports it dead."""
         process = self.processes[component]
-        killed = kill_session(process.pid, timeout)
-        process.wait(timeout=timeout)
-        return killed
+        _signal_group(process, signal.SIGKILL)  # the leader and its pool at once
+        process.wait(timeout=timeout)  # reaped here; its orphans are init's to reap
+        return [process.pid, *kill_session(process.pid, timeout)]
 
     def relaunch(self, component: str) -> None:
         """Start a component again (after ``kill_component``), as its supervisor would."""
@@ -427,9 +428,9 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def session_members(session: int) -> list[int]:
-    """The live processes of a session (a component's: it leads one), from /proc; zombies,
-    dead already, are left out."""
+def session_members(session: int, *, zombies: bool = False) -> list[int]:
+    """The processes of a session (a component's: it leads one), from /proc; zombies (dead,
+    not yet reaped by their parent) only if asked for."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -438,7 +439,7 @@ def session_members(session: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[3]) == session and fields[0] != "Z":
+        if int(fields[3]) == session and (zombies or fields[0] != "Z"):
             members.append(int(entry.name))
     return members
 
@@ -458,6 +459,10 @@ def kill_session(session: int, timeout: float = 10) -> list[int]:
                 continue
             if pid not in killed:
                 killed.append(pid)
+        time.sleep(0.1)
+    # the dead leave the process table once reaped (orphans by init): a stop returns then
+    deadline = time.monotonic() + 5
+    while session_members(session, zombies=True) and time.monotonic() < deadline:
         time.sleep(0.1)
     return killed
 
