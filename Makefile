@@ -52,8 +52,10 @@ demo: venv ## run the closed loop on simulated data (local profile)
 
 # The production profile as processes on this host: fresh PostgreSQL databases, a RabbitMQ
 # vhost, Redis, moto's S3 server, the MLflow server, Airflow on Celery, the model service;
-# the closed loop through it (demo/e2e_prod.py), judged by tests/e2e/test_production_profile.py.
-E2E_PROD := $(BIN)/pytest -m e2e_prod -p no:cacheprovider tests/e2e/test_production_profile.py
+# the closed loop through it (demo/e2e_prod.py), judged by tests/e2e/test_production_profile.py;
+# then a worker and a scheduler killed mid-run on a small world (tests/e2e/test_stack_faults.py).
+E2E_PROD := $(BIN)/pytest -m e2e_prod -p no:cacheprovider tests/e2e/test_production_profile.py \
+	tests/e2e/test_stack_faults.py
 E2E_LOG := .e2e-prod.log
 
 e2e-prod: venv ## the closed loop on the production profile, every component a real process

@@ -44,6 +44,7 @@ from mlops_airflow.parse_time import (
     APPROVAL_TIMEOUT,
     OBSERVATION_TIMEOUT,
     deployment_run_timeout,
+    retry_delay,
     rollout_default,
     schedule_start,
     sensor_poke_s,
@@ -63,7 +64,7 @@ from mlops_airflow.sensors import ObservedDaysSensor
     default_args={
         "owner": "ml-platform",
         "retries": 2,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
     },
     params={

@@ -42,6 +42,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     daily_run_timeout,
+    retry_delay,
     schedule_end,
     schedule_start,
     sensor_poke_s,
@@ -64,7 +65,7 @@ from mlops_airflow.sensors import PredictionLogSensor
     default_args={
         "owner": "ml-platform",
         "retries": 2,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
     },
     params={

@@ -47,6 +47,7 @@ from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     DEFAULT_MODEL_FAMILY,
     MODEL_FAMILIES,
+    retry_delay,
     schedule_start,
     task_timeout,
     training_cron,
@@ -72,7 +73,7 @@ CRON = training_cron()
     default_args={
         "owner": "ml-platform",
         "retries": 2,
-        "retry_delay": timedelta(minutes=5),
+        "retry_delay": retry_delay(timedelta(minutes=5)),
         "execution_timeout": task_timeout(),
     },
     params={

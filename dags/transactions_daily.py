@@ -52,6 +52,7 @@ from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
     daily_run_timeout,
     landing_uri,
+    retry_delay,
     schedule_end,
     schedule_start,
     sensor_poke_s,
@@ -74,7 +75,7 @@ from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSenso
     default_args={
         "owner": "ml-platform",
         "retries": 2,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
     },
     params={

@@ -246,8 +246,27 @@ class AirflowStack:
                 pass
             _signal_group(process, signal.SIGKILL)
             process.wait()
+            try:  # task processes lead process groups of their own, in its session
+                kill_session(process.pid)
+            except StackError as err:  # the other components must still be stopped
+                print(err, file=sys.stderr)
         self.processes.clear()
         self._client.close()
+
+    def kill_component(self, component: str, timeout: float = 30) -> list[int]:
+        """A crash: SIGKILL for the component and everything it started, task processes
+        included (Airflow gives each its own process group; they stay in the component's
+        session), no graceful stop. Until none is left; the leader's pid and those of the
+        processes outside its group. ``relaunch`` starts the component again; until then
+        ``check_alive`` reports it dead."""
+        process = self.processes[component]
+        _signal_group(process, signal.SIGKILL)  # the leader and its pool at once
+        process.wait(timeout=timeout)  # reaped here; its orphans are init's to reap
+        return [process.pid, *kill_session(process.pid, timeout)]
+
+    def relaunch(self, component: str) -> None:
+        """Start a component again (after ``kill_component``), as its supervisor would."""
+        self._launch(component)
 
     def check_alive(self) -> None:
         for component, process in self.processes.items():
@@ -407,6 +426,45 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def session_members(session: int, *, zombies: bool = False) -> list[int]:
+    """The processes of a session (a component's: it leads one), from /proc; zombies (dead,
+    not yet reaped by their parent) only if asked for."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session and (zombies or fields[0] != "Z"):
+            members.append(int(entry.name))
+    return members
+
+
+def kill_session(session: int, timeout: float = 10) -> list[int]:
+    """SIGKILL every process of ``session`` until none is left (one forked meanwhile is
+    found on the next pass); the pids killed."""
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while members := session_members(session):
+        if time.monotonic() > deadline:
+            raise StackError(f"processes {members} of session {session} survive SIGKILL")
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            if pid not in killed:
+                killed.append(pid)
+        time.sleep(0.1)
+    # the dead leave the process table once reaped (orphans by init): a stop returns then
+    deadline = time.monotonic() + 5
+    while session_members(session, zombies=True) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return killed
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:

@@ -43,6 +43,7 @@ from demo.airflow_stack import (
     AirflowStack,
     StackError,
     free_port,
+    kill_session,
 )
 from mlops.manifests.environment import (
     AIRFLOW_SERVICE,
@@ -453,3 +454,7 @@ def _stop(process: subprocess.Popen, grace: float) -> None:
             process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             pass
+    try:  # until what the group's SIGKILL reached is gone, not merely signalled
+        kill_session(process.pid)
+    except StackError as err:
+        print(err, file=sys.stderr)

@@ -107,6 +107,13 @@ def deployment_run_timeout() -> timedelta:
     return APPROVAL_TIMEOUT + OBSERVATION_TIMEOUT + RUN_WORK
 
 
+def retry_delay(default: timedelta) -> timedelta:
+    """Between the tries of a DAG's tasks: the DAG's own ``default``, or ``MLOPS_RETRY_DELAY_S``
+    for every DAG but model_rollback (which has its own). A try lost with its worker is
+    failed after the heartbeat timeout, then waits this long before it runs again."""
+    return _seconds("MLOPS_RETRY_DELAY_S", default)
+
+
 def rollback_retry_delay() -> timedelta:
     """Between the tries of a rollback's task (``MLOPS_ROLLBACK_RETRY_DELAY_S``, 30 s)."""
     return _seconds("MLOPS_ROLLBACK_RETRY_DELAY_S", timedelta(seconds=30))

@@ -1,0 +1,14 @@
+"""Parse-time knobs read from the environment (``mlops_airflow.parse_time``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+def test_retry_delay_is_the_dags_own_unless_the_environment_sets_one(monkeypatch):
+    from mlops_airflow.parse_time import retry_delay
+
+    monkeypatch.delenv("MLOPS_RETRY_DELAY_S", raising=False)
+    assert retry_delay(timedelta(minutes=2)) == timedelta(minutes=2)
+    monkeypatch.setenv("MLOPS_RETRY_DELAY_S", "2.5")
+    assert retry_delay(timedelta(minutes=5)) == timedelta(seconds=2.5)
