@@ -428,10 +428,9 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def session_members(session: int, *, zombies: bool = False) -> list[int]:
-    """The processes of a session (a component's: it leads one), from /proc; zombies (dead,
-    not yet reaped by their parent) only if asked for."""
-    members = []
+def process_table() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, session id, state) of every process, from /proc."""
+    table = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -439,9 +438,18 @@ def session_members(session: int, *, zombies: bool = False) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[3]) == session and (zombies or fields[0] != "Z"):
-            members.append(int(entry.name))
-    return members
+        table.append((int(entry.name), int(fields[1]), int(fields[3]), fields[0]))
+    return table
+
+
+def session_members(session: int, *, zombies: bool = False) -> list[int]:
+    """The processes of a session (a component's: it leads one); zombies (dead, not yet
+    reaped by their parent) only if asked for."""
+    return [
+        pid
+        for pid, _, sid, state in process_table()
+        if sid == session and (zombies or state != "Z")
+    ]
 
 
 def kill_session(session: int, timeout: float = 10) -> list[int]:

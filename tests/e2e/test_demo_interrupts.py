@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.airflow_stack import REAP_GRACE_S
+from demo.airflow_stack import REAP_GRACE_S, process_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -46,28 +46,14 @@ def processes_of(home: Path) -> list[str]:
     return found
 
 
-def process_table() -> list[tuple[int, int, int]]:
-    """(pid, parent pid, session id) of every process."""
-    table = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table.append((int(entry.name), int(fields[1]), int(fields[3])))
-    return table
-
-
 def sessions_started_by(driver: int) -> set[int]:
     """The sessions of the driver's children: each component runs in its own, with its
     workers and task processes (whose titles, rewritten, hide their environment)."""
-    return {session for _, parent, session in process_table() if parent == driver}
+    return {session for _, parent, session, _ in process_table() if parent == driver}
 
 
 def in_sessions(sessions: set[int]) -> list[int]:
-    return [pid for pid, _, session in process_table() if session in sessions]
+    return [pid for pid, _, session, _ in process_table() if session in sessions]
 
 
 def wait_until(condition, timeout: float, what: str, log: Path) -> None:
