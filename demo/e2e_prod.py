@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -132,8 +133,10 @@ def _logged_params(stack: Any, run_id: str) -> dict[str, Any]:
 
 
 def monitoring_backfill(stack: Any, settings: Any, first: date, last: date) -> dict[str, Any]:
-    """A backfill of ``model_monitoring`` over served days, created over REST: its runs'
-    states and whether the summaries and decisions it rewrote are the same."""
+    """A backfill of ``model_monitoring`` over served days, created over REST, with the
+    scheduler killed (SIGKILL) while the backfill has work in flight and started again 5 s
+    later: its runs' states, the runs a day, and whether the summaries, decisions and model
+    versions it could have rewritten or added are the same as before."""
     from mlops.io import storage
     from mlops.monitoring.daily import SUMMARY_FILE, report_folder
     from mlops.retraining.decisions import decision_uri
@@ -145,13 +148,19 @@ def monitoring_backfill(stack: Any, settings: Any, first: date, last: date) -> d
         uris = summaries + [decision_uri(settings, d) for d in days]
         return {uri: storage.read_bytes(uri).decode() for uri in uris}
 
-    before = records()
+    before, versions_before = records(), model_versions(stack)
+    began = time.monotonic()
     created = stack.create_backfill(
         "model_monitoring",
         f"{first.isoformat()}T00:00:00Z",
         f"{last.isoformat()}T00:00:00Z",
         reprocess_behavior="completed",
     )
+    in_flight = _backfill_work_in_flight(stack, "model_monitoring", timeout=300)
+    killed_after = round(time.monotonic() - began, 1)
+    stack.kill_component("scheduler")
+    time.sleep(5)  # the worker and the api-server go on without a scheduler
+    stack.relaunch("scheduler")
     deadline = time.monotonic() + 900
     runs: list[dict] = []
     while time.monotonic() < deadline:
@@ -160,12 +169,50 @@ def monitoring_backfill(stack: Any, settings: Any, first: date, last: date) -> d
         if len(runs) == len(days) and all(r["state"] in ("success", "failed") for r in runs):
             break
         time.sleep(2)
+    wanted = {str(d) for d in days}
+    dated = [
+        r["logical_date"][:10] for r in stack.dag_runs("model_monitoring") if r["logical_date"]
+    ]
     return {
         "backfill_id": created["id"],
         "days": [str(d) for d in days],
         "states": [r["state"] for r in runs],
+        "seconds": round(time.monotonic() - began, 1),
+        "scheduler_killed_after_s": killed_after,
+        "in_flight_at_kill": in_flight,
+        "runs_a_day": {d: n for d, n in Counter(dated).items() if d in wanted},
         "same_records": records() == before,
+        "model_versions": {"before": versions_before, "after": model_versions(stack)},
     }
+
+
+def _backfill_work_in_flight(stack: Any, dag_id: str, timeout: float) -> list[str]:
+    """Until a backfill run of ``dag_id`` has a task (not a sensor) queued or running: what
+    is in flight then, as ``run_id/task_id``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [
+            f"{run['dag_run_id']}/{ti['task_id']}"
+            for run in stack.dag_runs(dag_id)
+            if run["run_type"] == "backfill" and run["state"] in ("queued", "running")
+            for ti in stack.task_instances(dag_id, run["dag_run_id"])
+            if ti["state"] in ("queued", "running") and not ti["task_id"].startswith("wait_")
+        ]
+        if busy:
+            return busy
+        time.sleep(0.3)
+    raise RuntimeError(f"no task of a {dag_id} backfill seen in flight in {timeout:.0f} s")
+
+
+def model_versions(stack: Any) -> list[str]:
+    """The registered model's versions, in order."""
+    import mlflow
+
+    from mlops.registry.versions import MODEL_NAME
+
+    client = mlflow.MlflowClient(stack.env["MLOPS_MLFLOW_TRACKING_URI"])
+    found = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    return sorted((v.version for v in found), key=int)
 
 
 def loop_closed(settings: Any, drift: date | None) -> Any:
@@ -233,7 +280,7 @@ def _seconds_between(earlier: str | None, later: str | None) -> float | None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from demo.airflow_stack import _exit_on_sigterm
     from demo.closed_loop import load_history, run_loop
-    from demo.production_stack import ProductionStack
+    from demo.production_stack import SCHEDULER_RECOVERY, ProductionStack
     from demo.report import collect
     from mlops.io.storage import s3_options
     from mlops.settings import load_settings
@@ -243,7 +290,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first, last, drift = days_of(config)
     _exit_on_sigterm()
     began = time.monotonic()
-    with ProductionStack(args.home, world=world, redis_db=args.redis_db) as stack:
+    stack = ProductionStack(args.home, world=world, env=SCHEDULER_RECOVERY, redis_db=args.redis_db)
+    with stack:
         started_s = time.monotonic() - began
         os.environ.update({k: v for k, v in stack.env.items() if not k.startswith("AIRFLOW")})
         settings = load_settings()
@@ -351,8 +399,11 @@ def summary(report: dict[str, Any]) -> str:
             for r in report["rollouts"]
         ),
         f"manual model_training: {report['manual_training']['state']}; "
-        f"backfill of model_monitoring: {report['backfill']['states']}, "
-        f"same records: {report['backfill']['same_records']}",
+        f"backfill of model_monitoring: {report['backfill']['states']} in "
+        f"{report['backfill']['seconds']} s, scheduler killed after "
+        f"{report['backfill']['scheduler_killed_after_s']} s, same records: "
+        f"{report['backfill']['same_records']}, model versions "
+        f"{report['backfill']['model_versions']}",
         f"wall time {report['seconds']}",
     ]
     return "\n".join(lines)

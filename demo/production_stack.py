@@ -63,6 +63,15 @@ def _address(host_port: tuple[str, int]) -> str:
 REDIS_DB = "14"  # tests use 15, the interrupt tests 13; 0 stays free for whatever else runs here
 BUCKETS = ("mlops", "mlflow")
 WORKER_CONCURRENCY = 2
+# What a restarted scheduler needs to recover in seconds, not minutes: it adopts a dead
+# scheduler's task instances at its next orphan check once the dead one is 30 s silent
+# (checked every 10 s, 300 s by default), and requeues a task the dead one queued but never
+# sent to the broker after 90 s (600 s by default; with parallelism 2 nothing waits longer).
+SCHEDULER_RECOVERY = {
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+}
 CREATED_FILE = "created-stores.json"
 BIN = Path(sys.executable).parent
 

@@ -136,11 +136,18 @@ def test_a_manual_training_run_with_params_through_the_rest_api(report):
 
 
 @pytest.mark.e2e_prod
-def test_a_backfill_through_the_rest_api_records_the_same_decisions(report):
+def test_a_backfill_through_the_rest_api_survives_its_scheduler_killed(report):
+    """The scheduler is SIGKILLed while the backfill has work in flight and started again:
+    the backfill completes, one run a day, the same summaries and decisions, no new model
+    version (a replayed day reuses its recorded retrain decision, never trains again)."""
     backfill = report["backfill"]
+    assert backfill["in_flight_at_kill"]
     assert backfill["states"] and set(backfill["states"]) == {"success"}
     assert len(backfill["states"]) == len(backfill["days"])
+    assert backfill["runs_a_day"] == dict.fromkeys(backfill["days"], 1)
     assert backfill["same_records"]
+    versions = backfill["model_versions"]
+    assert versions["after"] == versions["before"] and versions["before"]
 
 
 @pytest.mark.e2e_prod

@@ -60,13 +60,6 @@ RECOVERY = {
     # the worker's supervisor heartbeats every 5 s ([workers] min_heartbeat_interval)
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-    # a restarted scheduler adopts the dead one's task instances at its next orphan check
-    # after the dead one is 30 s silent: checked every 10 s (300 s by default)
-    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    # a task queued by the dead scheduler but never sent to the broker is requeued after
-    # 90 s (600 s by default); with parallelism 2 nothing waits in the queue that long
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
     "MLOPS_RETRY_DELAY_S": "2",  # between tries (2 min in the DAG)
 }
 
@@ -100,11 +93,12 @@ def services(postgres_url, redis_url, rabbitmq_url) -> None:
 @pytest.fixture(scope="module")
 def stack(services, tmp_path_factory) -> Any:
     """The production stack with the world's days landed and ``transactions_daily`` on."""
-    from demo.production_stack import ProductionStack
+    from demo.production_stack import SCHEDULER_RECOVERY, ProductionStack
 
     home = tmp_path_factory.mktemp("stack-faults") / "home"
     began = time.monotonic()
-    with ProductionStack(home, world=world(), env=RECOVERY, redis_db=REDIS_DB) as running:
+    recovery = {**SCHEDULER_RECOVERY, **RECOVERY}
+    with ProductionStack(home, world=world(), env=recovery, redis_db=REDIS_DB) as running:
         print(f"stack up in {time.monotonic() - began:.0f} s")
         config = world_config()
         land(running, config)
