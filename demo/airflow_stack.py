@@ -198,7 +198,13 @@ class AirflowStack:
         self.groups_file.write_text("")
         with (self.log_dir / "reaper.log").open("ab") as out:
             self._reaper = subprocess.Popen(
-                [sys.executable, str(REAPER), str(self.groups_file), str(REAP_GRACE_S)],
+                [
+                    sys.executable,
+                    str(REAPER),
+                    str(self.groups_file),
+                    str(REAP_GRACE_S),
+                    str(os.getpid()),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
