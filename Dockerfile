@@ -30,6 +30,5 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 feature_repo/ /opt/airflow/feature_repo/
 RUN uv pip install --no-cache --no-deps --editable . \
-    && mkdir -p /opt/airflow/auth \
     && python -c "import airflow.providers.celery.executors.celery_executor, psycopg2, mlops, mlops_airflow" \
     && python -c "import duckdb; from mlops.io.duckdb_s3 import load_httpfs; load_httpfs(duckdb.connect())"

@@ -7,8 +7,11 @@ promotes it or rolls it back; every alias move goes into the deployment history.
    the data day it was trained as of) or from the Params of a manual run. A first model
    (no champion yet) goes `direct`; a version that is already champion is left alone.
 2. **approve_rollout** (when `require_approval`): Airflow's human-in-the-loop approval,
-   answerable in the UI or with `PATCH .../taskInstances/approve_rollout/-1/hitlDetails`;
-   the responder and time go into the history. Reject (or no answer in 2 days) ends the run.
+   assigned to `MLOPS_ROLLOUT_APPROVERS` (user names or `role:<Role>`), answerable in the UI
+   or with `PATCH .../taskInstances/approve_rollout/-1/hitlDetails`. The user who triggered
+   the run cannot approve it (their Approve is refused). Every answer (approved, rejected,
+   refused, no answer in 2 days) goes into the history with the responder; only an
+   approval lets the run go on.
 3. **start_rollout**: `direct` moves `champion` now (the old one becomes `previous`, kept warm
    by the model service: blue-green). `shadow`/`canary` make the version the `challenger`
    and write the rollout (strategy, share, start day) into the registered model's tag; the
@@ -36,15 +39,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
+from mlops_airflow.approval import RolloutApprovalOperator
 from mlops_airflow.assets import CANDIDATE_MODEL
 from mlops_airflow.parse_time import (
     APPROVAL_TIMEOUT,
     OBSERVATION_TIMEOUT,
     deployment_run_timeout,
     retry_delay,
+    rollout_approvers,
     rollout_default,
     schedule_start,
     sensor_poke_s,
@@ -208,11 +212,12 @@ def model_deployment():
     planned = plan_deployment()
     branch = choose_path(planned)
     described = describe(planned)
-    approve_rollout = ApprovalOperator(
+    approve_rollout = RolloutApprovalOperator(
         task_id="approve_rollout",
+        plan_task_id="plan_deployment",
+        approvers=rollout_approvers(),
         subject="Roll out a fraud model version?",
         body=described,
-        defaults="Reject",
         response_timeout=APPROVAL_TIMEOUT,  # execution_timeout bounds the rest
     )
     branch >> described >> approve_rollout

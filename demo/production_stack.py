@@ -81,7 +81,6 @@ HOST_ONLY = {
         "AIRFLOW_HOME": "the stack's home instead of the image's /opt/airflow",
         "AIRFLOW__CORE__DAGS_FOLDER": "the checkout instead of the bind mount",
         "AIRFLOW__CORE__PLUGINS_FOLDER": "the checkout instead of the bind mount",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": "in the stack's home",
         "AIRFLOW__API__HOST": "loopback instead of the container's interfaces",
         "AIRFLOW__API__PORT": "a free port",
         "AIRFLOW__API__BASE_URL": "the free port",
@@ -194,7 +193,6 @@ class ProductionStack(AirflowStack):
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": url,
@@ -231,6 +229,32 @@ class ProductionStack(AirflowStack):
         if component == "celery worker":
             return ["--concurrency", str(WORKER_CONCURRENCY), "--without-gossip"]
         return []
+
+    # ---------------------------------------------------------------- users
+    @property
+    def password_file(self) -> Path:
+        """The password of the FAB user ``admin``, fresh each run (``login`` reads it)."""
+        return self.home / "admin-password.json"
+
+    def migrate(self) -> None:
+        """The metadata DB (FAB's tables too), then the Approver role and the user admin."""
+        super().migrate()
+        log = self.log_dir / "airflow-users.log"
+        env = {
+            **self.env,
+            "MLOPS_ADMIN_PASSWORD": json.loads(self.password_file.read_text())["admin"],
+        }
+        with log.open("w") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "demo.airflow_users"],
+                env=env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
+        if done.returncode:
+            raise StackError(f"creating the Airflow users failed ({done.returncode}); see {log}")
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 300) -> ProductionStack:

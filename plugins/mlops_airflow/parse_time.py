@@ -141,3 +141,11 @@ def rollout_default(name: str, default: str) -> str:
     ``MLOPS_ROLLOUT_STRATEGY``, ``_CANARY_SHARE``, ``_OBSERVATION_DAYS``,
     ``_WAIT_FOR_LABELS``."""
     return os.environ.get(f"MLOPS_ROLLOUT_{name.upper()}") or default
+
+
+def rollout_approvers() -> list[str]:
+    """Who may approve a rollout: ``MLOPS_ROLLOUT_APPROVERS``, comma-separated user names or
+    ``role:<Role>`` (``mlops_airflow.auth_roles``); empty: anyone allowed to answer HITL
+    tasks. The requester is refused either way."""
+    value = os.environ.get("MLOPS_ROLLOUT_APPROVERS", "")
+    return [name.strip() for name in value.split(",") if name.strip()]

@@ -1,13 +1,14 @@
 """model_deployment run by ``dag.test()`` against a real MLflow registry: a first model goes
 direct; a canary is observed on data days that daily scoring fills while the sensor waits,
-then promoted; an approval is answered through Airflow's REST API (and a rejection moves
-nothing); a rollback is refused (model_rollback does it). The history records each move."""
+then promoted; an approval is answered through Airflow's REST API by real users (only an
+approver other than the requester can let it go on; every answer, and no answer, is in the
+history); a rollback is refused (model_rollback does it). The history records each move."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -108,56 +109,160 @@ def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
         assert logged["challenger_error"].notna().all()
 
 
-def answer_approval(choice: str, comment: str) -> Callable[[], None]:
-    """A person answering in the UI: the REST API's PATCH on the pending HITL detail."""
+REQUESTER = "dag_test"  # dag.test() triggers its run as this user
+
+
+def as_user(client, name: str) -> dict[str, str]:
+    """The Authorization header of SimpleAuthManager user ``name`` (role user: may answer
+    HITL tasks of any DAG, as far as the role goes)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=name, role="user"))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def pending_approval(client, headers) -> str:
+    """The HITL path of the pending approval, once model_deployment waits on one."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        response = client.get("/api/v2/dags/~/dagRuns/~/hitlDetails", headers=headers)
+        assert response.status_code == 200, response.text
+        waiting = [
+            d
+            for d in response.json().get("hitl_details", [])
+            if d["task_instance"]["dag_id"] == "model_deployment" and not d["response_received"]
+        ]
+        if waiting:
+            run_id = waiting[0]["task_instance"]["dag_run_id"]
+            return (
+                f"/api/v2/dags/model_deployment/dagRuns/{run_id}"
+                "/taskInstances/approve_rollout/-1/hitlDetails"
+            )
+        time.sleep(0.5)
+    raise AssertionError("no approval was pending within 120 s")
+
+
+def answer_approval(user: str, choice: str, outsider: str | None = None) -> Callable[[], None]:
+    """A person answering in the UI: the REST API's PATCH on the pending HITL detail, as
+    ``user``; an ``outsider`` (not an approver) tries first and must be refused."""
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
 
     client = TestClient(create_app("core"))
 
     def answer() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            pending = client.get("/api/v2/dags/~/dagRuns/~/hitlDetails").json()
-            waiting = [
-                d
-                for d in pending.get("hitl_details", [])
-                if d["task_instance"]["dag_id"] == "model_deployment" and not d["response_received"]
-            ]
-            if waiting:
-                ti = waiting[0]["task_instance"]
-                path = (
-                    f"/api/v2/dags/model_deployment/dagRuns/{ti['dag_run_id']}"
-                    f"/taskInstances/approve_rollout/-1/hitlDetails"
-                )
-                body = {"chosen_options": [choice], "params_input": {"comment": comment}}
-                response = client.patch(path, json=body)
-                assert response.status_code == 200, response.text
-                return
-            time.sleep(0.5)
-        raise AssertionError("no approval was pending within 120 s")
+        path = pending_approval(client, as_user(client, user))
+        body = {"chosen_options": [choice], "params_input": {"comment": "checked the model card"}}
+        if outsider:
+            refused = client.patch(path, json=body, headers=as_user(client, outsider))
+            assert refused.status_code == 403, refused.text
+            assert f"User={outsider}" in refused.json()["detail"]
+        response = client.patch(path, json=body, headers=as_user(client, user))
+        assert response.status_code == 200, response.text
+        assert response.json()["responded_by"]["name"] == user
 
     return answer
 
 
-@pytest.mark.parametrize("choice", ["Approve", "Reject"])
-def test_an_approval_is_answered_through_the_rest_api(world, monkeypatch, choice):
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
-    good, better = world.versions.good, world.versions.better
-    reset_registry(world.settings, champion=good)
-    conf = {"version": better, "day": str(START), "strategy": "direct", "require_approval": True}
-    with helper_thread(answer_approval(choice, "checked the model card")):
-        _, states = run(conf)
+def time_out_approval() -> None:
+    """Nobody answers: the approval's deadline passes and the scheduler's sweep applies the
+    default (what a running scheduler does every 15 s)."""
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select, update
+
+    deadline = time.monotonic() + 120
+    waiting = select(TaskInstance.id).where(
+        TaskInstance.task_id == "approve_rollout",
+        TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+    )
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            ids = session.scalars(waiting).all()
+            if ids:
+                past = datetime.now(UTC) - timedelta(seconds=1)
+                session.execute(
+                    update(TaskInstance)
+                    .where(TaskInstance.id.in_(ids))
+                    .values(trigger_timeout=past)
+                )
+        if ids:
+            SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()
+            return
+        time.sleep(0.5)
+    raise AssertionError("no approval was awaiting input within 120 s")
+
+
+@pytest.fixture
+def approvers(world, monkeypatch):
+    """Real users, no all-admins: only the listed approvers may answer."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    monkeypatch.setenv("MLOPS_ROLLOUT_APPROVERS", f"carol,{REQUESTER}")
+    reset_registry(world.settings, champion=world.versions.good)
+    return world
+
+
+def approval_run(world, answer: Callable[[], None]) -> dict[str, str]:
+    conf = {"version": world.versions.better, "day": str(START), "strategy": "direct"}
+    with helper_thread(answer):
+        _, states = run({**conf, "require_approval": True, "reason": "weekly retrain"})
     assert states["approve_rollout"] == "success"
-    if choice == "Reject":
-        assert states["start_rollout"] == "skipped"
-        assert aliases(world) == (good, None, None)
-        assert read_history(world.settings) == []
-        return
+    return states
+
+
+def by_action(world) -> dict[str, object]:
+    return {event.action: event for event in read_history(world.settings)}
+
+
+def test_an_approval_by_another_approver_is_recorded_with_their_name(approvers):
+    world = approvers
+    good, better = world.versions.good, world.versions.better
+    states = approval_run(world, answer_approval("carol", "Approve", outsider="mallory"))
+    assert states["start_rollout"] == "success"
     assert aliases(world) == (better, None, good)
+    events = by_action(world)
+    assert sorted(events) == ["approved", "deployed"]
+    assert (events["approved"].responded_by, events["approved"].details["requester"]) == (
+        "carol",
+        REQUESTER,
+    )
+    assert events["deployed"].approved_by == "carol"
+    assert events["deployed"].details["approval_comment"] == "checked the model card"
+
+
+def test_the_requesters_own_approval_is_refused_and_nothing_moves(approvers):
+    world = approvers
+    states = approval_run(world, answer_approval(REQUESTER, "Approve"))
+    assert states["start_rollout"] == "skipped"
+    assert aliases(world) == (world.versions.good, None, None)
     (event,) = read_history(world.settings)
-    assert event.approved_by and event.approved_at
-    assert event.details["approval_comment"] == "checked the model card"
+    assert (event.action, event.responded_by, event.approved_by) == (
+        "approval_refused",
+        REQUESTER,
+        None,
+    )
+
+
+def test_a_rejection_is_recorded_with_its_responder(approvers):
+    world = approvers
+    states = approval_run(world, answer_approval("carol", "Reject"))
+    assert states["start_rollout"] == "skipped"
+    assert aliases(world) == (world.versions.good, None, None)
+    (event,) = read_history(world.settings)
+    assert (event.action, event.responded_by) == ("rejected", "carol")
+
+
+def test_no_answer_in_time_is_recorded_as_a_timeout(approvers):
+    world = approvers
+    states = approval_run(world, time_out_approval)
+    assert states["start_rollout"] == "skipped"
+    assert aliases(world) == (world.versions.good, None, None)
+    (event,) = read_history(world.settings)
+    assert (event.action, event.responded_by) == ("approval_timed_out", None)
 
 
 def test_a_run_asking_for_a_rollback_is_refused_pointing_to_model_rollback(airflow_db):

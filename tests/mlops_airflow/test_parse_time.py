@@ -12,3 +12,12 @@ def test_retry_delay_is_the_dags_own_unless_the_environment_sets_one(monkeypatch
     assert retry_delay(timedelta(minutes=2)) == timedelta(minutes=2)
     monkeypatch.setenv("MLOPS_RETRY_DELAY_S", "2.5")
     assert retry_delay(timedelta(minutes=5)) == timedelta(seconds=2.5)
+
+
+def test_rollout_approvers_are_a_comma_separated_list(monkeypatch):
+    from mlops_airflow.parse_time import rollout_approvers
+
+    monkeypatch.setenv("MLOPS_ROLLOUT_APPROVERS", " alice, role:Approver ,,")
+    assert rollout_approvers() == ["alice", "role:Approver"]
+    monkeypatch.delenv("MLOPS_ROLLOUT_APPROVERS")
+    assert rollout_approvers() == []

@@ -1,5 +1,8 @@
 """The deployment history: every alias move, who made it, when, why, and its evidence.
 
+Besides the moves, the history holds every answer to a rollout's approval (approved,
+rejected, timed out, refused), with the responder; nothing moves with those.
+
 MLflow keeps no alias history (its alias table holds the current mapping only, and tags are
 upserts), so whoever moves an alias also appends an event here: one JSON document per event
 under the data root's ``deployments/history/`` zone, written atomically. The name is the
@@ -35,7 +38,10 @@ from mlops import zones
 from mlops.io import storage
 from mlops.settings import Settings
 
-ACTIONS = ("deployed", "rollout_started", "promoted", "rollout_aborted", "rolled_back")
+MOVES = ("deployed", "rollout_started", "promoted", "rollout_aborted", "rolled_back")
+# A human's answer to a rollout (mlops.deployment.approval): recorded, nothing moved.
+DECISIONS = ("approved", "rejected", "approval_timed_out", "approval_refused")
+ACTIONS = MOVES + DECISIONS
 INTENDED, CONFIRMED = "intended", "confirmed"
 
 
@@ -54,6 +60,7 @@ class DeploymentEvent:
     strategy: str = "direct"
     approved_by: str | None = None
     approved_at: str | None = None
+    responded_by: str | None = None  # a decision's responder, as the auth manager names them
     evidence: str | None = None
     run_id: str | None = None
     recorded_at: str | None = None
@@ -161,7 +168,7 @@ def champion_on(events: list[DeploymentEvent], day: date | str) -> ServedModel:
     """The champion that served ``day``: as the last event made on a day before it left it,
     with the move that made it champion."""
     day = date.fromisoformat(str(day)).isoformat()
-    earlier = [event for event in events if event.day < day]
+    earlier = [event for event in events if event.day < day and event.action in MOVES]
     version = earlier[-1].after.get("champion") if earlier else None
     moves = [e for e in earlier if e.after.get("champion") != e.before.get("champion")]
     return ServedModel(day, version, moves[-1] if moves else None)
@@ -177,7 +184,9 @@ def served_on(
 __all__ = [
     "ACTIONS",
     "CONFIRMED",
+    "DECISIONS",
     "INTENDED",
+    "MOVES",
     "DeploymentEvent",
     "ServedModel",
     "champion_on",
