@@ -36,6 +36,7 @@ from mlops.manifests.kubernetes import (
     secret_keys,
     workload_env,
 )
+from mlops.secrets import AIRFLOW_REQUIRED, refused
 from mlops.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,6 +240,19 @@ def test_the_service_gets_no_aws_or_airflow_variable_nor_their_secrets_in_the_ma
     assert [word for word in ("AWS_", "AIRFLOW", "FERNET", "JWT") if word in text] == []
     # the training pods' Secret holds the object-store keys: the service reads another one
     assert SERVICE_SECRET != ClusterTarget("any-image:1").secret_name
+
+
+@pytest.mark.parametrize(("service", "component"), PROCESSES, ids=PROCESS_IDS)
+def test_every_process_passes_the_secrets_check_that_it_runs_at_start(stack, service, component):
+    """``make e2e-prod`` makes fresh secrets: the production profile's start-up check
+    (``mlops.secrets``; Airflow runs it from the plugins folder) lets each process start."""
+    env = process_env(stack, service, component)
+    required = AIRFLOW_REQUIRED if service == AIRFLOW_SERVICE else ()
+    assert refused(env, required) == []
+    if service == AIRFLOW_SERVICE:
+        assert env["MLOPS_PROFILE"] == "production"
+        plugins = Path(env["AIRFLOW__CORE__PLUGINS_FOLDER"])
+        assert (plugins / "airflow_local_settings.py").is_file()
 
 
 # ---------------------------------------------------------------- e. the checks can fail

@@ -84,8 +84,8 @@ class ClusterTarget:
             raise ConfigError(f"image must be a container image reference, got {self.image!r}")
         if problem := image_pin_problem(self.image):
             raise ConfigError(problem)
-        names = ("namespace", "secret_name", "ingress_namespace", "ingress_controller")
-        for field_name in (*names, "prometheus_namespace"):
+        labels = ("namespace", "secret_name", "ingress_namespace", "ingress_controller")
+        for field_name in (*labels, "prometheus_namespace"):
             value = getattr(self, field_name)
             if value is None:
                 continue
@@ -350,8 +350,9 @@ def validate_manifests(
     docs: list[Mapping[str, Any]], kubernetes_version: str = KUBERNETES_VERSION
 ) -> None:
     """Check every manifest against the Kubernetes API schemas bundled with
-    ``kubernetes-validate`` (strict: unknown fields are errors), offline. Raises
-    ``ManifestError`` listing each refused object with the path of its bad field."""
+    ``kubernetes-validate`` (strict: unknown fields are errors), offline, and every pod
+    against Pod Security "restricted" with a pinned image. Raises ``ManifestError`` listing
+    each refused object with the path of its bad field."""
     import kubernetes_validate
 
     errors = []
