@@ -113,8 +113,10 @@ compose-config: venv ## validate docker-compose.yaml against the Compose specifi
 		docker compose --env-file .env.example config --quiet && echo "docker compose config: ok"; \
 	else echo "docker compose plugin not installed: schema check only"; fi
 
-# The image the pods run (built from Dockerfile and pushed where the cluster pulls from).
-K8S_IMAGE ?= mlops-fraud-airflow:local
+# The image the pods run (built from Dockerfile and pushed where the cluster pulls from),
+# pinned: a digest (name@sha256:...) or a version tag, never latest or local (refused).
+PROJECT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+K8S_IMAGE ?= mlops-fraud-airflow:$(PROJECT_VERSION)
 K8S_NAMESPACE ?= mlops
 
 k8s-manifests: venv ## render deploy/k8s/ from the compose model-service block (validated offline); K8S_IMAGE=...

@@ -312,7 +312,10 @@ class AirflowStack:
         self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
     def api(self, method: str, path: str, *, retries: int = 5, **kwargs: Any) -> Any:
-        """One REST call under /api/v2; SQLite's "database is locked" (503) is retried."""
+        """One REST call under /api/v2, with the token of ``login``; SQLite's "database is
+        locked" (503) is retried."""
+        if "Authorization" not in self._client.headers:
+            raise StackError(f"{method} {path}: no token; every REST call is made after login()")
         for attempt in range(retries):
             response = self._client.request(method, f"/api/v2/{path.lstrip('/')}", **kwargs)
             if response.status_code != 503 or attempt == retries - 1:

@@ -102,6 +102,13 @@ def test_dockerfile_extends_the_pinned_airflow_image() -> None:
     assert f"apache-airflow=={pinned[1]}" in dockerfile, "the install step must pin Airflow"
 
 
+def test_the_image_runs_as_a_non_root_user() -> None:
+    """The last USER wins: every container of the image (and a pod's runAsNonRoot) runs as it."""
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), users
+
+
 @pytest.mark.parametrize("name", ["postgres", "redis", "airflow-apiserver", "mlflow", "minio"])
 def test_service_has_a_healthcheck(services: dict, name: str) -> None:
     kind, *command = services[name]["healthcheck"]["test"]

@@ -36,6 +36,7 @@ from mlops.manifests.kubernetes import (
     secret_keys,
     workload_env,
 )
+from mlops.secrets import AIRFLOW_REQUIRED, refused
 from mlops.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,9 +93,18 @@ def manifest() -> tuple[dict[str, str], list[str], dict]:
         d for d in yaml.safe_load_all(MANIFEST.read_text()) if d["kind"] == "Deployment"
     )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     secret = deployment["metadata"]["annotations"][SECRET_KEYS_ANNOTATION].split(",")
     return env, secret, container
+
+
+def secret_refs(container: dict) -> dict[str, dict]:
+    """The container's variables taken from a Secret, one key each."""
+    return {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in container["env"]
+        if "valueFrom" in item
+    }
 
 
 def manifest_differences(compose: Path = COMPOSE_FILE) -> list[str]:
@@ -159,7 +169,8 @@ def test_every_value_with_a_password_is_the_secrets():
     _, secret, container = manifest()
     with_passwords = service_environment(MODEL_SERVICE, SENTINELS)
     assert set(credentialed(with_passwords)) <= set(secret)
-    assert container["envFrom"] == [{"secretRef": {"name": SERVICE_SECRET}}]
+    assert "envFrom" not in container  # only the keys it uses, not the whole Secret
+    assert secret_refs(container) == {k: {"name": SERVICE_SECRET, "key": k} for k in secret}
     defaults = service_environment(MODEL_SERVICE, {})  # compose's default passwords
     text = MANIFEST.read_text()
     assert [name for name in credentialed(defaults) if defaults[name] in text] == []
@@ -228,7 +239,20 @@ def test_the_service_gets_no_aws_or_airflow_variable_nor_their_secrets_in_the_ma
     text = MANIFEST.read_text()
     assert [word for word in ("AWS_", "AIRFLOW", "FERNET", "JWT") if word in text] == []
     # the training pods' Secret holds the object-store keys: the service reads another one
-    assert SERVICE_SECRET != ClusterTarget("any-image").secret_name
+    assert SERVICE_SECRET != ClusterTarget("any-image:1").secret_name
+
+
+@pytest.mark.parametrize(("service", "component"), PROCESSES, ids=PROCESS_IDS)
+def test_every_process_passes_the_secrets_check_that_it_runs_at_start(stack, service, component):
+    """``make e2e-prod`` makes fresh secrets: the production profile's start-up check
+    (``mlops.secrets``; Airflow runs it from the plugins folder) lets each process start."""
+    env = process_env(stack, service, component)
+    required = AIRFLOW_REQUIRED if service == AIRFLOW_SERVICE else ()
+    assert refused(env, required) == []
+    if service == AIRFLOW_SERVICE:
+        assert env["MLOPS_PROFILE"] == "production"
+        plugins = Path(env["AIRFLOW__CORE__PLUGINS_FOLDER"])
+        assert (plugins / "airflow_local_settings.py").is_file()
 
 
 # ---------------------------------------------------------------- e. the checks can fail

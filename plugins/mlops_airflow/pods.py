@@ -19,8 +19,10 @@ from mlops.manifests.kubernetes import (
     ClusterTarget,
     Resources,
     container_env,
+    secret_keys,
     workload_env,
 )
+from mlops.manifests.security import container_security_context, pod_security_context
 from mlops.settings import Settings
 
 AS_OF_DAY = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
@@ -84,7 +86,18 @@ def training_pod(
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
-    env = container_env(workload_env(settings))
+    workload = workload_env(settings)
+    env = container_env(workload)
+    # one key of the Secret at a time, as the service does: the pod sees only what it uses
+    from_secret = [
+        k8s.V1EnvVar(
+            name=key,
+            value_from=k8s.V1EnvVarSource(
+                secret_key_ref=k8s.V1SecretKeySelector(name=target.secret_name, key=key)
+            ),
+        )
+        for key in sorted(secret_keys(workload))
+    ]
     options: dict[str, Any] = {
         "name": "mlops-training",
         "labels": {
@@ -101,9 +114,12 @@ def training_pod(
         image=target.image,
         image_pull_policy=target.image_pull_policy,
         arguments=training_arguments(as_of, **dict(training or {})),
-        env_vars=[k8s.V1EnvVar(name=e["name"], value=e["value"]) for e in env],
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=target.secret_name))],
+        env_vars=[k8s.V1EnvVar(name=e["name"], value=e["value"]) for e in env] + from_secret,
         container_resources=k8s.V1ResourceRequirements(**resources.to_dict()),
-        security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=50000),
+        # Pod Security "restricted"; the root filesystem stays writable: training's writes
+        # (Feast, DuckDB, MLflow) have not been mapped to volumes on a cluster yet
+        security_context=pod_security_context(),
+        container_security_context=container_security_context(read_only_root=False),
+        automount_service_account_token=False,
         **options,
     )

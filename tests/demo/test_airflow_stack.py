@@ -3,6 +3,7 @@ on SQLite, catching up on simulated days of ``transactions_daily`` driven over R
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -14,6 +15,7 @@ from demo.airflow_stack import (
     component_environment,
     stack_environment,
 )
+from tests.support.airflow_api import listening_addresses, status, token
 from tests.support.simulated_days import catchup_environment, land_days
 
 pytestmark = pytest.mark.slow
@@ -39,6 +41,14 @@ def test_only_the_scheduler_preloads_and_loads_plugins_eagerly(tmp_path):
     assert component_environment(env, "scheduler", preload=False)["MLOPS_PRELOAD"] == "0"
 
 
+def test_the_api_server_listens_on_loopback_and_every_call_carries_a_token(tmp_path):
+    env = stack_environment(tmp_path, 8123)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    stack = AirflowStack(tmp_path / "airflow")  # not started, so not logged in
+    with pytest.raises(StackError, match="GET dags: no token; every REST call is made after"):
+        stack.api("GET", "dags")
+
+
 def test_the_scheduler_catches_up_on_landed_days_and_stops_cleanly(tmp_path):
     root = tmp_path / "data"
     days = land_days(root, 2)
@@ -52,6 +62,13 @@ def test_the_scheduler_catches_up_on_landed_days_and_stops_cleanly(tmp_path):
         tis = stack.task_instances("transactions_daily", last)
         ingested = stack.xcom("transactions_daily", last, "ingest_landing_partition")
         pids = [process.pid for process in stack.processes.values()]
+        # the API: on loopback only, and refused without a token (the stack's calls carry one)
+        listening = listening_addresses(stack.port)
+        without_token = status(stack.url)
+        password = json.loads(stack.password_file.read_text())["admin"]
+        with_token = status(stack.url, token=token(stack.url, password))
+    assert listening == {"127.0.0.1"}
+    assert (without_token, with_token) == (401, 200)
     assert [run["state"] for run in runs] == ["success"] * len(days)
     assert [run["logical_date"][:10] for run in runs] == [d.isoformat() for d in days]
     assert {ti["state"] for ti in tis} == {"success"} and len(tis) == 7

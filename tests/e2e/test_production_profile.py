@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.airflow_api import listening_addresses, status, token
 from tests.support.leftovers import assert_nothing_left, group_alive, processes_of
 
 RUN_TIMEOUT_S = 50 * 60
@@ -180,6 +181,8 @@ def test_an_interrupted_run_leaves_nothing_running(services, tmp_path, sig):
         driver = subprocess.Popen(argv, env=driver_env(), stdout=handle, stderr=subprocess.STDOUT)
     try:
         where = wait_for_stack(driver, log, timeout=600)
+        if sig == signal.SIGTERM:  # once is enough: the API of the production profile
+            assert_api_needs_a_token(where, home)
         driver.send_signal(sig)
         if sig != signal.SIGKILL:
             time.sleep(1)
@@ -194,6 +197,16 @@ def test_an_interrupted_run_leaves_nothing_running(services, tmp_path, sig):
         wait_until(lambda: not processes_of(run) and not any(map(group_alive, groups)), 90)
         assert sorted(ProductionStack.sweep(home))
     assert_nothing_left(where)
+
+
+def assert_api_needs_a_token(where: dict, home: Path) -> None:
+    """The api-server on loopback only; a call without a token refused, with one answered."""
+    from demo.airflow_stack import PASSWORDS
+
+    url = where["airflow"]
+    assert listening_addresses(where["ports"]["api"]) == {"127.0.0.1"}
+    password = json.loads((home / PASSWORDS).read_text())["admin"]
+    assert (status(url), status(url, token=token(url, password))) == (401, 200)
 
 
 def wait_until(condition, timeout: float) -> None:

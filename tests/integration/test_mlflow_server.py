@@ -73,3 +73,22 @@ def test_log_register_and_alias_flow_against_a_real_server(mlflow_server: str) -
     assert not aliases.apply_decision(uri, v3.gate_outcome, v3.version).changed
     assert aliases.alias_state(uri) == before
     print(f"flow against the server: {time.perf_counter() - started:.1f} s")
+
+
+def test_the_service_loads_a_version_through_the_server_without_storage_keys(
+    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model service gets no object-store key (compose, the manifests, e2e-prod): its
+    loader fetches the artifacts through the server (``mlflow-artifacts:/``), which has them."""
+    import os
+
+    from mlops.registry.versions import MODEL_NAME
+    from mlops.serving.holder import load_warm
+
+    trained = train_and_log(mlflow_server, "2018-08-08")
+    version = registry.register_candidate(mlflow_server, trained.logged.run_id)
+    for name in [n for n in os.environ if n.startswith(("AWS_", "MLFLOW_S3_"))]:
+        monkeypatch.delenv(name)
+    loaded = load_warm(mlflow_server, MODEL_NAME, version.version)
+    expected = predict_scores(trained.model, trained.evaluation)
+    np.testing.assert_array_equal(predict_scores(loaded, trained.evaluation), expected)

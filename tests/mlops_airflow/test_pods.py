@@ -66,13 +66,18 @@ def test_the_pod_runs_the_training_entry_with_the_dags_request(operator):
 def test_the_pod_gets_the_settings_env_the_secret_and_its_resources(operator):
     pod = operator.build_pod_request_obj(dry_run=True)
     container = pod.spec.containers[0]
-    env = {e.name: e.value for e in container.env}
+    env = {e.name: e.value for e in container.env if e.value_from is None}
     assert env["MLOPS_PROFILE"] == "production"
     assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["MLOPS_DATA_ROOT"] == "s3://mlops/data"
     assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
     assert "MLOPS_PREDICTION_LOG_URL" not in env  # its password comes from the Secret
-    assert [source.secret_ref.name for source in container.env_from] == ["mlops-fraud"]
+    assert not container.env_from  # one key of the Secret at a time, not the whole of it
+    refs = {e.name: e.value_from.secret_key_ref for e in container.env if e.value_from}
+    assert {name: (ref.name, ref.key) for name, ref in refs.items()} == {
+        name: ("mlops-fraud", name)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLOPS_PREDICTION_LOG_URL")
+    }
     assert container.resources.requests == {"cpu": "1", "memory": "3Gi"}
     assert container.resources.limits == {"cpu": "2", "memory": "5Gi"}
     assert operator.on_finish_action.value == "delete_pod"

@@ -47,10 +47,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compose-file", type=Path, help="the compose file (default: the project's)"
     )
-    parser.add_argument("--image", required=True, help="the project image (Dockerfile)")
+    parser.add_argument(
+        "--image", required=True, help="the project image, by digest or version tag (not latest)"
+    )
     parser.add_argument("--namespace", default="mlops")
     parser.add_argument("--secret", default=SERVICE_SECRET, help="Secret with the credentials")
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument(
+        "--ingress-namespace", default="ingress-nginx", help="the ingress controller's namespace"
+    )
+    parser.add_argument(
+        "--ingress-controller",
+        default="ingress-nginx",
+        help="the controller pods' app.kubernetes.io/name (only they reach the service)",
+    )
+    parser.add_argument(
+        "--prometheus-namespace", help="let this namespace scrape the service too (default: none)"
+    )
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
     parser.add_argument("--out", type=Path, required=True, help="folder to write into")
     return parser.parse_args(argv)
@@ -63,7 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     compose = args.compose_file or COMPOSE_FILE
     try:
         env = service_environment(MODEL_SERVICE, {}, compose)
-        target = ClusterTarget(args.image, namespace=args.namespace, secret_name=args.secret)
+        target = ClusterTarget(
+            args.image,
+            namespace=args.namespace,
+            secret_name=args.secret,
+            ingress_namespace=args.ingress_namespace,
+            ingress_controller=args.ingress_controller,
+            prometheus_namespace=args.prometheus_namespace,
+        )
         docs = service_manifests(
             env, target, secret=interpolated_names(MODEL_SERVICE, compose), replicas=args.replicas
         )

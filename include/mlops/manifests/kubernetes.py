@@ -8,12 +8,14 @@ their environment rendered from ``Settings``: ``load_settings`` reads it back in
 same object (tested).
 
 Credentials stay out of the manifests. The pods read a Secret (``ClusterTarget.secret_name``)
-through ``envFrom``, and the plain environment leaves out what the Secret supplies (an
-``env`` entry would win over it): every variable whose URL carries a password (the
-prediction log and the Feast registry in PostgreSQL) and, for the service, every variable
-compose takes from .env. The service's Deployment lists those keys in its
-``SECRET_KEYS_ANNOTATION``; its Secret holds only them, no object-store key (the training
-pods' Secret adds the ``AWS_*`` variables).
+one key at a time (``secretKeyRef``), and the plain environment leaves out what the Secret
+supplies: every variable whose URL carries a password (the prediction log and the Feast
+registry in PostgreSQL) and, for the service, every variable compose takes from .env. The
+service's Deployment lists those keys in its ``SECRET_KEYS_ANNOTATION``; its Secret holds
+only them, no object-store key (the training pods' Secret adds the ``AWS_*`` variables).
+
+Pods run under Pod Security "restricted", the service on a read-only root filesystem, and
+NetworkPolicies let only the ingress controller reach it (``mlops.manifests.security``).
 
 Probes of the service (``mlops.serving.app``):
 
@@ -33,6 +35,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops.manifests.security import (
+    TMP_MOUNT,
+    TMP_VOLUME,
+    container_security_context,
+    image_pin_problem,
+    pod_security_context,
+    restricted_violations,
+    secret_env,
+    service_network_policies,
+)
 from mlops.serving.config import SERVE, ServingConfig, load_serving_config
 from mlops.settings import DEFAULT_FEATURE_REPO, PREFIX, ConfigError, Settings, load_settings
 
@@ -61,12 +73,22 @@ class ClusterTarget:
     namespace: str = "mlops"
     secret_name: str = "mlops-fraud"
     image_pull_policy: str = "IfNotPresent"
+    # Who may reach the service (NetworkPolicy): the ingress controller's pods, by namespace
+    # and ``app.kubernetes.io/name``; Prometheus's namespace only when named.
+    ingress_namespace: str = "ingress-nginx"
+    ingress_controller: str = "ingress-nginx"
+    prometheus_namespace: str | None = None
 
     def __post_init__(self) -> None:
         if not self.image or any(c.isspace() for c in self.image):
             raise ConfigError(f"image must be a container image reference, got {self.image!r}")
-        for field_name in ("namespace", "secret_name"):
+        if problem := image_pin_problem(self.image):
+            raise ConfigError(problem)
+        labels = ("namespace", "secret_name", "ingress_namespace", "ingress_controller")
+        for field_name in (*labels, "prometheus_namespace"):
             value = getattr(self, field_name)
+            if value is None:
+                continue
             if len(value) > 63 or not _DNS_LABEL.match(value):
                 raise ConfigError(f"{field_name} must be a DNS label (a-z, 0-9, -), got {value!r}")
         if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
@@ -203,13 +225,13 @@ def _service_container(
         "imagePullPolicy": target.image_pull_policy,
         "args": list(SERVICE_ARGS),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": config.port, "protocol": "TCP"}],
-        "env": container_env(env, secret),
-        "envFrom": [{"secretRef": {"name": target.secret_name}}],
+        "env": container_env(env, secret) + secret_env(secret, target.secret_name),
+        "volumeMounts": [dict(TMP_MOUNT)],
         "resources": resources.to_dict(),
         "startupProbe": _probe("/live", period_s=5, failures=60, timeout_s=3),
         "readinessProbe": _probe("/health", period_s=5, failures=2, timeout_s=3),
         "livenessProbe": _probe("/live", period_s=20, failures=3, timeout_s=5),
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": container_security_context(read_only_root=True),
     }
 
 
@@ -258,9 +280,10 @@ def service_manifests(
                 },
                 "spec": {
                     "containers": [_service_container(env, config, target, resources, keys)],
-                    # the image's user; the log writer flushes on SIGTERM
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 50000, "fsGroup": 0},
-                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": pod_security_context(),  # the image's user
+                    "automountServiceAccountToken": False,  # it never calls the API server
+                    "volumes": [dict(TMP_VOLUME)],
+                    "terminationGracePeriodSeconds": 30,  # the log writer flushes on SIGTERM
                 },
             },
         },
@@ -275,7 +298,16 @@ def service_manifests(
             "ports": [{"name": HTTP_PORT_NAME, "port": 80, "targetPort": HTTP_PORT_NAME}],
         },
     }
-    return [deployment, service]
+    policies = service_network_policies(
+        name,
+        target.namespace,
+        selector,
+        env,
+        ingress_namespace=target.ingress_namespace,
+        ingress_controller=target.ingress_controller,
+        prometheus_namespace=target.prometheus_namespace,
+    )
+    return [deployment, service, *policies]
 
 
 def _where(path: Any) -> str:
@@ -304,12 +336,23 @@ def _missing_images(doc: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _unpinned_images(doc: Mapping[str, Any]) -> list[str]:
+    spec = _pod_spec(doc) or {}
+    return [
+        problem
+        for group in ("initContainers", "containers")
+        for container in spec.get(group) or []
+        if container.get("image") and (problem := image_pin_problem(container["image"]))
+    ]
+
+
 def validate_manifests(
     docs: list[Mapping[str, Any]], kubernetes_version: str = KUBERNETES_VERSION
 ) -> None:
     """Check every manifest against the Kubernetes API schemas bundled with
-    ``kubernetes-validate`` (strict: unknown fields are errors), offline. Raises
-    ``ManifestError`` listing each refused object with the path of its bad field."""
+    ``kubernetes-validate`` (strict: unknown fields are errors), offline, and every pod
+    against Pod Security "restricted" with a pinned image. Raises ``ManifestError`` listing
+    each refused object with the path of its bad field."""
     import kubernetes_validate
 
     errors = []
@@ -322,6 +365,8 @@ def validate_manifests(
         except kubernetes_validate.SchemaNotFoundError as err:
             errors.append(f"{who}: {err.message}")
         errors += [f"{who}: {problem}" for problem in _missing_images(doc)]
+        errors += [f"{who}: {problem}" for problem in _unpinned_images(doc)]
+        errors += [f"{who}: Pod Security restricted: {p}" for p in restricted_violations(doc)]
     if errors:
         raise ManifestError("invalid Kubernetes manifests:\n" + "\n".join(errors))
 

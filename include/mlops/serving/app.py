@@ -309,9 +309,14 @@ def main() -> None:
     import uvicorn
 
     from mlops.serving.config import load_serving_config
-    from mlops.serving.startup import cap_native_threads, skip_mlflow_header_plugins
+    from mlops.serving.startup import (
+        cap_native_threads,
+        refuse_example_secrets,
+        skip_mlflow_header_plugins,
+    )
     from mlops.settings import load_settings
 
+    refuse_example_secrets()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     skip_mlflow_header_plugins()
     config = load_serving_config()

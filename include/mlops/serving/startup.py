@@ -10,7 +10,8 @@
   cost far more than they save, and on a shared host they give a heavy tail (single-row
   p99 12-43 ms with 2 threads, 0.6-2.8 ms with one), so the service caps them at one.
 
-Both are called by the service's entry point, never at import time.
+All are called by the service's entry point, never at import time; the first is
+``refuse_example_secrets`` (``mlops.secrets``).
 """
 
 from __future__ import annotations
@@ -46,3 +47,14 @@ def cap_native_threads(threads: int = 1) -> None:
     from threadpoolctl import threadpool_limits
 
     _limits.append(threadpool_limits(limits=threads))
+
+
+def refuse_example_secrets() -> None:
+    """Exit before loading anything when the production profile would run on example or
+    empty secrets (``mlops.secrets``): the message names each variable, never its value."""
+    from mlops.secrets import SecretsError, check_secrets
+
+    try:
+        check_secrets()
+    except SecretsError as err:
+        raise SystemExit(f"model service: {err}") from None

@@ -11,7 +11,7 @@ from mlops.manifests.cli import MANIFEST_FILE, main
 from mlops.manifests.environment import COMPOSE_FILE, MODEL_SERVICE
 
 REPO = Path(__file__).resolve().parents[3]
-IMAGE = "mlops-fraud-airflow:local"  # the Makefile's K8S_IMAGE default, as in the compose file
+IMAGE = "mlops-fraud-airflow:0.1.0"  # the Makefile's K8S_IMAGE default: the project's version
 
 
 def compose_copy(tmp_path: Path, **environment: str) -> Path:
@@ -25,7 +25,7 @@ def compose_copy(tmp_path: Path, **environment: str) -> Path:
 
 def rendered_container(path: Path) -> dict:
     docs = list(yaml.safe_load_all(path.read_text()))
-    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "NetworkPolicy"]
     return docs[0]["spec"]["template"]["spec"]["containers"][0]
 
 
@@ -42,21 +42,23 @@ def test_renders_the_compose_block_alone_with_the_variables_unset(tmp_path, monk
     assert main([*args, str(out)]) == 0
     text = (out / MANIFEST_FILE).read_text()
     container = rendered_container(out / MANIFEST_FILE)
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     assert env["MLOPS_DATA_ROOT"] == "s3://lake/data"
     assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert not {"MLOPS_PREDICTION_LOG_URL", "MLOPS_FEAST_REGISTRY", "MLOPS_SERVE_TOKEN"} & set(env)
     for leak in ("from-the-shell", "t0ken", "dev-token", ":airflow@"):  # shell nor defaults
         assert leak not in text, leak
-    assert container["envFrom"] == [{"secretRef": {"name": "svc"}}]
-    keys = "MLOPS_FEAST_REGISTRY, MLOPS_PREDICTION_LOG_URL, MLOPS_SERVE_TOKEN"
-    assert f"Secret mlops/svc must hold: {keys}\n" in capsys.readouterr().out
+    assert "envFrom" not in container  # the whole Secret: every key, present and future
+    keys = ["MLOPS_FEAST_REGISTRY", "MLOPS_PREDICTION_LOG_URL", "MLOPS_SERVE_TOKEN"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert refs == [{"name": "svc", "key": key} for key in keys]  # one key at a time
+    assert f"Secret mlops/svc must hold: {', '.join(keys)}\n" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_FILE]
 
 
 def test_a_url_with_a_password_written_in_the_block_goes_to_the_secret(tmp_path, capsys):
     compose = compose_copy(tmp_path, MLOPS_REDIS_URL="redis://:hunter2@redis:6379/0")
-    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(tmp_path)]
+    argv = ["--compose-file", str(compose), "--image", "img:7", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert "hunter2" not in (tmp_path / MANIFEST_FILE).read_text()
     assert "MLOPS_REDIS_URL" in capsys.readouterr().out.rsplit("must hold:", 1)[1]
@@ -65,7 +67,7 @@ def test_a_url_with_a_password_written_in_the_block_goes_to_the_secret(tmp_path,
 def test_bad_settings_write_nothing_and_say_why(tmp_path, capsys):
     compose = compose_copy(tmp_path, MLOPS_DATA_ROOT="/not/s3")
     out = tmp_path / "out"
-    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(out)]
+    argv = ["--compose-file", str(compose), "--image", "img:7", "--out", str(out)]
     assert main(argv) == 2
     assert "MLOPS_DATA_ROOT must be an s3:// URI" in capsys.readouterr().err
     assert not out.exists()
@@ -74,7 +76,7 @@ def test_bad_settings_write_nothing_and_say_why(tmp_path, capsys):
 def test_a_variable_the_block_requires_is_refused_naming_it(tmp_path, capsys):
     compose = compose_copy(tmp_path, MLOPS_SERVE_TOKEN="${MLOPS_TOKEN:?set it in .env}")
     out = tmp_path / "out"
-    argv = ["--compose-file", str(compose), "--image", "img", "--out", str(out)]
+    argv = ["--compose-file", str(compose), "--image", "img:7", "--out", str(out)]
     assert main(argv) == 2
     assert "MLOPS_TOKEN is required: set it in .env" in capsys.readouterr().err
     assert not out.exists()

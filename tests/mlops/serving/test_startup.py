@@ -28,3 +28,27 @@ def test_mlflow_headers_come_without_feast_and_openmp_runs_one_thread():
     assert (probe["first"], probe["again"], probe["feast"]) == (True, False, False)
     assert probe["providers"] == ["DatabricksRequestHeaderProvider", "DefaultRequestHeaderProvider"]
     assert probe["openmp"] and set(probe["openmp"]) == {1}
+
+
+def service_start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python -m mlops.serving.app`` as the container starts it, on ``env`` alone."""
+    import os
+
+    basics = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.serving.app"],
+        env={**basics, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_the_service_refuses_to_start_on_an_example_password_naming_the_variable():
+    """Before it loads anything: nothing listens, the value is not printed."""
+    from mlops.manifests.environment import MODEL_SERVICE, service_environment
+
+    env = service_environment(MODEL_SERVICE, {"POSTGRES_PASSWORD": "change-me-postgres-password"})
+    done = service_start(env)
+    assert done.returncode == 1, done
+    assert "model service: refusing to start the production profile" in done.stderr
+    assert "MLOPS_PREDICTION_LOG_URL has an example value" in done.stderr
+    assert "MLOPS_FEAST_REGISTRY has an example value" in done.stderr
+    assert "change-me-postgres-password" not in done.stderr + done.stdout
