@@ -61,6 +61,7 @@ def _address(host_port: tuple[str, int]) -> str:
 
 
 REDIS_DB = "14"  # tests use 15, the interrupt tests 13; 0 stays free for whatever else runs here
+ADMIN_PASSWORD_FILE = "admin-password.json"
 BUCKETS = ("mlops", "mlflow")
 WORKER_CONCURRENCY = 2
 # What a restarted scheduler needs to recover in seconds, not minutes: it adopts a dead
@@ -234,7 +235,7 @@ class ProductionStack(AirflowStack):
     @property
     def password_file(self) -> Path:
         """The password of the FAB user ``admin``, fresh each run (``login`` reads it)."""
-        return self.home / "admin-password.json"
+        return self.home / ADMIN_PASSWORD_FILE
 
     def migrate(self) -> None:
         """The metadata DB (FAB's tables too), then the Approver role and the user admin."""

@@ -201,11 +201,11 @@ def test_an_interrupted_run_leaves_nothing_running(services, tmp_path, sig):
 
 def assert_api_needs_a_token(where: dict, home: Path) -> None:
     """The api-server on loopback only; a call without a token refused, with one answered."""
-    from demo.airflow_stack import PASSWORDS
+    from demo.production_stack import ADMIN_PASSWORD_FILE
 
     url = where["airflow"]
     assert listening_addresses(where["ports"]["api"]) == {"127.0.0.1"}
-    password = json.loads((home / PASSWORDS).read_text())["admin"]
+    password = json.loads((home / ADMIN_PASSWORD_FILE).read_text())["admin"]
     assert (status(url), status(url, token=token(url, password))) == (401, 200)
 
 
