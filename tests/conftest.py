@@ -45,6 +45,8 @@ os.environ.update(
         # which turns on create_cron_data_intervals and so changes what a cron schedule
         # means; tests must see the data intervals production sees.
         "GX_ANALYTICS_ENABLED": "false",
+        # as in every process of the project: no MLflow loader may unpickle a model
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         "MLOPS_PROFILE": "local",
         "MLOPS_DATA_ROOT": str(SESSION_DIR / "data"),
     }

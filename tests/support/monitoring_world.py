@@ -83,6 +83,7 @@ def train_champion(world: MonitoringWorld, as_of: date, seed: int) -> str:
         training=DatasetSpec("training", training, {}, uri),
         evaluation=DatasetSpec("evaluation", evaluation, {}, uri),
         candidate_metrics=metrics.flat(),
+        extra_tags={registry.TAG_GATE_OUTCOME: "approve"},  # what serves was approved
     )
     return registry.register_candidate(settings.mlflow_tracking_uri, logged.run_id).version
 

@@ -19,6 +19,7 @@ import pandas as pd
 from mlops.features.names import FEATURES, LABEL
 from mlops.features.online import materialize_day
 from mlops.features.store import apply_definitions, feature_store
+from mlops.registry.trust import TAG_GATE_OUTCOME, record_digest
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.live import registry_client
 from mlops.settings import Settings
@@ -112,7 +113,10 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
                 skops_trusted_types=SKOPS_TRUSTED,
                 pip_requirements=["scikit-learn"],
             )
-        version = mlflow.register_model(info.model_uri, MODEL_NAME)
+        # what register_candidate records: the gate's approval and the files' digest
+        tags = {TAG_GATE_OUTCOME: "approve"}
+        version = mlflow.register_model(info.model_uri, MODEL_NAME, tags=tags)
+    record_digest(tracking_uri, MODEL_NAME, str(version.version))
     return str(version.version)
 
 

@@ -29,16 +29,10 @@ from typing import Any
 
 from mlops.features.names import FEATURE_SERVICE, FEATURES, LABEL
 from mlops.registry import versions as registry
+from mlops.registry.trust import SKOPS_TRUSTED_TYPES
 from mlops.registry.versions import TAG_GATE_OUTCOME, TAG_RUN_KEY, tracking_scope
 
 EXPERIMENT = "fraud_model"
-# HistGradientBoosting and RandomForest hold these; skops refuses to load them untrusted
-# (the linear model, scaler and pipeline are trusted by default). A test checks the list
-# against skops for every family, so an upgrade that adds a type fails loudly.
-SKOPS_TRUSTED_TYPES = (
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-)
 _PINNED = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 _DIGEST_CHARS = 32  # MLflow keeps dataset digests in a String(36) column
 
@@ -211,6 +205,7 @@ def _log_model(model: Any, frame: Any) -> Any:
         signature=infer_signature(example, model.predict_proba(example)),
         input_example=example.head(3),
         pip_requirements=[f"{dist}=={metadata.version(dist)}" for dist in _PINNED],
+        serialization_format="skops",  # the only format mlops.registry.trust loads
         skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
         pyfunc_predict_fn="predict_proba",
     )

@@ -2,7 +2,8 @@
 
 A version that serves (``champion``/``previous``, see ``mlops.registry.aliases``) is never
 deleted by a rerun of its key, only marked superseded, so production never changes under a
-backfill. The registry knows nothing of the gate: the outcome arrives as a run tag.
+backfill. The registry knows nothing of the gate: the outcome arrives as a run tag. Each
+version records the sha256 of its files, and loads only through ``mlops.registry.trust``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.registry import trust
+from mlops.registry.trust import TAG_GATE_OUTCOME
+
 MODEL_NAME = "fraud_model"
 SERVING_ALIASES = ("champion", "previous")  # versions behind these are never deleted
 TAG_RUN_KEY = "mlops.run_key"
-TAG_GATE_OUTCOME = "mlops.gate_outcome"
 TAG_SUPERSEDED = "mlops.superseded_run_key"
 TAG_SUPERSEDED_BY = "mlops.superseded_by"
 DECISION_RECORD = "gate/decision_record.json"
@@ -132,6 +135,7 @@ def register_candidate(
         now = client.search_model_versions(query, order_by=["version_number"])
         old = [mv for mv in now if str(mv.version) != str(keep.version)]
         deleted, superseded = _retire_versions(client, model_name, old, keep)
+    trust.record_digest(tracking_uri, model_name, str(keep.version))  # a reused one too
     return RegisteredVersion(
         name=model_name,
         version=str(keep.version),
@@ -146,9 +150,10 @@ def register_candidate(
 
 def load_model(tracking_uri: str, alias: str = "champion", model_name: str = MODEL_NAME) -> Any:
     """The scikit-learn pipeline behind ``models:/<name>@<alias>``; a number loads that version
-    (resolve an alias once, then load by number, to know exactly what is served)."""
-    import mlflow.sklearn
-
-    ref = f"{model_name}/{alias}" if str(alias).isdigit() else f"{model_name}@{alias}"
-    with tracking_scope(tracking_uri):
-        return mlflow.sklearn.load_model(f"models:/{ref}")
+    (resolve an alias once, then load by number, to know exactly what is served). Only a
+    version the registry vouches for loads (``mlops.registry.trust``, ``UntrustedModel``)."""
+    version = str(alias)
+    if not version.isdigit():
+        with tracking_scope(tracking_uri) as client:
+            version = str(client.get_model_version_by_alias(model_name, alias).version)
+    return trust.load_trusted(tracking_uri, model_name, version)

@@ -36,6 +36,9 @@ class ServingModels:
     live: LiveVariants
     models: Mapping[str, Any]  # variant -> fitted pipeline, for the versions in ``live``
     failed: Mapping[str, str] = field(default_factory=dict)  # role -> why it is left out
+    # role -> the version left out, where it is not live's (a refused champion: the last
+    # good one serves on)
+    failed_versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:

@@ -16,7 +16,8 @@ within that timeout; the service starts without it and needs no restart when it 
 with the reasons before: the readiness check. The service starts without either and becomes
 ready when they appear (``mlops.serving.readiness``). A challenger or ``previous`` that
 cannot load or warm up is left out, listed under ``failed`` and in
-``fraud_model_load_failed``; the champion serves on. ``GET /live`` is 200 while the process
+``fraud_model_load_failed``; the champion serves on. A new champion that cannot load (or is
+refused by ``mlops.registry.trust``) is listed the same way, and the last one serves on. ``GET /live`` is 200 while the process
 answers and its registry poller runs, ready or not: the liveness check (a restart would not
 bring a champion sooner). ``GET /metrics`` is the
 Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered
@@ -173,7 +174,7 @@ def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list
 def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
     metrics.reloads.inc()
     versions = serving.live.versions()
-    failed_versions = {"previous": serving.live.previous, **versions}
+    failed_versions = {"previous": serving.live.previous, **versions, **serving.failed_versions}
     for gauge, key, now in (
         (metrics.loaded, "loaded", [(v, versions[v]) for v in serving.models]),
         (metrics.load_failed, "failed", [(r, failed_versions[r]) for r in serving.failed]),
@@ -312,11 +313,13 @@ def main() -> None:
     from mlops.serving.startup import (
         cap_native_threads,
         refuse_example_secrets,
+        refuse_pickle,
         skip_mlflow_header_plugins,
     )
     from mlops.settings import load_settings
 
     refuse_example_secrets()
+    refuse_pickle()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     skip_mlflow_header_plugins()
     config = load_serving_config()

@@ -5,10 +5,13 @@ rollout tag (one call, ~3 ms). When they changed, the versions not yet in memory
 and a new frozen ``ServingModels`` replaces the old one in a single assignment: a request
 reads ``holder.current`` once and works with that snapshot to the end, so it never mixes the
 old champion with the new rollout. Versions already loaded are reused (a promotion moves the
-challenger's model to the champion's slot without loading it again). A failed poll, or a
-champion that fails to load, keeps serving the last good snapshot and is counted; the
-service only becomes ready once a champion is loaded. The ``previous`` version stays loaded
-too (blue-green): a rollback then swaps it back in without a load.
+challenger's model to the champion's slot without loading it again). A failed poll keeps
+serving the last good snapshot and is counted. A champion that fails to load (or that
+``mlops.registry.trust`` refuses) keeps the last good snapshot serving too, with the refused
+version and the reason under ``failed["champion"]`` (``/health``, ``fraud_model_load_failed``);
+it is tried again on every poll while the alias points at it. The service only becomes ready
+once a champion is loaded. The ``previous`` version stays loaded too (blue-green): a
+rollback then swaps it back in without a load.
 
 A challenger or ``previous`` that fails to load or to warm up is left out of the snapshot
 with the reason (``ServingModels.failed``, shown by ``/health`` and a metric) and never
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from mlops.registry.trust import UntrustedModel
 from mlops.rollout.live import LiveVariants, live_variants, load_version, registry_client
 from mlops.rollout.state import NO_ROLLOUT
 from mlops.scoring.score import ServingModels, failure, load_serving
@@ -44,6 +48,19 @@ def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
     model = load_version(tracking_uri, model_name, version)
     model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
     return model
+
+
+def _champion_left_out(current: ServingModels, live: LiveVariants, err: Exception) -> ServingModels:
+    """``current`` serving on, naming the champion of ``live`` that could not load. The
+    reason is the trust check's own (no host, port or setting in it), else the error's type
+    only: the full error goes to the log."""
+    version = str(live.champion)
+    reason = failure("champion", version, err)
+    if not isinstance(err, UntrustedModel):
+        log.warning("champion v%s failed to load", version, exc_info=err)
+        reason = f"champion v{version} failed to load: {type(err).__name__} (see the log)"
+    failed = {**current.failed, "champion": reason}
+    return replace(current, failed=failed, failed_versions={"champion": version})
 
 
 class ModelHolder:
@@ -84,8 +101,7 @@ class ModelHolder:
             if live == current.live and not current.failed:
                 if live.champion is None or current.ready:
                     return False
-            serving = load_serving(live, self._load)
-            loaded = {live.versions()[v]: model for v, model in serving.models.items()}
+            live, serving, loaded = self._serving(live, current)
             if live.previous and live.previous not in loaded:
                 try:
                     loaded[live.previous] = self._load(live.previous)
@@ -93,6 +109,7 @@ class ModelHolder:
                     failed = {**serving.failed, "previous": failure("previous", live.previous, err)}
                     serving = replace(serving, failed=failed)
             same = serving.live == current.live and serving.models.keys() == current.models.keys()
+            same = same and serving.failed_versions == current.failed_versions
             if same and serving.failed.keys() == current.failed.keys():
                 return False  # the same versions still cannot load (messages may vary)
             self._by_version = loaded  # versions no longer live (nor previous) are released
@@ -103,6 +120,17 @@ class ModelHolder:
         log.info("serving %s", {**live.versions(), "rollout": live.rollout.to_dict()})
         self._on_reload(serving)
         return True
+
+    def _serving(
+        self, live: LiveVariants, current: ServingModels
+    ) -> tuple[LiveVariants, ServingModels, dict[str, Any]]:
+        """The snapshot of ``live`` and its models by version; if its champion cannot load,
+        ``current`` serves on (its live variants and models), naming the champion left out."""
+        try:
+            serving = load_serving(live, self._load)
+        except Exception as err:
+            return current.live, _champion_left_out(current, live, err), dict(self._by_version)
+        return live, serving, {live.versions()[v]: model for v, model in serving.models.items()}
 
     def _load(self, version: str) -> Any:
         cached = self._by_version.get(version)

@@ -77,7 +77,7 @@ def service_metrics() -> ServiceMetrics:
         loaded=Gauge("fraud_model_loaded", "1 for each loaded variant and version", VARIANT, **kw),
         load_failed=Gauge(
             "fraud_model_load_failed",
-            "1 for each challenger or previous left out: it cannot load or warm up",
+            "1 for each version left out: it cannot load (or is refused) or warm up",
             VARIANT,
             **kw,
         ),

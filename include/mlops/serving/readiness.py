@@ -71,7 +71,8 @@ def not_ready_because(
     """Why ``serving`` (a snapshot of ``holder``) cannot answer; empty when it can."""
     reasons = []
     if not serving.ready:
-        reasons.append(holder.error or f"no champion alias on {holder.model_name} yet")
+        refused = serving.failed.get("champion")
+        reasons.append(holder.error or refused or f"no champion alias on {holder.model_name} yet")
     if features.problem is not None:
         reasons.append(features.problem)
     return reasons

@@ -10,12 +10,16 @@
   cost far more than they save, and on a shared host they give a heavy tail (single-row
   p99 12-43 ms with 2 threads, 0.6-2.8 ms with one), so the service caps them at one.
 
+- MLflow's model loaders unpickle unless ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is false;
+  the service loads only through ``mlops.registry.trust`` (skops), so it turns them off.
+
 All are called by the service's entry point, never at import time; the first is
 ``refuse_example_secrets`` (``mlops.secrets``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -58,3 +62,8 @@ def refuse_example_secrets() -> None:
         check_secrets()
     except SecretsError as err:
         raise SystemExit(f"model service: {err}") from None
+
+
+def refuse_pickle() -> None:
+    """No MLflow loader in this process may unpickle a model (set before anything loads)."""
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"

@@ -152,6 +152,21 @@ def test_registering_the_same_run_again_reuses_its_version(uri: str, client) -> 
     assert versions_with_key(client, logged.run_key) == [first.version]
 
 
+def test_registration_records_the_digest_of_the_version_s_files(uri: str, client) -> None:
+    from mlops.registry import trust
+
+    logged = train_and_log(uri, "2018-08-08").logged
+    version = registry.register_candidate(uri, logged.run_id).version
+    digest = trust.downloaded_digest(uri, registry.MODEL_NAME, version)
+    tags = client.get_model_version(registry.MODEL_NAME, version).tags
+    assert tags["mlops.artifact_sha256"] == digest
+    # a reuse whose version lost its digest (registered before digests) records it again
+    client.delete_model_version_tag(registry.MODEL_NAME, version, "mlops.artifact_sha256")
+    assert registry.register_candidate(uri, logged.run_id).reused
+    tags = client.get_model_version(registry.MODEL_NAME, version).tags
+    assert tags["mlops.artifact_sha256"] == digest
+
+
 def test_different_dates_give_different_runs_and_versions(uri: str, client) -> None:
     runs = [train_and_log(uri, day).logged for day in ("2018-08-01", "2018-08-08")]
     versions = [registry.register_candidate(uri, r.run_id) for r in runs]
