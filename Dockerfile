@@ -6,7 +6,9 @@ FROM apache/airflow:3.3.2-python3.11
 # The uv release that wrote uv.lock; the image's own uv may predate the lock format.
 ARG UV_VERSION=0.13.9
 
+# MLflow's model loaders must not unpickle in any process of the image (mlops.registry.trust).
 ENV GX_ANALYTICS_ENABLED=false \
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false \
     PYTHONDONTWRITEBYTECODE=1
 
 USER airflow

@@ -30,6 +30,7 @@ export AIRFLOW__API__PORT ?= 8080
 export MLOPS_PROFILE ?= local
 export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
+export MLFLOW_ALLOW_PICKLE_DESERIALIZATION ?= false
 
 .PHONY: help venv demo e2e-prod test lint format bench airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
 

@@ -94,6 +94,7 @@ def stack_environment(
             **SCHEDULING_SPEED,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "GX_ANALYTICS_ENABLED": "false",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",  # mlops.registry.trust loads
             "MLOPS_PROFILE": "local",
         }
     )

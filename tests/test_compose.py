@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from mlops.manifests.environment import _VARIABLE, interpolate
+from mlops.manifests.environment import _VARIABLE, _block, interpolate
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yaml"
@@ -192,3 +192,16 @@ def test_workers_reach_the_execution_api_and_minio(services: dict, worker_env: d
     connection = json.loads(worker_env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert connection["conn_type"] == "aws"
     assert urlsplit(connection["extra"]["endpoint_url"]).hostname in services
+
+
+def test_no_process_that_loads_a_model_may_unpickle_one():
+    """MLflow's loaders unpickle unless told not to: the Airflow services, the model service
+    (compose, and so the harness and the manifests), the image and the Makefile say no."""
+    refuse = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    for service in ("airflow-worker", "airflow-scheduler", "model-service"):
+        env = _block(service, COMPOSE)
+        assert env.get(refuse) == "false", service
+    assert f"{refuse}=false" in (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert f"export {refuse} ?= false" in (REPO / "Makefile").read_text(encoding="utf-8")
+    manifest = (REPO / "deploy" / "k8s" / "model-service.yaml").read_text(encoding="utf-8")
+    assert f"- name: {refuse}\n          value: 'false'" in manifest

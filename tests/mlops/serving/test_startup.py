@@ -52,3 +52,22 @@ def test_the_service_refuses_to_start_on_an_example_password_naming_the_variable
     assert "MLOPS_PREDICTION_LOG_URL has an example value" in done.stderr
     assert "MLOPS_FEAST_REGISTRY has an example value" in done.stderr
     assert "change-me-postgres-password" not in done.stderr + done.stdout
+
+
+def test_the_service_turns_off_mlflow_s_unpickling_before_anything_loads(monkeypatch):
+    import ast
+    import inspect
+
+    from mlops.serving import app, startup
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # a stray setting
+    startup.refuse_pickle()
+    from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+
+    assert MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get() is False
+    calls = [
+        node.func.id
+        for node in ast.walk(ast.parse(inspect.getsource(app.main)))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    ]
+    assert calls.index("refuse_pickle") < calls.index("create_app")
