@@ -18,11 +18,17 @@ import pandas as pd
 
 from mlops import zones
 from mlops.deployment.judge import PROMOTE, Judgement, RolloutPolicy, judge
-from mlops.deployment.plan import DeploymentPlan, DeploymentRequest, plan_deployment
+from mlops.deployment.plan import (
+    DeploymentPlan,
+    DeploymentRequest,
+    DeploymentRequestError,
+    plan_deployment,
+)
 from mlops.features.names import LABEL
 from mlops.io import storage
 from mlops.io.partitions import require_partition
 from mlops.registry import aliases as moves
+from mlops.registry import trust
 from mlops.registry.history import DeploymentEvent, recorded_move
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.state import RolloutState, clear_rollout, read_rollout, write_rollout
@@ -61,8 +67,19 @@ def plan(settings: Settings, request: DeploymentRequest) -> DeploymentPlan:
     state = moves.alias_state(settings.mlflow_tracking_uri)
     if request.action == "deploy":
         with tracking_scope(settings.mlflow_tracking_uri) as client:
-            client.get_model_version(MODEL_NAME, str(request.version))  # raises when absent
+            found = client.get_model_version(MODEL_NAME, str(request.version))  # raises if absent
+        _require_loadable(request, found.tags)
     return plan_deployment(request, state, settings.label_delay_days)
+
+
+def _require_loadable(request: DeploymentRequest, tags: dict[str, str]) -> None:
+    """Refuse to roll out a version that nothing would load (``mlops.registry.trust``): one the
+    gate did not approve, unless it asked for a review and this rollout asks a person."""
+    why = trust.approval_refusal(tags)
+    review = tags.get(trust.TAG_GATE_OUTCOME) == "needs_review"
+    if why is not None and not (review and request.require_approval):
+        hint = "; deploy it with require_approval for a person to approve it" if review else ""
+        raise DeploymentRequestError(f"v{request.version} cannot serve: {why}{hint}")
 
 
 def _moved(
@@ -118,6 +135,8 @@ def start(
     if plan.path != "start":
         raise ValueError(f"a {plan.path!r} plan does not start a rollout ({plan.why})")
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
+    if approval.by:  # on the version: one under review may now load (mlops.registry.trust)
+        trust.record_human_approval(uri, MODEL_NAME, version, approval.by, approval.at)
 
     def move() -> moves.AliasState:
         after = moves.set_challenger(uri, version).after

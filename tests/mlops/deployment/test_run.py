@@ -10,6 +10,7 @@ import pytest
 
 from mlops.deployment.plan import DeploymentRequest
 from mlops.deployment.run import Approval, finish, judge_rollout, plan, roll_back, start
+from mlops.features.names import FEATURES, LABEL
 from mlops.registry.aliases import alias_state
 from mlops.registry.history import read_history, served_on
 from mlops.registry.versions import MODEL_NAME
@@ -17,6 +18,7 @@ from mlops.rollout.live import registry_client
 from mlops.rollout.state import read_rollout
 from mlops.scoring.log import prediction_sink
 from tests.support.deployment_world import START, observed, reset_registry, score_days
+from tests.support.feature_data import offline_rows
 
 
 @pytest.fixture
@@ -105,3 +107,58 @@ def test_a_direct_deployment_then_a_manual_rollback(world):
     assert served_on(world.settings, START + timedelta(days=2)).version == better
     again = served_on(world.settings, START + timedelta(days=3))
     assert (again.version, again.since.reason) == (good, "probation")
+
+
+@pytest.fixture
+def under_review(world):
+    """A version the gate sent for review (registered as the gate's ``needs_review``)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlops.registry.trust import TAG_GATE_OUTCOME
+    from tests.support.serving_world import TRAIN, register_fitted
+
+    frame = offline_rows(world.root, *TRAIN)
+    model = HistGradientBoostingClassifier(max_iter=3, random_state=5)
+    version = register_fitted(
+        world.settings.mlflow_tracking_uri,
+        world.root,
+        model.fit(frame[list(FEATURES)], frame[LABEL]),
+    )
+    client = registry_client(world.settings.mlflow_tracking_uri)
+    client.set_model_version_tag(MODEL_NAME, version, TAG_GATE_OUTCOME, "needs_review")
+    return version
+
+
+def test_a_version_under_review_serves_only_once_a_person_approved_its_rollout(world, under_review):
+    from mlops.deployment.plan import DeploymentRequestError
+    from mlops.registry.trust import UntrustedModel
+    from mlops.rollout.live import load_version
+
+    uri, version = world.settings.mlflow_tracking_uri, under_review
+    with pytest.raises(UntrustedModel, match="review"):
+        load_version(uri, MODEL_NAME, version)
+    request = DeploymentRequest(day=START, version=version, strategy="direct", run_id="review")
+    with pytest.raises(DeploymentRequestError, match="require_approval"):
+        plan(world.settings, request)
+    asked = DeploymentRequest(
+        day=START, version=version, strategy="direct", run_id="review", require_approval=True
+    )
+    start(world.settings, plan(world.settings, asked), approval=Approval(by="carol", at="t1"))
+    tags = registry_client(uri).get_model_version(MODEL_NAME, version).tags
+    assert tags["mlops.human_approval"] == "approved by carol at t1"
+    assert load_version(uri, MODEL_NAME, version).predict_proba is not None
+
+
+def test_a_version_the_gate_rejected_is_not_rolled_out(world):
+    from mlops.deployment.plan import DeploymentRequestError
+    from mlops.registry.trust import TAG_GATE_OUTCOME
+
+    client = registry_client(world.settings.mlflow_tracking_uri)
+    version = world.versions.garbage
+    client.set_model_version_tag(MODEL_NAME, version, TAG_GATE_OUTCOME, "reject")
+    try:
+        asked = DeploymentRequest(day=START, version=version, require_approval=True)
+        with pytest.raises(DeploymentRequestError, match="gate outcome reject"):
+            plan(world.settings, asked)
+    finally:
+        client.set_model_version_tag(MODEL_NAME, version, TAG_GATE_OUTCOME, "approve")
