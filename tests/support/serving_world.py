@@ -120,6 +120,37 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
     return str(version.version)
 
 
+class WritesMarker:
+    """Unpickling this writes ``marker``: what a malicious pickle could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def register_forged_pickle(tracking_uri: str, root: Path, marker: Path) -> str:
+    """A cloudpickle "model" whose unpickling writes ``marker``, registered by hand with the
+    tags a vouched version carries (the gate's approval, a digest matching its files)."""
+    import mlflow
+    import mlflow.sklearn
+
+    with tracking_scope(tracking_uri) as client:
+        experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(
+                WritesMarker(marker),
+                name="model",
+                serialization_format="cloudpickle",
+                pip_requirements=["scikit-learn"],
+            )
+        tags = {TAG_GATE_OUTCOME: "approve"}
+        version = mlflow.register_model(info.model_uri, MODEL_NAME, tags=tags)
+    record_digest(tracking_uri, MODEL_NAME, str(version.version))
+    return str(version.version)
+
+
 def set_alias(tracking_uri: str, alias: str, version: str) -> None:
     registry_client(tracking_uri).set_registered_model_alias(MODEL_NAME, alias, version)
 

@@ -4,6 +4,8 @@ It starts without a champion and without a Feast registry (a fresh deployment): 
 ready with the reasons, and ready as soon as both appear, without a restart. A challenger or
 ``previous`` that cannot load (its artifacts deleted) or cannot warm up (raises on predict)
 is left out and reported in ``/health`` and a metric, and the champion's moves still apply.
+A new champion the registry does not vouch for (a pickle registered by hand with forged
+tags) is never unpickled: the last champion serves on, and the refused one is reported.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from mlops.serving.process import ServiceProcess, request_body
 from mlops.settings import load_settings
 from tests.support.feature_store import fresh_root
 from tests.support.prometheus_tools import wait_for
-from tests.support.serving_world import SERVED, served_transactions, set_alias
+from tests.support.serving_world import (
+    SERVED,
+    register_forged_pickle,
+    served_transactions,
+    set_alias,
+)
 
 MODEL = "fraud_model"
 POLL_S = 0.3
@@ -138,3 +145,29 @@ def test_a_previous_that_cannot_load_is_reported_and_serving_goes_on(
     assert f"previous v{bad} failed to load" in body["failed"]["previous"]
     metrics = httpx.get(f"{service.url}/metrics").text
     assert f'fraud_model_load_failed{{model_version="{bad}",variant="previous"}} 1.0' in metrics
+
+
+def test_a_forged_champion_is_refused_and_the_last_one_serves_on(
+    serving_world, service, registry, tmp_path
+):
+    uri = serving_world.settings.mlflow_tracking_uri
+    marker = tmp_path / "unpickled"
+    forged = register_forged_pickle(uri, serving_world.root, marker)
+    set_alias(uri, "champion", forged)
+    status, body = wait_for(lambda: reported(service), 60)
+    assert status == 200 and body["champion"] == "1" and list(body["failed"]) == ["champion"]
+    reason = body["failed"]["champion"]
+    assert reason.startswith(f"champion v{forged} failed to load: UntrustedModel: ")
+    assert "only skops loads" in reason and "sqlite" not in reason and "/" not in reason
+    rows = served_transactions(serving_world.root).head(5)
+    answered = httpx.post(f"{service.url}/predict", json=request_body(rows), timeout=60)
+    assert answered.status_code == 200, answered.text
+    assert {p["model_version"] for p in answered.json()["predictions"]} == {"1"}
+    metrics = httpx.get(f"{service.url}/metrics").text
+    assert f'fraud_model_load_failed{{model_version="{forged}",variant="champion"}} 1.0' in metrics
+    assert not marker.exists()
+
+    set_alias(uri, "champion", "1")  # the alias put back: nothing is left out any more
+    wait_for(lambda: health(service)[1]["failed"] == {}, 30)
+    assert "fraud_model_load_failed{" not in httpx.get(f"{service.url}/metrics").text
+    assert not marker.exists()
