@@ -16,8 +16,7 @@ within that timeout; the service starts without it and needs no restart when it 
 with the reasons before: the readiness check. The service starts without either and becomes
 ready when they appear (``mlops.serving.readiness``). A challenger or ``previous`` that
 cannot load or warm up is left out, listed under ``failed`` and in
-``fraud_model_load_failed``; the champion serves on. A new champion that cannot load (or is
-refused by ``mlops.registry.trust``) is listed the same way, and the last one serves on. ``GET /live`` is 200 while the process
+``fraud_model_load_failed``; the champion serves on. ``GET /live`` is 200 while the process
 answers and its registry poller runs, ready or not: the liveness check (a restart would not
 bring a champion sooner). ``GET /metrics`` is the
 Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered

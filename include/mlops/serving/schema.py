@@ -79,7 +79,8 @@ class Health(BaseModel):
     reasons: list[str] = Field(default=[], description="why the service is not ready")
     failed: dict[str, str] = Field(
         default={},
-        description="challenger or previous left out (cannot load or warm up), with why",
+        description="versions left out (cannot load, refused or cannot warm up), with why; "
+        "a refused champion is listed while the last one serves on",
     )
 
 
