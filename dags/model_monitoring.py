@@ -39,9 +39,11 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from mlops_airflow.alerts import FailureNotifier, deadline_alert
 from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     daily_run_timeout,
+    monitoring_deadline,
     retry_delay,
     schedule_end,
     schedule_start,
@@ -62,11 +64,15 @@ from mlops_airflow.sensors import PredictionLogSensor
     dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "monitoring", "retraining"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
+    # Day D's run is queued when D ends: the day judged by the end of D+1 (deadline_alert).
+    deadline=deadline_alert("day_judged", "the day judged by D+1", monitoring_deadline()),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "day": Param(

@@ -48,9 +48,11 @@ from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from mlops_airflow.alerts import FailureNotifier, deadline_alert
 from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
     daily_run_timeout,
+    features_deadline,
     landing_uri,
     retry_delay,
     schedule_end,
@@ -72,11 +74,16 @@ from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSenso
     dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
+    # From the run's queued time, which for a scheduled run is the end of its data interval:
+    # when the day's data lands (deadline_alert says why not the logical date).
+    deadline=deadline_alert("features_online", "the day's features online", features_deadline()),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "day": Param(

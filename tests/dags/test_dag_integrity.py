@@ -144,6 +144,73 @@ def test_an_unbounded_dag_is_reported() -> None:
     ]
 
 
+def unalerted(dag) -> list[str]:
+    """What in ``dag`` may fail without anyone hearing of it: the DAG without the run-level
+    ``FailureNotifier``, a task without the task-level one (its last try)."""
+    from mlops_airflow.alerts import FailureNotifier
+
+    def notifies(callbacks, run: bool) -> bool:
+        found = callbacks if isinstance(callbacks, list) else [callbacks]
+        return any(isinstance(c, FailureNotifier) and c.run is run for c in found)
+
+    found = [] if notifies(dag.on_failure_callback, True) else [f"{dag.dag_id}: no run alert"]
+    return found + [
+        f"{task.task_id}: no failure alert"
+        for task in dag.tasks
+        if not notifies(task.on_failure_callback, False)
+    ]
+
+
+@by_file
+def test_every_failure_alerts(dag_bags, path: Path) -> None:
+    bag, _ = dag_bags
+    for dag in dags_in(bag, path):
+        assert unalerted(dag) == []
+
+
+def test_a_dag_that_fails_silently_is_reported() -> None:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from mlops_airflow.alerts import FailureNotifier
+
+    with DAG(
+        "silent", schedule=None, default_args={"on_failure_callback": FailureNotifier()}
+    ) as silent:
+        EmptyOperator(task_id="alerts")
+        EmptyOperator(task_id="silent", on_failure_callback=[])
+        EmptyOperator(task_id="run_level", on_failure_callback=FailureNotifier(run=True))
+    assert unalerted(silent) == [
+        "silent: no run alert",
+        "silent: no failure alert",
+        "run_level: no failure alert",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "name", "interval"),
+    [
+        ("transactions_daily", "features_online", timedelta(hours=8)),
+        ("model_monitoring", "day_judged", timedelta(hours=24)),
+    ],
+)
+def test_the_daily_dags_declare_their_deadline(dag_bags, dag_id, name, interval) -> None:
+    """Counted from the run's queued time (the end of its data interval for a scheduled run),
+    calling back, on the executor, a function that imports by its path."""
+    from airflow.sdk import DeadlineReference, SyncCallback
+    from airflow.sdk._shared.module_loading import import_string
+
+    from mlops_airflow.alerts import deadline_missed
+
+    bag, _ = dag_bags
+    [alert] = bag.dags[dag_id].deadline
+    assert (alert.name, alert.reference) == (name, DeadlineReference.DAGRUN_QUEUED_AT)
+    assert alert.interval == interval
+    assert isinstance(alert.callback, SyncCallback)
+    assert import_string(alert.callback.path) is deadline_missed
+    assert set(alert.callback.kwargs) == {"deadline"}
+
+
 @by_file
 def test_start_date_is_fixed(dag_bags, path: Path) -> None:
     first, second = dag_bags
