@@ -29,7 +29,9 @@ turns what it sees into at most one retrain request or one rollback.
 
 **Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
 days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
-needs the one of the day before. Owner: ml-platform.
+needs the one of the day before. **Alerts** (README "Alerts"): a task's last failed try,
+a failed run, and day D not judged by the end of D+1 (`MLOPS_MONITORING_DEADLINE_H`, 24 h
+after the run was queued). Owner: ml-platform.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ features offline and online.
 **Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`,
 with any `--max-active-runs`; each run processes its own data interval, so reruns replace
 the same partitions, and each day's features wait for the days before it.
-**Manual run**: trigger with the `day` param to re-process one day. Owner: ml-platform.
+**Manual run**: trigger with the `day` param to re-process one day. **Alerts** (README
+"Alerts"): a task's last failed try, a failed run, and a run not done
+`MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued. Owner: ml-platform.
 """
 
 from __future__ import annotations
