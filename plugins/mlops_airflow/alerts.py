@@ -80,15 +80,17 @@ def run_failed(context: Any) -> Alert:
     )
 
 
-def deadline_alert(name: str, deadline: str, interval: timedelta) -> DeadlineAlert:
+def deadline_alert(name: str, deadline: str, interval: timedelta | None) -> DeadlineAlert | None:
     """``deadline`` (what must be done, for the alert's summary) ``interval`` after the run
-    was queued.
+    was queued; no deadline when ``interval`` is None (turned off).
 
     Queued, not the logical date: a scheduled run is queued when its data interval ends,
     which is when the day's data lands, so the two agree for the live day; but a catch-up,
     a demo's simulated days or a manual re-run of an old day would have missed a deadline
     counted from its logical date before it began. ``DAGRUN_QUEUED_AT`` is evaluated when
     Airflow creates the run; a run that succeeds before it has its deadline deleted."""
+    if interval is None:
+        return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=interval,

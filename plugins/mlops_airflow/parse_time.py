@@ -132,18 +132,21 @@ FEATURES_DEADLINE = timedelta(hours=8)
 MONITORING_DEADLINE = timedelta(hours=24)
 
 
-def _hours(variable: str, default: timedelta) -> timedelta:
-    value = os.environ.get(variable)
+def _hours(variable: str, default: timedelta) -> timedelta | None:
+    """Hours; ``off`` (or ``0``): no deadline alert at all."""
+    value = os.environ.get(variable, "").strip().lower()
+    if value in ("off", "0"):
+        return None
     return timedelta(hours=float(value)) if value else default
 
 
-def features_deadline() -> timedelta:
+def features_deadline() -> timedelta | None:
     """transactions_daily: the day's features online this long after the run is queued
     (``MLOPS_FEATURES_DEADLINE_H``, 8 h)."""
     return _hours("MLOPS_FEATURES_DEADLINE_H", FEATURES_DEADLINE)
 
 
-def monitoring_deadline() -> timedelta:
+def monitoring_deadline() -> timedelta | None:
     """model_monitoring: the day judged this long after the run is queued
     (``MLOPS_MONITORING_DEADLINE_H``, 24 h: by the end of D+1)."""
     return _hours("MLOPS_MONITORING_DEADLINE_H", MONITORING_DEADLINE)

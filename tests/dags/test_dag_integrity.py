@@ -194,21 +194,32 @@ def test_a_dag_that_fails_silently_is_reported() -> None:
         ("model_monitoring", "day_judged", timedelta(hours=24)),
     ],
 )
-def test_the_daily_dags_declare_their_deadline(dag_bags, dag_id, name, interval) -> None:
+def test_the_daily_dags_declare_their_deadline(monkeypatch, dag_id, name, interval) -> None:
     """Counted from the run's queued time (the end of its data interval for a scheduled run),
-    calling back, on the executor, a function that imports by its path."""
+    calling back, on the executor, a function that imports by its path. With the deadlines
+    the tests turn off (tests/conftest.py) back at their defaults."""
+    from importlib import import_module
+
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import DeadlineReference, SyncCallback
-    from airflow.sdk._shared.module_loading import import_string
 
     from mlops_airflow.alerts import deadline_missed
 
-    bag, _ = dag_bags
+    monkeypatch.delenv("MLOPS_FEATURES_DEADLINE_H")
+    monkeypatch.delenv("MLOPS_MONITORING_DEADLINE_H")
+    bag = DagBag(dag_folder=str(DAGS_DIR / f"{dag_id}.py"))
     [alert] = bag.dags[dag_id].deadline
     assert (alert.name, alert.reference) == (name, DeadlineReference.DAGRUN_QUEUED_AT)
     assert alert.interval == interval
     assert isinstance(alert.callback, SyncCallback)
-    assert import_string(alert.callback.path) is deadline_missed
+    module, name = alert.callback.path.rsplit(".", 1)  # as the executor's callback imports it
+    assert getattr(import_module(module), name) is deadline_missed
     assert set(alert.callback.kwargs) == {"deadline"}
+
+
+def test_a_deadline_turned_off_is_none(dag_bags) -> None:
+    bag, _ = dag_bags
+    assert bag.dags["transactions_daily"].deadline is None
 
 
 @by_file

@@ -152,6 +152,18 @@ def test_a_dag_that_fails_posts_its_tasks_last_try_then_the_run(airflow_home, ho
 
 
 @pytest.mark.slow
+def test_dag_test_still_fails_a_successful_run_of_a_dag_with_a_deadline(airflow_home, hook):
+    """Airflow 3.3.2: ``dag.test()``'s scheduler-side DAG keeps the deadline alerts'
+    definitions where a successful run's ``update_state`` looks up their ids
+    (``DeadlineAlert.get_by_id(<dict>)``), so tests/conftest.py turns the DAGs' deadlines off.
+    When this fails, Airflow is fixed: drop that and this."""
+    done = run(environment(airflow_home, hook.url), "test", "succeeding_deadline_probe")
+    assert done.returncode != 0
+    assert "'dict' object has no attribute 'hex'" in done.stdout + done.stderr
+    assert "FROM deadline_alert" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
 def test_a_real_scheduler_runs_the_deadline_callback_on_its_executor(airflow_home, hook):
     """The run is queued and never starts (the DAG is paused); 1 s later the scheduler marks
     its deadline missed and its LocalExecutor runs ``deadline_missed`` in a process of its

@@ -1,4 +1,4 @@
-"""A throwaway Airflow of its own (SQLite, LocalExecutor, a dags folder of two probe DAGs) to
+"""A throwaway Airflow of its own (SQLite, LocalExecutor, a dags folder of probe DAGs) to
 see the project's alerts fire the way Airflow fires them.
 
 - ``failing_probe``: one task that always fails (one retry), with the project's notifiers;
@@ -6,6 +6,7 @@ see the project's alerts fire the way Airflow fires them.
 - ``deadline_probe``: a 1 s deadline from ``mlops_airflow.alerts.deadline_alert``, paused so
   its runs never start; a real ``airflow scheduler`` notices the missed deadline and runs the
   callback on its LocalExecutor.
+- ``succeeding_deadline_probe``: a deadline, and a task that succeeds (``dag.test()``).
 
     python -m tests.support.alerting_airflow prepare        # migrate, write, serialize
     python -m tests.support.alerting_airflow test DAG_ID    # dag.test()
@@ -69,8 +70,22 @@ def deadline_probe():
     waits()
 
 
+@dag(
+    schedule=None,
+    start_date=START,
+    deadline=deadline_alert("probe", "the probe done", timedelta(hours=1)),
+)
+def succeeding_deadline_probe():
+    @task
+    def succeeds():
+        pass
+
+    succeeds()
+
+
 failing_probe()
 deadline_probe()
+succeeding_deadline_probe()
 """
 
 
