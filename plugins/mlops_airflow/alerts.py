@@ -6,7 +6,7 @@ log, a JSON under the data root's ``alerts/``, a POST to the settings' ``alert_w
   one for the tries before), in the worker process that ran the try, with the task's context.
 - ``FailureNotifier(run=True)`` is every DAG's own ``on_failure_callback``: a run that failed,
   by a task or by its ``dagrun_timeout``. Airflow 3.3 runs it in the dag-processor with the
-  context of the run's last task and a ``reason`` (``dag.test()`` runs it in line).
+  context of the task that failed the run and a ``reason`` (``dag.test()`` runs it in line).
 - ``deadline_alert`` declares a DAG's deadline; when the run is not done by then, the
   scheduler hands ``deadline_missed`` to the executor (a ``SyncCallback``), which runs it in a
   process of its own with ``context={"dag_run": <the run as the REST API shows it>,
