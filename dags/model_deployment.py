@@ -41,6 +41,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
+from mlops_airflow.alerts import FailureNotifier
 from mlops_airflow.approval import RolloutApprovalOperator
 from mlops_airflow.assets import CANDIDATE_MODEL
 from mlops_airflow.parse_time import (
@@ -65,11 +66,13 @@ from mlops_airflow.sensors import ObservedDaysSensor
     dagrun_timeout=deployment_run_timeout(),
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         # the title is part of the schema, so a refused "rollback" names where to go

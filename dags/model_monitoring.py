@@ -29,7 +29,9 @@ turns what it sees into at most one retrain request or one rollback.
 
 **Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
 days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
-needs the one of the day before. Owner: ml-platform.
+needs the one of the day before. **Alerts** (README "Alerts"): a task's last failed try,
+a failed run, and day D not judged by the end of D+1 (`MLOPS_MONITORING_DEADLINE_H`, 24 h
+after the run was queued). Owner: ml-platform.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from mlops_airflow.alerts import FailureNotifier, deadline_alert
 from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     daily_run_timeout,
+    monitoring_deadline,
     retry_delay,
     schedule_end,
     schedule_start,
@@ -62,11 +66,15 @@ from mlops_airflow.sensors import PredictionLogSensor
     dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "monitoring", "retraining"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
+    # Day D's run is queued when D ends: the day judged by the end of D+1 (deadline_alert).
+    deadline=deadline_alert("day_judged", "the day judged by D+1", monitoring_deadline()),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "day": Param(

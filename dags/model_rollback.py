@@ -18,8 +18,8 @@ canary may wait weeks of data days on its observed days.
    try began.
 
 Each task retries 3 times, `MLOPS_ROLLBACK_RETRY_DELAY_S` (30 s) apart; a task that fails its
-last try alerts (`alert_on_failure`: an ERROR log, a JSON alert under the data root's
-`alerts/`, a POST to `MLOPS_ALERT_WEBHOOK_URL` when set). Triggered by `model_monitoring`'s
+last try alerts, and so does a failed run (`FailureNotifier`: an ERROR log, a JSON alert
+under the data root's `alerts/`, a POST to `MLOPS_ALERT_WEBHOOK_URL` when set). Triggered by `model_monitoring`'s
 `roll_back` (the probation of a new champion failed) or by hand with the Params. One run at a
 time. Owner: ml-platform.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from mlops_airflow.alerts import alert_on_failure
+from mlops_airflow.alerts import FailureNotifier
 from mlops_airflow.parse_time import (
     ROLLBACK_RETRIES,
     ROLLBACK_TIMEOUT,
@@ -46,12 +46,13 @@ from mlops_airflow.parse_time import (
     dagrun_timeout=rollback_run_timeout(),
     tags=["mlops", "deployment", "rollback", "mlflow"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
     default_args={
         "owner": "ml-platform",
         "retries": ROLLBACK_RETRIES,
         "retry_delay": rollback_retry_delay(),
         "execution_timeout": ROLLBACK_TIMEOUT,
-        "on_failure_callback": alert_on_failure,  # the last try's failure only
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "version": Param(

@@ -43,6 +43,7 @@ from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from mlops_airflow.alerts import FailureNotifier
 from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     DEFAULT_MODEL_FAMILY,
@@ -70,11 +71,13 @@ CRON = training_cron()
     dagrun_timeout=training_run_timeout(),
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=5)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "window_days": Param(

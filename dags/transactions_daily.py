@@ -39,7 +39,9 @@ features offline and online.
 **Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`,
 with any `--max-active-runs`; each run processes its own data interval, so reruns replace
 the same partitions, and each day's features wait for the days before it.
-**Manual run**: trigger with the `day` param to re-process one day. Owner: ml-platform.
+**Manual run**: trigger with the `day` param to re-process one day. **Alerts** (README
+"Alerts"): a task's last failed try, a failed run, and a run not done
+`MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued. Owner: ml-platform.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from mlops_airflow.alerts import FailureNotifier, deadline_alert
 from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
     daily_run_timeout,
+    features_deadline,
     landing_uri,
     retry_delay,
     schedule_end,
@@ -72,11 +76,16 @@ from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSenso
     dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
+    on_failure_callback=FailureNotifier(run=True),
+    # From the run's queued time, which for a scheduled run is the end of its data interval:
+    # when the day's data lands (deadline_alert says why not the logical date).
+    deadline=deadline_alert("features_online", "the day's features online", features_deadline()),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": retry_delay(timedelta(minutes=2)),
         "execution_timeout": task_timeout(),
+        "on_failure_callback": FailureNotifier(),  # a task's last try only
     },
     params={
         "day": Param(

@@ -205,3 +205,18 @@ def test_no_process_that_loads_a_model_may_unpickle_one():
     assert f"export {refuse} ?= false" in (REPO / "Makefile").read_text(encoding="utf-8")
     manifest = (REPO / "deploy" / "k8s" / "model-service.yaml").read_text(encoding="utf-8")
     assert f"- name: {refuse}\n          value: 'false'" in manifest
+
+
+def test_alerts_go_to_the_webhook_of_dot_env_from_every_airflow_process(services: dict) -> None:
+    """The worker (task failures, deadline callbacks) and the dag-processor (failed runs)
+    both alert; the model service does not, and never sees the webhook's URL."""
+    from mlops.settings import load_settings
+
+    example = {**dotenv(REPO / ".env.example"), "MLOPS_ALERT_WEBHOOK_URL": "https://relay/hook"}
+    for name, service in services.items():
+        env = {k: interpolate(str(v), example) for k, v in service.get("environment", {}).items()}
+        if name.startswith("airflow-"):
+            assert load_settings(env).alert_webhook_url == "https://relay/hook", name
+        else:
+            assert "MLOPS_ALERT_WEBHOOK_URL" not in env, name
+    assert dotenv(REPO / ".env.example")["MLOPS_ALERT_WEBHOOK_URL"] == ""  # unset by default

@@ -1,9 +1,11 @@
 """Alerts: what a person must hear about, kept beside the data and posted to a webhook.
 
-An alert is logged at ERROR, written as one JSON document under the data root's ``alerts/``
-zone (atomically; its name is its key, so the same failure alerted twice is one file) and,
-when a webhook URL is given (``MLOPS_ALERT_WEBHOOK_URL``: a chat incoming webhook, or a relay
-to a pager), POSTed there as the same JSON. Posting is best effort: a webhook that is down,
+Three kinds: a task that failed its last try, a DAG run that failed (a task, or its
+``dagrun_timeout``), a run that missed its deadline. An alert is logged at ERROR, written as
+one JSON document under the data root's ``alerts/`` zone (atomically; its name is its key,
+so the same failure alerted twice is one file) and, when a webhook URL is set
+(``MLOPS_ALERT_WEBHOOK_URL``, ``Settings.alert_webhook_url``: a chat incoming webhook, or a
+relay to a pager), POSTed there as the same JSON. Posting is best effort: a webhook that is down,
 refuses or does not answer within 10 s is logged and never raised, because whoever alerts is
 already handling a failure and the file is written.
 """
@@ -24,11 +26,13 @@ from mlops.settings import Settings
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 10.0
+TASK_FAILED, RUN_FAILED, DEADLINE_MISSED = "task_failed", "run_failed", "deadline_missed"
 
 
 @dataclass(frozen=True)
 class Alert:
-    """A task that failed for good (its last try), and why."""
+    """What went wrong, where, and why; ``kind`` is one of the three above (a receiver may
+    route on it). A run's alerts have no task: ``task_id`` is empty, ``try_number`` 0."""
 
     summary: str
     dag_id: str
@@ -38,11 +42,14 @@ class Alert:
     error: str
     recorded_at: str | None = None  # wall clock, for the person reading it
     details: dict[str, Any] = field(default_factory=dict)
+    kind: str = TASK_FAILED
 
     @property
     def key(self) -> str:
         run = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.run_id)
-        return f"{self.dag_id}_{self.task_id}_{run}_try{self.try_number}"
+        if self.kind == TASK_FAILED:
+            return f"{self.dag_id}_{self.task_id}_{run}_try{self.try_number}"
+        return f"{self.dag_id}_{run}_{self.kind}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +87,23 @@ def send_alert(
     webhook_url: str | None = None,
     timeout_s: float = WEBHOOK_TIMEOUT_S,
 ) -> SentAlert:
-    """Log ``alert`` at ERROR, write it under ``alerts/``, POST it to ``webhook_url`` if any."""
+    """Log ``alert`` at ERROR, write it under ``alerts/``, POST it to ``webhook_url`` (by
+    default the settings' ``alert_webhook_url``) if any."""
     log.error("ALERT %s (run %s): %s", alert.summary, alert.run_id, alert.error)
     uri = storage.write_json_atomic(alert_uri(settings, alert), alert.to_dict(), options)
-    posted = post_json(webhook_url, alert.to_dict(), timeout_s) if webhook_url else None
+    url = webhook_url or settings.alert_webhook_url
+    posted = post_json(url, alert.to_dict(), timeout_s) if url else None
     return SentAlert(uri, posted)
 
 
-__all__ = ["WEBHOOK_TIMEOUT_S", "Alert", "SentAlert", "alert_uri", "post_json", "send_alert"]
+__all__ = [
+    "DEADLINE_MISSED",
+    "RUN_FAILED",
+    "TASK_FAILED",
+    "WEBHOOK_TIMEOUT_S",
+    "Alert",
+    "SentAlert",
+    "alert_uri",
+    "post_json",
+    "send_alert",
+]

@@ -75,6 +75,9 @@ class Settings:
     # The prediction log (mlops.scoring.log): a SQLAlchemy URL of a PostgreSQL database, or
     # None for Parquet partitions under the data root.
     prediction_log_url: str | None = None
+    # Where alerts are POSTed besides their file under alerts/ (mlops.alerts): a chat
+    # incoming webhook or a relay to a pager; None: logged and written only.
+    alert_webhook_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -167,4 +170,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         feast_registry=get(PREFIX + "FEAST_REGISTRY") or None,
         feature_repo=get(PREFIX + "FEATURE_REPO") or str(DEFAULT_FEATURE_REPO),
         prediction_log_url=get(PREFIX + "PREDICTION_LOG_URL") or None,
+        alert_webhook_url=get(PREFIX + "ALERT_WEBHOOK_URL") or None,
     )

@@ -124,6 +124,34 @@ def rollback_run_timeout() -> timedelta:
     return 2 * (ROLLBACK_RETRIES + 1) * (ROLLBACK_TIMEOUT + rollback_retry_delay())
 
 
+# Deadlines (mlops_airflow.alerts.deadline_alert), counted from when a daily run is queued:
+# the end of its data interval, when the day's data lands. The day's features are normally
+# online within the hour; the landing sensor may wait up to 6 h for late data. A monitoring
+# run judges day D from the start of D+1: by the end of D+1.
+FEATURES_DEADLINE = timedelta(hours=8)
+MONITORING_DEADLINE = timedelta(hours=24)
+
+
+def _hours(variable: str, default: timedelta) -> timedelta | None:
+    """Hours; ``off`` (or ``0``): no deadline alert at all."""
+    value = os.environ.get(variable, "").strip().lower()
+    if value in ("off", "0"):
+        return None
+    return timedelta(hours=float(value)) if value else default
+
+
+def features_deadline() -> timedelta | None:
+    """transactions_daily: the day's features online this long after the run is queued
+    (``MLOPS_FEATURES_DEADLINE_H``, 8 h)."""
+    return _hours("MLOPS_FEATURES_DEADLINE_H", FEATURES_DEADLINE)
+
+
+def monitoring_deadline() -> timedelta | None:
+    """model_monitoring: the day judged this long after the run is queued
+    (``MLOPS_MONITORING_DEADLINE_H``, 24 h: by the end of D+1)."""
+    return _hours("MLOPS_MONITORING_DEADLINE_H", MONITORING_DEADLINE)
+
+
 def sensor_poke_s() -> int:
     return int(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
 

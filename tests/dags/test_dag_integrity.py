@@ -144,6 +144,84 @@ def test_an_unbounded_dag_is_reported() -> None:
     ]
 
 
+def unalerted(dag) -> list[str]:
+    """What in ``dag`` may fail without anyone hearing of it: the DAG without the run-level
+    ``FailureNotifier``, a task without the task-level one (its last try)."""
+    from mlops_airflow.alerts import FailureNotifier
+
+    def notifies(callbacks, run: bool) -> bool:
+        found = callbacks if isinstance(callbacks, list) else [callbacks]
+        return any(isinstance(c, FailureNotifier) and c.run is run for c in found)
+
+    found = [] if notifies(dag.on_failure_callback, True) else [f"{dag.dag_id}: no run alert"]
+    return found + [
+        f"{task.task_id}: no failure alert"
+        for task in dag.tasks
+        if not notifies(task.on_failure_callback, False)
+    ]
+
+
+@by_file
+def test_every_failure_alerts(dag_bags, path: Path) -> None:
+    bag, _ = dag_bags
+    for dag in dags_in(bag, path):
+        assert unalerted(dag) == []
+
+
+def test_a_dag_that_fails_silently_is_reported() -> None:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from mlops_airflow.alerts import FailureNotifier
+
+    with DAG(
+        "silent", schedule=None, default_args={"on_failure_callback": FailureNotifier()}
+    ) as silent:
+        EmptyOperator(task_id="alerts")
+        EmptyOperator(task_id="silent", on_failure_callback=[])
+        EmptyOperator(task_id="run_level", on_failure_callback=FailureNotifier(run=True))
+    assert unalerted(silent) == [
+        "silent: no run alert",
+        "silent: no failure alert",
+        "run_level: no failure alert",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "name", "interval"),
+    [
+        ("transactions_daily", "features_online", timedelta(hours=8)),
+        ("model_monitoring", "day_judged", timedelta(hours=24)),
+    ],
+)
+def test_the_daily_dags_declare_their_deadline(monkeypatch, dag_id, name, interval) -> None:
+    """Counted from the run's queued time (the end of its data interval for a scheduled run),
+    calling back, on the executor, a function that imports by its path. With the deadlines
+    the tests turn off (tests/conftest.py) back at their defaults."""
+    from importlib import import_module
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import DeadlineReference, SyncCallback
+
+    from mlops_airflow.alerts import deadline_missed
+
+    monkeypatch.delenv("MLOPS_FEATURES_DEADLINE_H")
+    monkeypatch.delenv("MLOPS_MONITORING_DEADLINE_H")
+    bag = DagBag(dag_folder=str(DAGS_DIR / f"{dag_id}.py"))
+    [alert] = bag.dags[dag_id].deadline
+    assert (alert.name, alert.reference) == (name, DeadlineReference.DAGRUN_QUEUED_AT)
+    assert alert.interval == interval
+    assert isinstance(alert.callback, SyncCallback)
+    module, name = alert.callback.path.rsplit(".", 1)  # as the executor's callback imports it
+    assert getattr(import_module(module), name) is deadline_missed
+    assert set(alert.callback.kwargs) == {"deadline"}
+
+
+def test_a_deadline_turned_off_is_none(dag_bags) -> None:
+    bag, _ = dag_bags
+    assert bag.dags["transactions_daily"].deadline is None
+
+
 @by_file
 def test_start_date_is_fixed(dag_bags, path: Path) -> None:
     first, second = dag_bags

@@ -128,12 +128,21 @@ def test_a_rollback_that_keeps_failing_is_retried_then_alerts(world, monkeypatch
         result, states = run("model_rollback", {"reason": "probation failed"})
     assert states["roll_back"] == "failed" and len(tries) == 4  # 1 + 3 retries
     assert aliases(world) == (better, None, good)
-    (alert,) = hook.received  # the last try alerts, the retries do not
-    assert (alert["task_id"], alert["run_id"], alert["try_number"]) == (
+    # the last try alerts, the retries do not; then the failed run alerts
+    alert, run_alert = hook.received
+    assert (alert["kind"], alert["task_id"], alert["run_id"], alert["try_number"]) == (
+        "task_failed",
         "roll_back",
         result.run_id,
         4,
     )
     assert "registry down" in alert["error"]
+    assert (run_alert["kind"], run_alert["run_id"]) == ("run_failed", result.run_id)
+    assert (run_alert["error"], run_alert["details"]["failed_task"]) == (
+        "task_failure",
+        "roll_back",
+    )
     written = [json.loads(p.read_text()) for p in (world.root / "alerts").glob("*.json")]
-    assert [a for a in written if a["run_id"] == result.run_id] == [alert]
+    assert sorted(
+        (a for a in written if a["run_id"] == result.run_id), key=lambda a: a["kind"]
+    ) == [run_alert, alert]

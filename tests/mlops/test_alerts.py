@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlops.alerts import Alert, alert_uri, send_alert
+from mlops.alerts import DEADLINE_MISSED, RUN_FAILED, Alert, alert_uri, send_alert
 from mlops.settings import load_settings
 from tests.support.black_hole import black_hole
 from tests.support.webhook import webhook
@@ -47,6 +47,25 @@ def test_an_alert_is_logged_written_and_posted(settings, caplog):
     assert hook.received == [ALERT.to_dict()]
     assert hook.headers[0]["Content-Type"] == "application/json"
     assert "ALERT model_rollback.roll_back failed after 4 tries" in caplog.text
+
+
+def test_the_webhook_is_the_settings_own(tmp_path):
+    with webhook() as hook:
+        env = {"MLOPS_DATA_ROOT": str(tmp_path), "MLOPS_ALERT_WEBHOOK_URL": hook.url}
+        assert send_alert(load_settings(env), ALERT).posted is True
+    assert hook.received == [ALERT.to_dict()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        (RUN_FAILED, "model_rollback_rollback__2018-06-24_run_failed"),
+        (DEADLINE_MISSED, "model_rollback_rollback__2018-06-24_deadline_missed"),
+    ],
+)
+def test_a_runs_alert_is_keyed_by_the_run_and_its_kind(settings, kind, key):
+    alert = Alert(**{**ALERT.to_dict(), "task_id": "", "try_number": 0, "kind": kind})
+    assert send_alert(settings, alert).uri == f"{settings.data_root}/alerts/{key}.json"
 
 
 def test_without_a_webhook_the_alert_is_only_written(settings):

@@ -153,6 +153,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if settings.feature_repo == str(DEFAULT_FEATURE_REPO)
         else settings.feature_repo,
         "PREDICTION_LOG_URL": settings.prediction_log_url,
+        "ALERT_WEBHOOK_URL": settings.alert_webhook_url,
     }
     return {PREFIX + name: value for name, value in values.items() if value}
 
@@ -198,9 +199,13 @@ def service_secret_keys(env: Mapping[str, str], secret: Collection[str] = ()) ->
 
 def workload_env(settings: Settings) -> dict[str, str]:
     """The environment every project container gets: the settings, the object store's
-    endpoint for plain boto3/s3fs clients (as in the compose file), no database wait."""
+    endpoint for plain boto3/s3fs clients (as in the compose file), no database wait. Not the
+    alert webhook: a pod never alerts (the Airflow worker's callback does), and a chat
+    webhook's URL is its secret."""
     endpoint = {"AWS_ENDPOINT_URL_S3": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
-    return {**settings_env(settings), **endpoint, **NOT_AN_AIRFLOW_PROCESS}
+    env = {**settings_env(settings), **endpoint, **NOT_AN_AIRFLOW_PROCESS}
+    env.pop(PREFIX + "ALERT_WEBHOOK_URL", None)
+    return env
 
 
 def _probe(path: str, period_s: int, failures: int, timeout_s: int) -> dict[str, Any]:

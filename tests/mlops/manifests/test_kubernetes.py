@@ -80,6 +80,7 @@ def test_every_settings_field_is_rendered():
             "feast_registry",
             "feature_repo",
             "prediction_log_url",
+            "alert_webhook_url",
         ]
     ), (
         "map the new Settings field in mlops.manifests.kubernetes.settings_env, then update this list"
@@ -104,6 +105,7 @@ def test_the_rendered_environment_reads_back_as_the_same_settings():
         feast_registry="postgresql+psycopg2://feast@postgres/mlops",
         feature_repo="/srv/feature_repo",
         prediction_log_url="postgresql+psycopg2://mlops@postgres/mlops",
+        alert_webhook_url="https://hooks.example.com/services/T0/B0/secret",
     )
     assert load_settings(settings_env(settings)) == settings
     assert load_settings(settings_env(load_settings(PROD))) == load_settings(PROD)
@@ -185,6 +187,12 @@ def test_the_training_pods_secret_holds_the_object_store_keys_too():
         "AWS_SECRET_ACCESS_KEY",
         "MLOPS_PREDICTION_LOG_URL",
     ]
+
+
+def test_the_pods_never_get_the_alert_webhook():
+    """Its URL is the webhook's secret, and alerts are sent by Airflow's callbacks."""
+    env = {**PROD, "MLOPS_ALERT_WEBHOOK_URL": "https://hooks.example.com/services/secret"}
+    assert "MLOPS_ALERT_WEBHOOK_URL" not in workload_env(load_settings(env))
 
 
 def test_rendered_manifests_validate_offline_and_round_trip_through_yaml():
