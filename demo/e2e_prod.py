@@ -85,6 +85,7 @@ class LiveTraffic:
         self.per_day = per_day
         self.answered: dict[str, int] = {}
         self.failed: dict[str, int] = {}
+        self.failures: list[str] = []  # the first few refusals, status and body, to say why
 
     def __call__(self, day: date) -> None:
         from mlops.serving.process import request_body
@@ -97,12 +98,15 @@ class LiveTraffic:
         bodies = [request_body(sample.iloc[[i]]) for i in range(len(sample))]
         with ThreadPoolExecutor(CLIENTS) as pool:
             statuses = list(pool.map(self._post, bodies))
-        for status in statuses:
+        for status, text in statuses:
             counts = self.answered if status == 200 else self.failed
             counts[str(day)] = counts.get(str(day), 0) + 1
+            if status != 200 and len(self.failures) < 20:
+                self.failures.append(f"{day} {status} {text[:300]}")
 
-    def _post(self, body: dict[str, Any]) -> int:
-        return self.client.post("/predict", json=body).status_code
+    def _post(self, body: dict[str, Any]) -> tuple[int, str]:
+        response = self.client.post("/predict", json=body)
+        return response.status_code, "" if response.status_code == 200 else response.text
 
 
 def manual_training(stack: Any, as_of: date) -> dict[str, Any]:
@@ -334,7 +338,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "total": round(time.monotonic() - began, 1),
             "task_work": task_work(placement),
         },
-        "live_traffic": {"answered": traffic.answered, "failed": traffic.failed},
+        "live_traffic": {
+            "answered": traffic.answered,
+            "failed": traffic.failed,
+            "failures": traffic.failures,
+        },
         "decisions": {str(d): x for d, x in timeline.decisions.items()},
         "deployments": [asdict(e) for e in timeline.deployments],
         "trainings": timeline.trainings,

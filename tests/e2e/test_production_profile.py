@@ -118,7 +118,7 @@ def test_the_promoted_canary_was_judged_on_live_requests_and_batch_rows(report):
     assert promoted, report["rollouts"]
     sources = promoted[-1]["health"]["rows_by_source"]
     assert sources.get("service", 0) > 0 and sources.get("batch", 0) > 0, sources
-    assert not report["live_traffic"]["failed"]
+    assert not report["live_traffic"]["failed"], report["live_traffic"]["failures"]
     assert sum(report["live_traffic"]["answered"].values()) > 0
 
 
