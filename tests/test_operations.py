@@ -183,13 +183,15 @@ def live_service(serving_world):
             request_body(served_transactions(serving_world.root).head(20)),
             {"transactions": [unknown]},
         ):
-            response = httpx.post(f"{process.url}/predict", json=body, timeout=60)
+            response = httpx.post(
+                f"{process.url}/predict", headers=process.headers, json=body, timeout=60
+            )
             assert response.status_code == 200, response.text
         yield process
 
 
 def test_every_metric_the_alerts_and_dashboards_query_is_exposed(live_service):
-    scrape = httpx.get(f"{live_service.url}/metrics", timeout=10)
+    scrape = httpx.get(f"{live_service.url}/metrics", headers=live_service.headers, timeout=10)
     assert scrape.status_code == 200
     exposed = {s.name for f in text_string_to_metric_families(scrape.text) for s in f.samples}
     missing = {}

@@ -40,10 +40,12 @@ def service(serving_world):
             client.delete_registered_model_alias(MODEL, alias)
     clear_rollout(client, MODEL)
     process = ServiceProcess(serving_world.env, poll_s=0.3).start(ready=503)
-    process.before_champion = httpx.get(f"{process.url}/health").json()
-    process.live_before_champion = httpx.get(f"{process.url}/live").status_code
+    process.before_champion = httpx.get(f"{process.url}/health", headers=process.headers).json()
+    process.live_before_champion = httpx.get(
+        f"{process.url}/live", headers=process.headers
+    ).status_code
     set_alias(uri, "champion", "1")
-    wait_for(lambda: httpx.get(f"{process.url}/health").status_code == 200)
+    wait_for(lambda: httpx.get(f"{process.url}/health", headers=process.headers).status_code == 200)
     yield process
     process.stop()
 
@@ -59,7 +61,7 @@ def registry(serving_world, service):
 
 
 def health(service) -> dict[str, Any]:
-    body = httpx.get(f"{service.url}/health").json()
+    body = httpx.get(f"{service.url}/health", headers=service.headers).json()
     return {
         "champion": body["champion"],
         "challenger": body["challenger"],
@@ -71,7 +73,10 @@ def predict(service, rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for start in range(0, len(rows), 100):
         response = httpx.post(
-            f"{service.url}/predict", json=request_body(rows[start : start + 100]), timeout=60
+            f"{service.url}/predict",
+            headers=service.headers,
+            json=request_body(rows[start : start + 100]),
+            timeout=60,
         )
         assert response.status_code == 200, response.text
         out += response.json()["predictions"]
@@ -82,7 +87,7 @@ def test_not_ready_before_a_champion_and_ready_after_one_appears_without_restart
     assert service.before_champion["ready"] is False
     assert service.live_before_champion == 200  # alive: Kubernetes must not restart it
     assert service.before_champion["champion"] is None
-    assert httpx.get(f"{service.url}/health").json()["ready"] is True
+    assert httpx.get(f"{service.url}/health", headers=service.headers).json()["ready"] is True
 
 
 def test_predictions_use_the_online_features_and_the_champion(serving_world, service, registry):
@@ -100,7 +105,7 @@ def test_hot_reload_when_the_champion_alias_moves(serving_world, service, regist
     set_alias(serving_world.settings.mlflow_tracking_uri, "champion", "2")
     wait_for(lambda: health(service)["champion"] == "2")
     assert {a["model_version"] for a in predict(service, rows)} == {"2"}
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert 'fraud_model_loaded{model_version="2",variant="champion"} 1.0' in metrics
 
 
@@ -158,9 +163,11 @@ def test_unknown_cards_and_terminals_get_default_features_and_are_counted(servic
             }
         ]
     }
-    answer = httpx.post(f"{service.url}/predict", json=body).json()["predictions"][0]
+    answer = httpx.post(f"{service.url}/predict", headers=service.headers, json=body).json()[
+        "predictions"
+    ][0]
     assert answer["features_status"] == {"customer": "missing", "terminal": "missing"}
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert 'fraud_unknown_entities_total{entity="customer"}' in metrics
 
 
@@ -202,7 +209,7 @@ TX = {
     ],
 )
 def test_bad_requests_get_422_naming_the_field(service, body, field):
-    response = httpx.post(f"{service.url}/predict", json=body)
+    response = httpx.post(f"{service.url}/predict", headers=service.headers, json=body)
     assert response.status_code == 422, response.text
     assert field in response.json()["fields"]
 
@@ -214,7 +221,9 @@ def test_non_finite_amounts_get_422(service, value):
         f'"tx_datetime": "{SERVED}T10:00:00", "tx_amount": {value}}}]}}'
     )
     response = httpx.post(
-        f"{service.url}/predict", content=raw, headers={"content-type": "application/json"}
+        f"{service.url}/predict",
+        content=raw,
+        headers={**service.headers, "content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
     assert response.json()["fields"] == ["transactions.0.tx_amount"]
