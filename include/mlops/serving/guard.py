@@ -35,8 +35,8 @@ def require_token(token: str) -> str:
     """The token, or ``ConfigError`` saying how to set one (never what it was)."""
     if len(token) < MIN_TOKEN_CHARS or is_example(token):
         raise ConfigError(
-            f"the model service needs a bearer token of at least {MIN_TOKEN_CHARS} characters, "
-            "not an example: set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE (make one with "
+            f"a bearer token of at least {MIN_TOKEN_CHARS} characters is required, not an "
+            "example: set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE (make one with "
             'python3 -c "import secrets; print(secrets.token_urlsafe(32))")'
         )
     return token

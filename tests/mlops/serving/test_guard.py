@@ -88,7 +88,7 @@ def test_probes_stay_open_and_health_tells_a_stranger_only_whether_it_is_ready(a
 
 @pytest.mark.parametrize("token", ["", "short-token", "change-me-model-service-token"])
 def test_no_service_without_a_token_of_its_own(tmp_path, token):
-    with pytest.raises(ConfigError, match="needs a bearer token of at least 16 characters"):
+    with pytest.raises(ConfigError, match="a bearer token of at least 16 characters is required"):
         require_token(token)
     settings = load_settings({"MLOPS_DATA_ROOT": str(tmp_path)})
     with pytest.raises(ConfigError, match="set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE"):

@@ -9,6 +9,7 @@ service's poller to pick it up (``wait_for``).
 from __future__ import annotations
 
 import math
+import socket
 from typing import Any
 
 import httpx
@@ -229,33 +230,90 @@ def test_non_finite_amounts_get_422(service, value):
     assert response.json()["fields"] == ["transactions.0.tx_amount"]
 
 
-def test_openapi_fuzzing_finds_no_server_error(service, registry):
+GUARDED = {"/predict", "/metrics", "/openapi.json"}
+
+
+def test_openapi_fuzzing_finds_no_server_error_with_the_token_and_401s_without(service, registry):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
-    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    assert httpx.get(f"{service.url}/openapi.json").status_code == 401
+    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json", headers=service.headers)
     statuses: list[int] = []
+    strangers: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
 
         @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case) -> None:
-            response = case.call_and_validate(base_url=service.url, checks=[not_a_server_error])
+            response = case.call_and_validate(
+                base_url=service.url, headers=service.headers, checks=[not_a_server_error]
+            )
             statuses.append(response.status_code)
+            anonymous = case.call(base_url=service.url)  # the same request, no token
+            strangers.setdefault(case.operation.path, set()).add(anonymous.status_code)
 
         check()
     assert statuses and max(statuses) < 500
     assert {200, 422} <= set(statuses)
+    assert {path: codes for path, codes in strangers.items() if path in GUARDED} == {
+        "/predict": {401},
+        "/metrics": {401},
+    }
+    assert max(max(codes) for codes in strangers.values()) < 500
+
+
+def test_without_the_token_only_the_probes_answer_and_health_says_only_ready(
+    serving_world, service, registry
+):
+    body = request_body(served_transactions(serving_world.root).head(1))
+    for given in ({}, {"Authorization": "Bearer " + "x" * 32}):
+        predict = httpx.post(f"{service.url}/predict", headers=given, json=body)
+        assert (predict.status_code, predict.headers["www-authenticate"]) == (401, "Bearer")
+        assert httpx.get(f"{service.url}/metrics", headers=given).status_code == 401
+    assert httpx.get(f"{service.url}/docs", headers=service.headers).status_code == 404
+    health = httpx.get(f"{service.url}/health")
+    assert (health.status_code, health.json()) == (200, {"ready": True})
+    assert httpx.get(f"{service.url}/live").status_code == 200
+
+
+def raw_post(service, head: str, parts: list[bytes]) -> bytes:
+    """Send the request line, headers and ``parts`` of a body that never ends; return what
+    the service answered meanwhile (a server that waited for the whole body would not)."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: service\r\n{head}"
+            f"Authorization: Bearer {service.token}\r\n"
+            "Content-Type: application/json\r\n\r\n".encode()
+        )
+        for part in parts:
+            sock.sendall(part)
+        answer = b""
+        while not answer.endswith(b"}") and (received := sock.recv(65536)):
+            answer += received  # headers and the JSON body may come in two packets
+        return answer
+
+
+def test_a_23_mb_body_gets_413_from_the_real_server_before_the_body_is_sent(service):
+    declared = raw_post(service, f"Content-Length: {23 * 2**20}\r\n", [b"x" * 1024])
+    assert declared.startswith(b"HTTP/1.1 413"), declared
+    chunk = b"%x\r\n%s\r\n" % (2**16, b"x" * 2**16)
+    chunked = raw_post(service, "Transfer-Encoding: chunked\r\n", [chunk] * 17)  # cap + 64 KiB
+    assert chunked.startswith(b"HTTP/1.1 413"), chunked
+    assert b"the body exceeds 1048576 bytes" in chunked
 
 
 def test_a_real_prometheus_scrapes_the_service_metrics(serving_world, service, registry, tmp_path):
     predict(service, served_transactions(serving_world.root).head(7))
+    token = tmp_path / "model_service_token"  # as compose mounts its secret for Prometheus
+    token.write_text(service.token)
     config = (
         "global: {scrape_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: model-service\n    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
+        f"    authorization: {{credentials_file: '{token}'}}\n"
     )
     with PrometheusProcess(config, tmp_path) as prometheus:
         value = prometheus.value

@@ -43,7 +43,9 @@ def test_a_silent_redis_gives_503_within_the_timeout_while_live_stays_200(servin
             "MLOPS_FEAST_REGISTRY": str(tmp_path / "registry.db"),
         }
         apply_definitions(load_settings(env))  # a local registry: Redis is not asked
-        with ServiceProcess(env, MAX_IN_FLIGHT=str(WAITING + 1)) as service:  # ready: the champion loaded, Redis silent
+        with ServiceProcess(
+            env, MAX_IN_FLIGHT=str(WAITING + 1)
+        ) as service:  # ready: the champion loaded, Redis silent
             status, text, seconds = timed_post(f"{service.url}/predict", body, service.headers)
             assert status == 503, text
             assert "online store unavailable (unreachable or too slow)" in text
