@@ -17,7 +17,7 @@ def serve_examples(env: dict[str, str], rows: Any) -> list[dict[str, Any]]:
     with ServiceProcess(env) as service:
         health = httpx.get(f"{service.url}/health", headers=service.headers, timeout=10).json()
         print(
-            f"ready in {service.started_s:.0f} s at {service.url} (/docs): champion "
+            f"ready in {service.started_s:.0f} s at {service.url} (bearer token per run): champion "
             f"v{health['champion']}, challenger {health['challenger'] or '-'}"
         )
         answer = httpx.post(

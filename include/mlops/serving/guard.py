@@ -9,7 +9,8 @@ a cause, never where the service's stores are.
   status only (``authenticated`` below).
 - **Body.** A ``Content-Length`` above ``MLOPS_SERVE_MAX_BODY_BYTES`` gets 413 before a byte
   of the body is read; a chunked body gets 413 as soon as its bytes pass the cap, and the
-  rest is never read.
+  rest is never read: every refusal closes the connection (else uvicorn reads the rest of
+  the body to keep it alive).
 - **In flight.** Beyond ``MLOPS_SERVE_MAX_IN_FLIGHT`` guarded requests at once, 503 with
   ``Retry-After`` at once: no queue grows behind a slow online store. Probes do not count.
 """
@@ -123,6 +124,8 @@ class Guard:
 
 
 async def _answer(send: Any, status: int, detail: str, headers: list | None = None) -> None:
+    """A refusal, closing the connection: otherwise the server would go on reading the body
+    the app refused (to keep the connection alive for a next request), 23 MB and all."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -131,6 +134,7 @@ async def _answer(send: Any, status: int, detail: str, headers: list | None = No
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
                 *(headers or []),
             ],
         }
