@@ -106,7 +106,7 @@ serve: venv ## the model service on http://127.0.0.1:8000; token from MLOPS_SERV
 			$(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > "$(SERVE_TOKEN_FILE)"); \
 		export MLOPS_SERVE_TOKEN_FILE="$(SERVE_TOKEN_FILE)"; \
 		echo "bearer token in $(SERVE_TOKEN_FILE); try:"; \
-		echo "  curl -H \"Authorization: Bearer \$$(cat $(SERVE_TOKEN_FILE))\" http://127.0.0.1:8000/metrics"; \
+		echo "  curl -H \"Authorization: Bearer \$$(cat $(SERVE_TOKEN_FILE))\" http://127.0.0.1:$${MLOPS_SERVE_PORT:-8000}/metrics"; \
 	fi; \
 	OMP_NUM_THREADS=1 $(PY) -m mlops.serving.app
 

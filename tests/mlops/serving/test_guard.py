@@ -194,3 +194,24 @@ def test_errors_name_the_cause_never_an_address_a_path_or_a_setting_value():
     assert public_text(missing) == "previous v3 failed to load: OSError: No such file: <hidden>"
     stale = "customer snapshot of 2024-05-02 is not older than the transaction's day 2024-05-02"
     assert public_text(stale) == stale  # dates and entities are the cause: they stay
+
+
+def test_not_ready_reasons_reach_health_and_predict_without_the_address_or_path(app):
+    app.state.holder.error = (
+        "last registry poll failed: ConnectionError: HTTPConnectionPool(host='mlflow', "
+        "port=5000) reading /srv/mlflow/mlflow.db"
+    )
+    tx = {
+        "transaction_id": 1,
+        "customer_id": 2,
+        "terminal_id": 3,
+        "tx_datetime": "2024-05-02T10:00:00",
+        "tx_amount": 10.0,
+    }
+    predict = call(app, "POST", "/predict", headers=AUTH, json={"transactions": [tx]})
+    health = call(app, "GET", "/health", headers=AUTH)
+    assert predict.status_code == 503 and health.status_code == 503
+    assert "last registry poll failed: ConnectionError" in predict.json()["detail"]
+    assert "last registry poll failed: ConnectionError" in health.json()["reasons"][0]
+    for text in (predict.text, health.text):
+        assert [leak for leak in ("mlflow'", "5000", "/srv") if leak in text] == [], text
