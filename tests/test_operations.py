@@ -72,14 +72,24 @@ def test_metric_names_are_read_from_promql():
     assert metric_names(expr) == {"fraud_a_bucket", "up", "fraud_c", "other_metric"}
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
     argv = [debian_tool("promtool"), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=PROMETHEUS)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def test_alert_rules_and_the_prometheus_config_pass_promtool():
+TOKEN_SECRET = "/run/secrets/model_service_token"  # compose mounts the service's token there
+
+
+def test_alert_rules_and_the_prometheus_config_pass_promtool(tmp_path: Path):
+    """The config as the container reads it: the token secret is a file (promtool opens it)."""
+    config = (PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8")
+    assert f"credentials_file: {TOKEN_SECRET}" in config
+    (tmp_path / "model_service_token").write_text("a-token-of-thirty-two-characters")
+    mounted = config.replace(TOKEN_SECRET, str(tmp_path / "model_service_token"))
+    (tmp_path / "prometheus.yml").write_text(mounted, encoding="utf-8")
+    (tmp_path / "alerts.yml").write_bytes((PROMETHEUS / "alerts.yml").read_bytes())
     for args in (("check", "rules", "alerts.yml"), ("check", "config", "prometheus.yml")):
-        done = promtool(*args)
+        done = promtool(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "SUCCESS" in done.stdout + done.stderr
 
