@@ -57,7 +57,7 @@ class Guard:
 
     def __init__(self, app: Any, *, token: str, max_body_bytes: int, max_in_flight: int) -> None:
         self.app = app
-        self.expected = b"Bearer " + require_token(token).encode()
+        self.token = require_token(token).encode()
         self.max_body, self.max_in_flight = max_body_bytes, max_in_flight
         self.in_flight = 0  # only the event loop's thread touches it
 
@@ -66,8 +66,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])  # lower-case names, as ASGI gives them
-        given = headers.get(b"authorization", b"")
-        ok = hmac.compare_digest(given, self.expected)
+        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+        ok = hmac.compare_digest(given.strip(), self.token) and scheme.lower() == b"bearer"
         scope.setdefault("state", {})[AUTHENTICATED] = ok
         if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)

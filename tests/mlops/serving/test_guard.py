@@ -70,6 +70,10 @@ def test_guarded_paths_answer_401_with_a_bearer_challenge_without_the_token(
 
 def test_the_token_opens_them_and_the_docs_pages_are_gone(app):
     assert call(app, "GET", "/metrics", headers=AUTH).status_code == 200
+    lower = {"Authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive (RFC 9110)
+    assert call(app, "GET", "/metrics", headers=lower).status_code == 200
+    other = {"Authorization": f"Basic {TOKEN}"}
+    assert call(app, "GET", "/metrics", headers=other).status_code == 401
     assert call(app, "GET", "/openapi.json", headers=AUTH).json()["paths"].keys() >= {"/predict"}
     assert call(app, "POST", "/predict", headers=AUTH, json={}).status_code == 422
     assert call(app, "GET", "/docs", headers=AUTH).status_code == 404
