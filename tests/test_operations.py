@@ -224,6 +224,12 @@ def test_a_real_prometheus_evaluates_the_rules_and_every_dashboard_query(live_se
     config["scrape_configs"][0]["static_configs"] = [
         {"targets": [f"127.0.0.1:{live_service.port}"]}
     ]
+    # the service's token where compose mounts it for Prometheus: here, a file of this test's
+    assert config["scrape_configs"][0]["authorization"] == {"credentials_file": TOKEN_SECRET}
+    (tmp_path / "model_service_token").write_text(live_service.token)
+    config["scrape_configs"][0]["authorization"]["credentials_file"] = str(
+        tmp_path / "model_service_token"
+    )
     with PrometheusProcess(yaml.safe_dump(config), tmp_path) as prometheus:
         wait_for(lambda: prometheus.value(f'up{{job="{JOB}"}}') == 1.0)
         wait_for(lambda: prometheus.value("count(fraud_predictions_total)"))
