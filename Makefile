@@ -98,7 +98,17 @@ bench: venv ## run the benchmarks; writes bench/results.json
 airflow: venv ## Airflow UI on http://127.0.0.1:8080 (SQLite; on a demo's home, its run as it ended)
 	$(PY) demo/airflow_ui.py
 
-serve: venv ## the model service on http://127.0.0.1:8000 (/docs); settings from MLOPS_* and MLOPS_SERVE_*
+# The service's bearer token for `make serve` when the shell gives none: made once, kept here.
+SERVE_TOKEN_FILE := $(CURDIR)/.serve-token
+
+serve: venv ## the model service on http://127.0.0.1:8000; token from MLOPS_SERVE_TOKEN(_FILE), else .serve-token
+	@if [ -z "$${MLOPS_SERVE_TOKEN:-}$${MLOPS_SERVE_TOKEN_FILE:-}" ]; then \
+		test -s "$(SERVE_TOKEN_FILE)" || (umask 077 && \
+			$(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > "$(SERVE_TOKEN_FILE)"); \
+		export MLOPS_SERVE_TOKEN_FILE="$(SERVE_TOKEN_FILE)"; \
+		echo "bearer token in $(SERVE_TOKEN_FILE); try:"; \
+		echo "  curl -H \"Authorization: Bearer \$$(cat $(SERVE_TOKEN_FILE))\" http://127.0.0.1:$${MLOPS_SERVE_PORT:-8000}/metrics"; \
+	fi; \
 	OMP_NUM_THREADS=1 $(PY) -m mlops.serving.app
 
 prometheus: ## install Debian's prometheus (the /metrics scrape test needs /usr/bin/prometheus)

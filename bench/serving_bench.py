@@ -43,8 +43,11 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
-def load(url: str, bodies: list[dict], duration_s: float, rate: float) -> dict[str, Any]:
-    """Open-loop load: ``rate`` requests a second for ``duration_s`` seconds."""
+def load(
+    url: str, bodies: list[dict], duration_s: float, rate: float, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Open-loop load: ``rate`` requests a second for ``duration_s`` seconds (``headers``:
+    the service's bearer token)."""
     import httpx
 
     total = int(duration_s * rate)
@@ -54,7 +57,7 @@ def load(url: str, bodies: list[dict], duration_s: float, rate: float) -> dict[s
     start = time.perf_counter() + 0.5
 
     def client(k: int) -> None:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=10, headers=headers) as http:
             for i in range(k, total, CLIENT_THREADS):
                 due = start + i / rate
                 pause = due - time.perf_counter()
@@ -122,11 +125,13 @@ def serve_and_load(env: dict[str, str], bodies: list[dict]) -> dict[str, Any]:
     from mlops.serving.process import ServiceProcess
 
     with ServiceProcess(env, poll_s=5) as service:
-        load(service.url, bodies[:50], 3, 50)  # warm-up, not counted
-        figures = load(service.url, bodies, DURATION_S, RATE)
+        load(service.url, bodies[:50], 3, 50, service.headers)  # warm-up, not counted
+        figures = load(service.url, bodies, DURATION_S, RATE, service.headers)
         figures["startup_to_ready_s"] = round(service.started_s, 2)
         # below saturation: the service's own latency, without queueing behind the target rate
-        figures["at_light_load"] = load(service.url, bodies, DURATION_S, LIGHT_RATE)
+        figures["at_light_load"] = load(
+            service.url, bodies, DURATION_S, LIGHT_RATE, service.headers
+        )
     return figures
 
 

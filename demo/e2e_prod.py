@@ -77,10 +77,10 @@ CLIENTS = 1  # one caller: the latency logged is the service's, not a queue of o
 class LiveTraffic:
     """One-transaction ``/predict`` calls for a sample of the day, once a champion serves."""
 
-    def __init__(self, url: str, transactions: Any, per_day: int) -> None:
+    def __init__(self, url: str, transactions: Any, per_day: int, headers: dict[str, str]) -> None:
         import httpx
 
-        self.client = httpx.Client(base_url=url, timeout=10)
+        self.client = httpx.Client(base_url=url, timeout=10, headers=headers)
         self.transactions = transactions
         self.per_day = per_day
         self.answered: dict[str, int] = {}
@@ -311,7 +311,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_history(transactions, config, args.history_days, options)
         stack.start_model_service()
         stack.wait_for_dags(list(DAG_IDS))
-        traffic = LiveTraffic(stack.service_url, transactions, args.live_per_day)
+        traffic = LiveTraffic(
+            stack.service_url, transactions, args.live_per_day, stack.service_headers
+        )
         loop_began = time.monotonic()
         landed = run_loop(
             stack,

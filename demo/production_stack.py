@@ -131,6 +131,7 @@ def compose_variables() -> dict[str, str]:
         "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
+        "MODEL_SERVICE_TOKEN": secrets.token_urlsafe(32),  # the model service's bearer token
     }
 
 
@@ -162,6 +163,8 @@ class ProductionStack(AirflowStack):
         self.mlflow_url = f"http://127.0.0.1:{self.ports['mlflow']}"
         self.s3_url = f"http://127.0.0.1:{self.ports['s3']}"
         self.service_url = f"http://127.0.0.1:{self.ports['service']}"
+        # what a caller of /predict or /metrics sends (the token is this run's, fresh)
+        self.service_headers = {"Authorization": f"Bearer {self.variables['MODEL_SERVICE_TOKEN']}"}
 
     # ---------------------------------------------------------------- environments
     def endpoints(self) -> dict[str, Endpoint]:

@@ -15,12 +15,14 @@ def serve_examples(env: dict[str, str], rows: Any) -> list[dict[str, Any]]:
 
     print("\nstarting the model service (python -m mlops.serving.app) ...", flush=True)
     with ServiceProcess(env) as service:
-        health = httpx.get(f"{service.url}/health", timeout=10).json()
+        health = httpx.get(f"{service.url}/health", headers=service.headers, timeout=10).json()
         print(
-            f"ready in {service.started_s:.0f} s at {service.url} (/docs): champion "
+            f"ready in {service.started_s:.0f} s at {service.url} (bearer token per run): champion "
             f"v{health['champion']}, challenger {health['challenger'] or '-'}"
         )
-        answer = httpx.post(f"{service.url}/predict", json=request_body(rows), timeout=60)
+        answer = httpx.post(
+            f"{service.url}/predict", headers=service.headers, json=request_body(rows), timeout=60
+        )
         answer.raise_for_status()
         predictions = answer.json()["predictions"]
     print(f"{'transaction':>12} {'card':>6} {'amount':>8}  score   version variant")

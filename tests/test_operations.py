@@ -72,14 +72,24 @@ def test_metric_names_are_read_from_promql():
     assert metric_names(expr) == {"fraud_a_bucket", "up", "fraud_c", "other_metric"}
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
     argv = [debian_tool("promtool"), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=PROMETHEUS)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def test_alert_rules_and_the_prometheus_config_pass_promtool():
+TOKEN_SECRET = "/run/secrets/model_service_token"  # compose mounts the service's token there
+
+
+def test_alert_rules_and_the_prometheus_config_pass_promtool(tmp_path: Path):
+    """The config as the container reads it: the token secret is a file (promtool opens it)."""
+    config = (PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8")
+    assert f"credentials_file: {TOKEN_SECRET}" in config
+    (tmp_path / "model_service_token").write_text("a-token-of-thirty-two-characters")
+    mounted = config.replace(TOKEN_SECRET, str(tmp_path / "model_service_token"))
+    (tmp_path / "prometheus.yml").write_text(mounted, encoding="utf-8")
+    (tmp_path / "alerts.yml").write_bytes((PROMETHEUS / "alerts.yml").read_bytes())
     for args in (("check", "rules", "alerts.yml"), ("check", "config", "prometheus.yml")):
-        done = promtool(*args)
+        done = promtool(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "SUCCESS" in done.stdout + done.stderr
 
@@ -183,13 +193,15 @@ def live_service(serving_world):
             request_body(served_transactions(serving_world.root).head(20)),
             {"transactions": [unknown]},
         ):
-            response = httpx.post(f"{process.url}/predict", json=body, timeout=60)
+            response = httpx.post(
+                f"{process.url}/predict", headers=process.headers, json=body, timeout=60
+            )
             assert response.status_code == 200, response.text
         yield process
 
 
 def test_every_metric_the_alerts_and_dashboards_query_is_exposed(live_service):
-    scrape = httpx.get(f"{live_service.url}/metrics", timeout=10)
+    scrape = httpx.get(f"{live_service.url}/metrics", headers=live_service.headers, timeout=10)
     assert scrape.status_code == 200
     exposed = {s.name for f in text_string_to_metric_families(scrape.text) for s in f.samples}
     missing = {}
@@ -212,6 +224,12 @@ def test_a_real_prometheus_evaluates_the_rules_and_every_dashboard_query(live_se
     config["scrape_configs"][0]["static_configs"] = [
         {"targets": [f"127.0.0.1:{live_service.port}"]}
     ]
+    # the service's token where compose mounts it for Prometheus: here, a file of this test's
+    assert config["scrape_configs"][0]["authorization"] == {"credentials_file": TOKEN_SECRET}
+    (tmp_path / "model_service_token").write_text(live_service.token)
+    config["scrape_configs"][0]["authorization"]["credentials_file"] = str(
+        tmp_path / "model_service_token"
+    )
     with PrometheusProcess(yaml.safe_dump(config), tmp_path) as prometheus:
         wait_for(lambda: prometheus.value(f'up{{job="{JOB}"}}') == 1.0)
         wait_for(lambda: prometheus.value("count(fraud_predictions_total)"))

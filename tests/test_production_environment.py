@@ -289,5 +289,5 @@ def test_a_compose_value_the_harness_changes_or_a_setting_it_adds_is_reported(st
 def test_a_variable_the_manifest_forgets_is_reported(tmp_path):
     compose = compose_with(tmp_path, SERVICE_LINE, "      MLOPS_SERVE_MODEL_NAME: other\n")
     assert manifest_differences(compose) == ["MLOPS_SERVE_MODEL_NAME: missing (expected 'other')"]
-    compose = compose_with(tmp_path, SERVICE_LINE, "      MLOPS_SERVE_TOKEN: ${TOKEN:-dev}\n")
-    assert manifest_differences(compose) == ["MLOPS_SERVE_TOKEN: missing (expected 'dev')"]
+    compose = compose_with(tmp_path, SERVICE_LINE, "      MLOPS_OTHER_TOKEN: ${TOKEN:-dev}\n")
+    assert manifest_differences(compose) == ["MLOPS_OTHER_TOKEN: missing (expected 'dev')"]

@@ -63,7 +63,8 @@ def test_every_default_password_of_the_compose_file_is_an_example_value():
     defaults = {(name, default) for name, op, default in _VARIABLE.findall(text) if op == "-"}
     secret_defaults = {(n, d) for n, d in defaults if SECRET_NAME.search(n)}
     assert secret_defaults, "compose has no default password any more: tidy this test"
-    assert {(n, d) for n, d in secret_defaults if d not in EXAMPLE_VALUES} == set()
+    # an empty default (MODEL_SERVICE_TOKEN's) is refused as empty
+    assert {(n, d) for n, d in secret_defaults if d and d not in EXAMPLE_VALUES} == set()
 
 
 @pytest.mark.parametrize("service", [AIRFLOW_SERVICE, MODEL_SERVICE])
@@ -86,6 +87,18 @@ def test_every_airflow_secret_from_env_example_is_named():
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
         "MLOPS_FEAST_REGISTRY",
     } <= refused_names(env, AIRFLOW_REQUIRED)
+
+
+def test_the_model_service_token_is_refused_as_a_placeholder_or_left_empty():
+    placeholder = production(service_environment(MODEL_SERVICE, EXAMPLE))
+    assert EXAMPLE["MODEL_SERVICE_TOKEN"] == "change-me-model-service-token"
+    assert "MLOPS_SERVE_TOKEN has an example value (from .env.example or a default)" in (
+        refused(placeholder)
+    )
+    unset = production(service_environment(MODEL_SERVICE, {}))
+    assert "MLOPS_SERVE_TOKEN is empty" in refused(unset)
+    fresh = production(service_environment(MODEL_SERVICE, compose_variables()))
+    assert "MLOPS_SERVE_TOKEN" not in refused_names(fresh) and fresh["MLOPS_SERVE_TOKEN"]
 
 
 def test_compose_default_passwords_are_refused_when_env_leaves_them_out():

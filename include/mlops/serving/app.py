@@ -19,8 +19,13 @@ cannot load or warm up is left out, listed under ``failed`` and in
 ``fraud_model_load_failed``; the champion serves on. ``GET /live`` is 200 while the process
 answers and its registry poller runs, ready or not: the liveness check (a restart would not
 bring a champion sooner). ``GET /metrics`` is the
-Prometheus text format. OpenAPI at ``/docs`` and ``/openapi.json``. Every answered
+Prometheus text format. OpenAPI at ``/openapi.json`` (no ``/docs`` page). Every answered
 transaction goes to the prediction log from a background thread (``mlops.scoring.log``).
+
+Every path but ``/live`` and ``/health`` needs ``Authorization: Bearer <MLOPS_SERVE_TOKEN>``;
+bodies and requests in flight are bounded (``mlops.serving.guard``). ``/health`` without
+the token says only whether the service is ready; with it, versions, rollout and reasons.
+Error bodies name the cause, never an address, a path or a setting's value.
 
 Run it with ``make serve`` (``python -m mlops.serving.app``): settings from ``MLOPS_*``.
 """
@@ -35,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -48,11 +53,19 @@ from mlops.scoring.log import prediction_sink
 from mlops.scoring.log_writer import BackgroundLog
 from mlops.scoring.score import Scores, ServingModels, score_rows
 from mlops.serving.config import ServingConfig
+from mlops.serving.guard import Guard, authenticated, public_cause, public_text
 from mlops.serving.holder import ModelHolder
 from mlops.serving.metrics import ServiceMetrics, service_metrics
 from mlops.serving.readiness import FeatureSource, not_ready_because
-from mlops.serving.schema import Health, Liveness, PredictResponse, Transaction, predict_request
-from mlops.settings import Settings
+from mlops.serving.schema import (
+    Health,
+    Liveness,
+    PredictResponse,
+    Status,
+    Transaction,
+    predict_request,
+)
+from mlops.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +95,7 @@ class _CountRequests:
             self.metrics.requests.labels(path, str(status["code"])).inc()
 
 
-_ENDPOINTS = ("/predict", "/health", "/live", "/metrics", "/docs", "/openapi.json")
+_ENDPOINTS = ("/predict", "/health", "/live", "/metrics", "/openapi.json")
 
 
 def _field(loc: tuple) -> str:
@@ -160,9 +173,11 @@ def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list
             found = online_features(store, tx.customer_id, tx.terminal_id, moment)
         except StaleSnapshotError as err:
             metrics.stale_features.inc()
-            raise HTTPException(409, f"transaction {tx.transaction_id}: {err}") from err
+            detail = f"transaction {tx.transaction_id}: {public_cause(err)}"
+            raise HTTPException(409, detail) from err
         except OnlineStoreUnavailable as err:
-            raise HTTPException(503, str(err)) from err
+            log.warning("online store unavailable: %s", err)  # the address, for operators
+            raise HTTPException(503, public_cause(err)) from err
         for entity, status in found.status.items():
             if status == "missing":
                 metrics.unknown_entities.labels(entity).inc()
@@ -231,9 +246,13 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         version="1",
         description=__doc__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.holder, app.state.metrics = holder, metrics
-    app.add_middleware(_CountRequests, metrics=metrics)
+    guard = {"max_body_bytes": config.max_body_bytes, "max_in_flight": config.max_in_flight}
+    app.add_middleware(Guard, token=config.token, **guard)
+    app.add_middleware(_CountRequests, metrics=metrics)  # outside: counts the guard's answers too
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_, exc: RequestValidationError) -> JSONResponse:
@@ -248,7 +267,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         serving = holder.current  # one snapshot for the whole request
         reasons = not_ready_because(serving, holder, features)
         if reasons:
-            raise HTTPException(503, "not ready: " + "; ".join(reasons))
+            raise HTTPException(503, "not ready: " + public_text("; ".join(reasons)))
         txs: list[Transaction] = body.transactions
         looked_up = _lookup(features.store, txs, metrics)
         # from one float array: a frame built from dicts costs several times more
@@ -274,19 +293,22 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
             ],
         )
 
-    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
-    def health() -> JSONResponse:
+    @app.get("/health", response_model=Health | Status, responses={503: {"model": Health | Status}})
+    def health(request: Request) -> JSONResponse:
         serving = holder.current
         reasons = not_ready_because(serving, holder, features)
+        status = 200 if not reasons else 503
+        if not authenticated(request.scope):  # a probe: ready or not, nothing more
+            return JSONResponse(Status(ready=not reasons).model_dump(), status_code=status)
         body = Health(
             ready=not reasons,
             champion=serving.live.champion,
             challenger=serving.live.challenger,
             rollout=serving.live.rollout.to_dict(),
-            reasons=reasons,
-            failed=dict(serving.failed),
+            reasons=[public_text(reason) for reason in reasons],
+            failed={role: public_text(why) for role, why in serving.failed.items()},
         )
-        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+        return JSONResponse(body.model_dump(), status_code=status)
 
     # async: on the event loop, not in the thread pool where /predict may wait on a slow
     # online store (each wait bounded by MLOPS_REDIS_TIMEOUT_S, but the pool can fill up)
@@ -309,6 +331,7 @@ def main() -> None:
     import uvicorn
 
     from mlops.serving.config import load_serving_config
+    from mlops.serving.guard import require_token
     from mlops.serving.startup import (
         cap_native_threads,
         refuse_example_secrets,
@@ -321,7 +344,11 @@ def main() -> None:
     refuse_pickle()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     skip_mlflow_header_plugins()
-    config = load_serving_config()
+    try:
+        config = load_serving_config()
+        require_token(config.token)
+    except ConfigError as err:
+        raise SystemExit(f"model service: {err}") from None
     cap_native_threads(config.threads)
     app = create_app(load_settings(), config)
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")

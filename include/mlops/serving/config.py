@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlops.settings import PREFIX, ConfigError
 
@@ -24,6 +25,11 @@ class ServingConfig:
     max_batch: int = 100  # transactions per /predict request
     log_flush_s: float = 1.0
     threads: int = 1  # OpenMP threads for the models
+    # The bearer token of /predict, /metrics and /openapi.json: a secret, so never a default
+    # here (``mlops.serving.guard.require_token`` refuses to start without one).
+    token: str = field(default="", repr=False)
+    max_body_bytes: int = 1 << 20  # a larger request body is refused (413) before parsing
+    max_in_flight: int = 32  # guarded requests at once; more get 503 with Retry-After
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -34,6 +40,8 @@ class ServingConfig:
             raise ConfigError(f"{SERVE}MAX_BATCH must be in [1, 10000], got {self.max_batch}")
         if self.threads < 1:
             raise ConfigError(f"{SERVE}THREADS must be >= 1, got {self.threads}")
+        if self.max_body_bytes < 1024 or self.max_in_flight < 1:
+            raise ConfigError(f"{SERVE}MAX_BODY_BYTES must be >= 1024, {SERVE}MAX_IN_FLIGHT >= 1")
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
@@ -57,4 +65,21 @@ def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
         max_batch=int(_number(env, "MAX_BATCH", d.max_batch, int)),
         log_flush_s=_number(env, "LOG_FLUSH_S", d.log_flush_s, float),
         threads=int(_number(env, "THREADS", d.threads, int)),
+        token=_token(env),
+        max_body_bytes=int(_number(env, "MAX_BODY_BYTES", d.max_body_bytes, int)),
+        max_in_flight=int(_number(env, "MAX_IN_FLIGHT", d.max_in_flight, int)),
     )
+
+
+def _token(env: Mapping[str, str]) -> str:
+    """``MLOPS_SERVE_TOKEN``, or the content of ``MLOPS_SERVE_TOKEN_FILE`` (a mounted Secret);
+    not both. Empty when neither is set: the entry point refuses that, a renderer may not."""
+    value, path = env.get(SERVE + "TOKEN", ""), env.get(SERVE + "TOKEN_FILE", "")
+    if value and path:
+        raise ConfigError(f"set {SERVE}TOKEN or {SERVE}TOKEN_FILE, not both")
+    if not path:
+        return value.strip()
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as err:  # the error names the variable, not the path
+        raise ConfigError(f"{SERVE}TOKEN_FILE cannot be read: {type(err).__name__}") from None

@@ -1,11 +1,13 @@
 """The model service as a child process: started on a free loopback port, ready when
 ``/health`` says so, stopped with SIGTERM (uvicorn then flushes the prediction log). Used by
 the demo, the benchmarks and the tests, which all need the real process, not an app object.
+Each process gets a fresh bearer token unless given one: callers send ``headers``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -43,10 +45,20 @@ def free_port() -> int:
 class ServiceProcess:
     """``python -m mlops.serving.app`` on a free loopback port, stopped by its process id."""
 
-    def __init__(self, env: dict[str, str], *, poll_s: float = 0.5, **serve: str) -> None:
+    def __init__(
+        self, env: dict[str, str], *, poll_s: float = 0.5, token: str | None = None, **serve: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = {"PORT": str(self.port), "POLL_S": str(poll_s), "LOG_FLUSH_S": "0.2", **serve}
+        self.token = token or secrets.token_urlsafe(24)
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+        settings = {
+            "PORT": str(self.port),
+            "POLL_S": str(poll_s),
+            "LOG_FLUSH_S": "0.2",
+            "TOKEN": self.token,
+            **serve,
+        }
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")},
             **env,
@@ -74,7 +86,8 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited: {self.log()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == ready:
+                health = httpx.get(f"{self.url}/health", headers=self.headers, timeout=2)
+                if health.status_code == ready:
                     self.started_s = time.perf_counter() - began
                     return self
             except httpx.TransportError:

@@ -71,7 +71,15 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class Status(BaseModel):
+    """``/health`` to a caller without the token: whether the service is ready, no more."""
+
+    ready: bool
+
+
 class Health(BaseModel):
+    """``/health`` to a caller with the token."""
+
     ready: bool
     champion: str | None
     challenger: str | None

@@ -19,8 +19,9 @@ def test_variables_are_interpolated_as_compose_does():
         interpolate("${D:?set D}", {})
 
 
-def test_the_service_takes_exactly_its_database_urls_from_dot_env():
-    assert interpolated_names(MODEL_SERVICE) == ["MLOPS_FEAST_REGISTRY", "MLOPS_PREDICTION_LOG_URL"]
+def test_the_service_takes_exactly_its_database_urls_and_its_token_from_dot_env():
+    names = ["MLOPS_FEAST_REGISTRY", "MLOPS_PREDICTION_LOG_URL", "MLOPS_SERVE_TOKEN"]
+    assert interpolated_names(MODEL_SERVICE) == names
 
 
 def test_differences_name_each_missing_added_and_changed_variable():

@@ -59,7 +59,8 @@ def test_the_pod_sees_only_the_secret_keys_it_uses():
     assert not [v for v in POD["volumes"] if "secret" in v or "projected" in v]
     refs = [e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e]
     keys = DEPLOYMENT["metadata"]["annotations"][SECRET_KEYS_ANNOTATION].split(",")
-    assert refs == keys == credentialed(ENV) == ["MLOPS_FEAST_REGISTRY", "MLOPS_PREDICTION_LOG_URL"]
+    assert credentialed(ENV) == ["MLOPS_FEAST_REGISTRY", "MLOPS_PREDICTION_LOG_URL"]
+    assert refs == keys == [*credentialed(ENV), "MLOPS_SERVE_TOKEN"]  # the bearer token too
 
 
 def test_the_image_is_pinned():

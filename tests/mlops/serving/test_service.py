@@ -9,6 +9,8 @@ service's poller to pick it up (``wait_for``).
 from __future__ import annotations
 
 import math
+import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,10 +42,12 @@ def service(serving_world):
             client.delete_registered_model_alias(MODEL, alias)
     clear_rollout(client, MODEL)
     process = ServiceProcess(serving_world.env, poll_s=0.3).start(ready=503)
-    process.before_champion = httpx.get(f"{process.url}/health").json()
-    process.live_before_champion = httpx.get(f"{process.url}/live").status_code
+    process.before_champion = httpx.get(f"{process.url}/health", headers=process.headers).json()
+    process.live_before_champion = httpx.get(
+        f"{process.url}/live", headers=process.headers
+    ).status_code
     set_alias(uri, "champion", "1")
-    wait_for(lambda: httpx.get(f"{process.url}/health").status_code == 200)
+    wait_for(lambda: httpx.get(f"{process.url}/health", headers=process.headers).status_code == 200)
     yield process
     process.stop()
 
@@ -59,7 +63,7 @@ def registry(serving_world, service):
 
 
 def health(service) -> dict[str, Any]:
-    body = httpx.get(f"{service.url}/health").json()
+    body = httpx.get(f"{service.url}/health", headers=service.headers).json()
     return {
         "champion": body["champion"],
         "challenger": body["challenger"],
@@ -71,7 +75,10 @@ def predict(service, rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for start in range(0, len(rows), 100):
         response = httpx.post(
-            f"{service.url}/predict", json=request_body(rows[start : start + 100]), timeout=60
+            f"{service.url}/predict",
+            headers=service.headers,
+            json=request_body(rows[start : start + 100]),
+            timeout=60,
         )
         assert response.status_code == 200, response.text
         out += response.json()["predictions"]
@@ -82,7 +89,7 @@ def test_not_ready_before_a_champion_and_ready_after_one_appears_without_restart
     assert service.before_champion["ready"] is False
     assert service.live_before_champion == 200  # alive: Kubernetes must not restart it
     assert service.before_champion["champion"] is None
-    assert httpx.get(f"{service.url}/health").json()["ready"] is True
+    assert httpx.get(f"{service.url}/health", headers=service.headers).json()["ready"] is True
 
 
 def test_predictions_use_the_online_features_and_the_champion(serving_world, service, registry):
@@ -100,7 +107,7 @@ def test_hot_reload_when_the_champion_alias_moves(serving_world, service, regist
     set_alias(serving_world.settings.mlflow_tracking_uri, "champion", "2")
     wait_for(lambda: health(service)["champion"] == "2")
     assert {a["model_version"] for a in predict(service, rows)} == {"2"}
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert 'fraud_model_loaded{model_version="2",variant="champion"} 1.0' in metrics
 
 
@@ -158,9 +165,11 @@ def test_unknown_cards_and_terminals_get_default_features_and_are_counted(servic
             }
         ]
     }
-    answer = httpx.post(f"{service.url}/predict", json=body).json()["predictions"][0]
+    answer = httpx.post(f"{service.url}/predict", headers=service.headers, json=body).json()[
+        "predictions"
+    ][0]
     assert answer["features_status"] == {"customer": "missing", "terminal": "missing"}
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert 'fraud_unknown_entities_total{entity="customer"}' in metrics
 
 
@@ -202,7 +211,7 @@ TX = {
     ],
 )
 def test_bad_requests_get_422_naming_the_field(service, body, field):
-    response = httpx.post(f"{service.url}/predict", json=body)
+    response = httpx.post(f"{service.url}/predict", headers=service.headers, json=body)
     assert response.status_code == 422, response.text
     assert field in response.json()["fields"]
 
@@ -214,39 +223,120 @@ def test_non_finite_amounts_get_422(service, value):
         f'"tx_datetime": "{SERVED}T10:00:00", "tx_amount": {value}}}]}}'
     )
     response = httpx.post(
-        f"{service.url}/predict", content=raw, headers={"content-type": "application/json"}
+        f"{service.url}/predict",
+        content=raw,
+        headers={**service.headers, "content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
     assert response.json()["fields"] == ["transactions.0.tx_amount"]
 
 
-def test_openapi_fuzzing_finds_no_server_error(service, registry):
+GUARDED = {"/predict", "/metrics", "/openapi.json"}
+
+
+def test_openapi_fuzzing_finds_no_server_error_with_the_token_and_401s_without(service, registry):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
-    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    assert httpx.get(f"{service.url}/openapi.json").status_code == 401
+    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json", headers=service.headers)
     statuses: list[int] = []
+    strangers: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
 
         @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case) -> None:
-            response = case.call_and_validate(base_url=service.url, checks=[not_a_server_error])
+            response = case.call_and_validate(
+                base_url=service.url, headers=service.headers, checks=[not_a_server_error]
+            )
             statuses.append(response.status_code)
+            anonymous = case.call(base_url=service.url)  # the same request, no token
+            strangers.setdefault(case.operation.path, set()).add(anonymous.status_code)
 
         check()
     assert statuses and max(statuses) < 500
     assert {200, 422} <= set(statuses)
+    assert {path: codes for path, codes in strangers.items() if path in GUARDED} == {
+        "/predict": {401},
+        "/metrics": {401},
+    }
+    assert max(max(codes) for codes in strangers.values()) < 500
+
+
+def test_without_the_token_only_the_probes_answer_and_health_says_only_ready(
+    serving_world, service, registry
+):
+    body = request_body(served_transactions(serving_world.root).head(1))
+    for given in ({}, {"Authorization": "Bearer " + "x" * 32}):
+        predict = httpx.post(f"{service.url}/predict", headers=given, json=body)
+        assert (predict.status_code, predict.headers["www-authenticate"]) == (401, "Bearer")
+        assert httpx.get(f"{service.url}/metrics", headers=given).status_code == 401
+    assert httpx.get(f"{service.url}/docs", headers=service.headers).status_code == 404
+    health = httpx.get(f"{service.url}/health")
+    assert (health.status_code, health.json()) == (200, {"ready": True})
+    assert httpx.get(f"{service.url}/live").status_code == 200
+
+
+def raw_post(service, head: str, parts: list[bytes]) -> bytes:
+    """Send the request line, headers and ``parts`` of a body that never ends; return what
+    the service answered meanwhile (a server that waited for the whole body would not)."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: service\r\n{head}"
+            f"Authorization: Bearer {service.token}\r\n"
+            "Content-Type: application/json\r\n\r\n".encode()
+        )
+        for part in parts:
+            sock.sendall(part)
+        answer = b""
+        while not answer.endswith(b"}") and (received := sock.recv(65536)):
+            answer += received  # headers and the JSON body may come in two packets
+        return answer
+
+
+def read_by(pid: int) -> int:
+    """Bytes the process has read so far, sockets included (``rchar``)."""
+    io = Path(f"/proc/{pid}/io").read_text()
+    return int(next(line for line in io.splitlines() if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_23_mb_body_gets_413_and_the_server_reads_about_the_cap_of_it(service, chunked):
+    """Measured: about 0.1 MB read of a declared 23 MB, 1.26 MB of a chunked one (the cap
+    and socket buffers); 23 MB in both before the guard closed the connection on 413."""
+    size = 23 * 2**20
+    body = (b"x" * 2**16 for _ in range(size // 2**16)) if chunked else b"x" * size
+    before = read_by(service.process.pid)
+    response = httpx.post(
+        f"{service.url}/predict", headers=service.headers, content=body, timeout=60
+    )
+    read = read_by(service.process.pid) - before
+    assert response.status_code == 413, response.text
+    assert response.json() == {"detail": "the body exceeds 1048576 bytes"}
+    assert read < 2 * 2**20, read  # the poller's own reads (registry) are in there too
+
+
+def test_a_23_mb_body_gets_413_from_the_real_server_before_the_body_is_sent(service):
+    declared = raw_post(service, f"Content-Length: {23 * 2**20}\r\n", [b"x" * 1024])
+    assert declared.startswith(b"HTTP/1.1 413"), declared
+    chunk = b"%x\r\n%s\r\n" % (2**16, b"x" * 2**16)
+    chunked = raw_post(service, "Transfer-Encoding: chunked\r\n", [chunk] * 17)  # cap + 64 KiB
+    assert chunked.startswith(b"HTTP/1.1 413"), chunked
+    assert b"the body exceeds 1048576 bytes" in chunked
 
 
 def test_a_real_prometheus_scrapes_the_service_metrics(serving_world, service, registry, tmp_path):
     predict(service, served_transactions(serving_world.root).head(7))
+    token = tmp_path / "model_service_token"  # as compose mounts its secret for Prometheus
+    token.write_text(service.token)
     config = (
         "global: {scrape_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: model-service\n    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
+        f"    authorization: {{credentials_file: '{token}'}}\n"
     )
     with PrometheusProcess(config, tmp_path) as prometheus:
         value = prometheus.value

@@ -33,7 +33,7 @@ POLL_S = 0.3
 
 
 def health(service) -> tuple[int, dict]:
-    response = httpx.get(f"{service.url}/health", timeout=10)
+    response = httpx.get(f"{service.url}/health", headers=service.headers, timeout=10)
     return response.status_code, response.json()
 
 
@@ -69,20 +69,20 @@ def test_it_starts_without_champion_or_features_and_gets_ready_without_a_restart
     serving_world, bare
 ):
     pid = bare.process.pid
-    assert httpx.get(f"{bare.url}/live").status_code == 200
+    assert httpx.get(f"{bare.url}/live", headers=bare.headers).status_code == 200
     status, body = health(bare)
     assert status == 503 and body["ready"] is False
     assert any("no champion" in reason for reason in body["reasons"]), body
     assert any(FEATURE_SERVICE in reason for reason in body["reasons"]), body
     body = request_body(served_transactions(serving_world.root).head(2))
-    refused = httpx.post(f"{bare.url}/predict", json=body)
+    refused = httpx.post(f"{bare.url}/predict", headers=bare.headers, json=body)
     assert refused.status_code == 503 and "no champion" in refused.text
 
     apply_definitions(bare.settings)  # the feature service appears
     wait_for(lambda: health(bare)[1]["reasons"] == [f"no champion alias on {MODEL} yet"], 30)
     set_alias(serving_world.settings.mlflow_tracking_uri, "champion", "1")
     wait_for(lambda: health(bare)[0] == 200, 60)
-    answered = httpx.post(f"{bare.url}/predict", json=body, timeout=60)
+    answered = httpx.post(f"{bare.url}/predict", headers=bare.headers, json=body, timeout=60)
     assert answered.status_code == 200, answered.text
     assert bare.process.pid == pid and bare.process.poll() is None  # the same process
 
@@ -118,7 +118,9 @@ def test_a_challenger_that_cannot_serve_is_left_out_and_the_champion_still_moves
     set_alias(serving_world.settings.mlflow_tracking_uri, "champion", "2")
     wait_for(lambda: health(service)[1]["champion"] == "2", 20)  # a poll and v2's load
     rows = served_transactions(serving_world.root).head(20)
-    answered = httpx.post(f"{service.url}/predict", json=request_body(rows), timeout=60)
+    answered = httpx.post(
+        f"{service.url}/predict", headers=service.headers, json=request_body(rows), timeout=60
+    )
     assert answered.status_code == 200, answered.text
     versions = {(p["variant"], p["model_version"]) for p in answered.json()["predictions"]}
     assert versions == {("champion", "2")}
@@ -127,12 +129,15 @@ def test_a_challenger_that_cannot_serve_is_left_out_and_the_champion_still_moves
     assert status == 200 and body["reasons"] == [] and body["challenger"] == bad
     assert f"challenger v{bad}" in body["failed"]["challenger"]
     assert why in body["failed"]["challenger"]
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert f'fraud_model_load_failed{{model_version="{bad}",variant="challenger"}} 1.0' in metrics
 
     clear_rollout(registry, MODEL)  # the rollout withdrawn: nothing is left out any more
     wait_for(lambda: health(service)[1]["failed"] == {}, 30)
-    assert "fraud_model_load_failed{" not in httpx.get(f"{service.url}/metrics").text
+    assert (
+        "fraud_model_load_failed{"
+        not in httpx.get(f"{service.url}/metrics", headers=service.headers).text
+    )
 
 
 def test_a_previous_that_cannot_load_is_reported_and_serving_goes_on(
@@ -143,7 +148,7 @@ def test_a_previous_that_cannot_load_is_reported_and_serving_goes_on(
     status, body = wait_for(lambda: reported(service), 60)
     assert status == 200 and list(body["failed"]) == ["previous"]
     assert f"previous v{bad} failed to load" in body["failed"]["previous"]
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert f'fraud_model_load_failed{{model_version="{bad}",variant="previous"}} 1.0' in metrics
 
 
@@ -160,14 +165,16 @@ def test_a_forged_champion_is_refused_and_the_last_one_serves_on(
     assert reason.startswith(f"champion v{forged} failed to load: UntrustedModel: ")
     assert "only skops loads" in reason and "sqlite" not in reason and "/" not in reason
     rows = served_transactions(serving_world.root).head(5)
-    answered = httpx.post(f"{service.url}/predict", json=request_body(rows), timeout=60)
+    body = request_body(rows)
+    answered = httpx.post(f"{service.url}/predict", headers=service.headers, json=body, timeout=60)
     assert answered.status_code == 200, answered.text
     assert {p["model_version"] for p in answered.json()["predictions"]} == {"1"}
-    metrics = httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert f'fraud_model_load_failed{{model_version="{forged}",variant="champion"}} 1.0' in metrics
     assert not marker.exists()
 
     set_alias(uri, "champion", "1")  # the alias put back: nothing is left out any more
     wait_for(lambda: health(service)[1]["failed"] == {}, 30)
-    assert "fraud_model_load_failed{" not in httpx.get(f"{service.url}/metrics").text
+    metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
+    assert "fraud_model_load_failed{" not in metrics
     assert not marker.exists()

@@ -25,7 +25,9 @@ def test_predictions_through_the_redis_online_store(serving_world, redis_db):
     clear_rollout(registry_client(uri), "fraud_model")
     rows = served_transactions(serving_world.root).head(40)
     with ServiceProcess(env) as service:
-        response = httpx.post(f"{service.url}/predict", json=request_body(rows), timeout=60)
+        response = httpx.post(
+            f"{service.url}/predict", headers=service.headers, json=request_body(rows), timeout=60
+        )
     assert response.status_code == 200, response.text
     answers = response.json()["predictions"]
     model = load_version(uri, "fraud_model", "1")

@@ -71,3 +71,16 @@ def test_the_service_turns_off_mlflow_s_unpickling_before_anything_loads(monkeyp
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     ]
     assert calls.index("refuse_pickle") < calls.index("create_app")
+
+
+def test_the_service_refuses_to_start_without_a_token_of_its_own(tmp_path):
+    """Any profile: no default token exists; a short one or a placeholder is refused too."""
+    for token in ("", "too-short", "change-me-model-service-token"):
+        env = {"MLOPS_DATA_ROOT": str(tmp_path), "MLOPS_SERVE_TOKEN": token}
+        done = service_start(env)
+        assert done.returncode == 1, done
+        assert "model service: a bearer token of at least 16 characters is required" in (
+            done.stderr
+        )
+        assert "set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE" in done.stderr
+        assert not token or token not in done.stderr + done.stdout
