@@ -88,8 +88,9 @@ def register_model(tracking_uri: str, root: Path, *, seed: int, max_iter: int = 
     return register_fitted(tracking_uri, root, model)
 
 
-def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
-    """Log a fitted scikit-learn model (skops) and register it; returns the version."""
+def register_fitted(tracking_uri: str, root: Path, model: Any, **log_options: Any) -> str:
+    """Log a fitted scikit-learn model (skops) and register it; returns the version.
+    ``log_options`` go to ``mlflow.sklearn.log_model`` (``pyfunc_predict_fn``, ...)."""
     import mlflow
     import mlflow.sklearn
 
@@ -111,6 +112,7 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
                 serialization_format="skops",
                 skops_trusted_types=SKOPS_TRUSTED,
                 pip_requirements=["scikit-learn"],
+                **log_options,
             )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
     return str(version.version)
