@@ -121,7 +121,8 @@ def ours(env: dict[str, str], bodies: list[dict], path: Path, expected: Any, **k
 
     before = os.environ.get("BENCH_SERVICE_PYTHONPATH")  # another checkout's code, to compare
     env = {**env, "PYTHONPATH": before} if before else env
-    with ServiceProcess(env, poll_s=5) as service:
+    # the service's own default flush (1 s; the tests' harness flushes every 0.2 s)
+    with ServiceProcess(env, poll_s=5, LOG_FLUSH_S="1.0") as service:
         pid = service.process.pid if service.process else None
         figures = measure(f"{service.url}/predict", path, service.started_s, pid=pid, **kw)
         figures["scores_vs_predict_proba"] = scores_differ(service.url, bodies, expected)

@@ -150,14 +150,17 @@ def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, se
         metrics.latency.labels(variant, versions[variant]).observe(seconds)
 
 
-def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list[OnlineFeatures]:
+def _lookup(
+    features: FeatureSource, txs: list[Transaction], metrics: ServiceMetrics
+) -> list[OnlineFeatures]:
     """The online features of each transaction; 409 for features that cannot be valid for
     the transaction's time, 503 when the online store is down."""
     looked_up = []
+    store, reader = features.store, features.reader
     for tx in txs:
         moment = {"TX_DATETIME": tx.tx_datetime, "TX_AMOUNT": tx.tx_amount}
         try:
-            found = online_features(store, tx.customer_id, tx.terminal_id, moment)
+            found = online_features(store, tx.customer_id, tx.terminal_id, moment, reader=reader)
         except StaleSnapshotError as err:
             metrics.stale_features.inc()
             raise HTTPException(409, f"transaction {tx.transaction_id}: {err}") from err
@@ -252,7 +255,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         if reasons:
             raise HTTPException(503, "not ready: " + "; ".join(reasons))
         txs: list[Transaction] = body.transactions
-        looked_up = _lookup(features.store, txs, metrics)
+        looked_up = _lookup(features, txs, metrics)
         # one float array in FEATURES order: what the row scorers take (no DataFrame)
         values = [[f.features[name] for name in FEATURES] for f in looked_up]
         rows = np.array(values, dtype=np.float64)

@@ -42,6 +42,7 @@ class FeatureSource:
         self._settings = settings
         self._given = store
         self.store: Any = None
+        self.reader: Any = None  # mlops.features.online_sqlite's reader of the same store
         self.problem: str | None = "the feature store has not been opened yet"
 
     def check(self) -> bool:
@@ -60,8 +61,11 @@ class FeatureSource:
                 log.warning("not ready: %s", problem)
             self.problem = problem
             return False
+        from mlops.features.online_sqlite import sqlite_reader
+
+        self.reader = sqlite_reader(store)  # None: read through Feast (Redis)
         self.store, self.problem = store, None
-        log.info("feature store ready")
+        log.info("feature store ready (%s)", "direct SQLite reads" if self.reader else "Feast")
         return True
 
 
