@@ -15,6 +15,7 @@ from mlops.features.online_sqlite import (
     SqliteOnlineReader,
     decode_value,
     entity_key,
+    settings_reader,
     sqlite_reader,
 )
 from mlops.features.store import feature_store
@@ -51,6 +52,7 @@ def test_every_card_and_terminal_reads_as_feast_reads_it(world):
     store = feature_store(world.settings)
     reader = sqlite_reader(store)
     assert isinstance(reader, SqliteOnlineReader)
+    assert settings_reader(world.settings).path == reader.path  # the same file, no Feast
     customers = [*range(SAMPLE.n_customers), 10**9, -1]  # and two the store never saw
     terminals = [i % SAMPLE.n_terminals for i in range(len(customers))]
     terminals += list(range(len(terminals), SAMPLE.n_terminals)) + [10**9]
@@ -105,5 +107,7 @@ def test_a_store_without_tables_or_of_another_kind_is_read_through_feast(tmp_pat
 
     sqlite3.connect(tmp_path / "online.db").close()  # a file, no tables yet
     assert sqlite_reader(Store) is None
+    with pytest.raises(LookupError, match="online tables of fraud_model_v1 cannot be read"):
+        SqliteOnlineReader(str(tmp_path / "online.db")).check()
     Config.online_store.type = "redis"
     assert sqlite_reader(Store) is None
