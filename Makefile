@@ -32,7 +32,7 @@ export MLOPS_DATA_ROOT ?= $(CURDIR)/data
 export GX_ANALYTICS_ENABLED ?= false
 export MLFLOW_ALLOW_PICKLE_DESERIALIZATION ?= false
 
-.PHONY: help venv demo e2e-prod test lint format bench airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
+.PHONY: help venv demo e2e-prod test lint format bench bench-serving airflow serve prometheus feast-apply compose-config k8s-manifests clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ format: venv ## apply ruff format and the safe ruff fixes
 
 bench: venv ## run the benchmarks; writes bench/results.json
 	$(PY) -m bench.run
+
+bench-serving: venv ## the model service and mlflow models serve at fixed rates; bench/serving-results.json
+	$(PY) -m bench.run serving_bench --output bench/serving-results.json
 
 airflow: venv ## Airflow UI on http://127.0.0.1:8080 (SQLite; on a demo's home, its run as it ended)
 	$(PY) demo/airflow_ui.py

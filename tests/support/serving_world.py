@@ -89,8 +89,9 @@ def register_model(tracking_uri: str, root: Path, *, seed: int, max_iter: int = 
     return register_fitted(tracking_uri, root, model)
 
 
-def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
-    """Log a fitted scikit-learn model (skops) and register it; returns the version."""
+def register_fitted(tracking_uri: str, root: Path, model: Any, **log_options: Any) -> str:
+    """Log a fitted scikit-learn model (skops) and register it; returns the version.
+    ``log_options`` go to ``mlflow.sklearn.log_model`` (``pyfunc_predict_fn``, ...)."""
     import mlflow
     import mlflow.sklearn
 
@@ -112,6 +113,7 @@ def register_fitted(tracking_uri: str, root: Path, model: Any) -> str:
                 serialization_format="skops",
                 skops_trusted_types=SKOPS_TRUSTED,
                 pip_requirements=["scikit-learn"],
+                **log_options,
             )
         # what register_candidate records: the gate's approval and the files' digest
         tags = {TAG_GATE_OUTCOME: "approve"}

@@ -20,6 +20,7 @@ import pandas as pd
 from mlops.features.names import FEATURES
 from mlops.rollout.live import LiveVariants
 from mlops.rollout.state import CHALLENGER, CHAMPION, route
+from mlops.scoring.row_scorer import RowScorer
 
 
 class NoChampionError(RuntimeError):
@@ -77,8 +78,15 @@ def failure(role: str, version: str, err: BaseException) -> str:
     return f"{role} v{version} failed to load: {type(err).__name__}: {err}"[:500]
 
 
-def _probabilities(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    return np.asarray(model.predict_proba(frame)[:, 1], dtype=np.float64)
+Rows = pd.DataFrame | np.ndarray  # a frame with the FEATURES, or floats in their order
+
+
+def _probabilities(model: Any, rows: Rows) -> np.ndarray:
+    if isinstance(model, RowScorer):
+        return model.scores(rows)
+    if not isinstance(rows, pd.DataFrame):
+        rows = pd.DataFrame(rows, columns=list(FEATURES))
+    return np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
 
 
 def _valid(scores: np.ndarray, rows: int) -> str | None:
@@ -89,7 +97,7 @@ def _valid(scores: np.ndarray, rows: int) -> str | None:
     return None
 
 
-def _challenger_scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, str | None]:
+def _challenger_scores(model: Any, frame: Rows) -> tuple[np.ndarray, str | None]:
     try:
         scores = _probabilities(model, frame)
     except Exception as err:  # a broken challenger must never take a request down
@@ -98,12 +106,15 @@ def _challenger_scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, str
     return (np.full(len(frame), np.nan), problem) if problem else (scores, None)
 
 
-def score_rows(serving: ServingModels, card_ids: Sequence[int], features: pd.DataFrame) -> Scores:
-    """Score ``features`` (the 15 model inputs, one row per card id) with every variant."""
+def score_rows(serving: ServingModels, card_ids: Sequence[int], features: Rows) -> Scores:
+    """Score ``features`` (the 15 model inputs, one row per card id: a frame, or a float
+    array in ``FEATURES`` order, the cheap form for a few rows) with every variant."""
     if not serving.ready:
         raise NoChampionError("no champion is loaded: nothing to score with")
     columns = list(FEATURES)
-    frame = features if list(features.columns) == columns else features[columns]
+    frame = features
+    if isinstance(features, pd.DataFrame) and list(features.columns) != columns:
+        frame = features[columns]
     champion = _probabilities(serving.models[CHAMPION], frame)
     challenger, error = None, None
     if serving.live.challenger is not None and CHALLENGER in serving.models:

@@ -39,7 +39,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -65,6 +64,7 @@ from mlops.serving.schema import (
     Transaction,
     predict_request,
 )
+from mlops.serving.startup import freeze_heap
 from mlops.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -163,14 +163,17 @@ def _observe(metrics: ServiceMetrics, serving: ServingModels, scores: Scores, se
         metrics.latency.labels(variant, versions[variant]).observe(seconds)
 
 
-def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list[OnlineFeatures]:
+def _lookup(
+    features: FeatureSource, txs: list[Transaction], metrics: ServiceMetrics
+) -> list[OnlineFeatures]:
     """The online features of each transaction; 409 for features that cannot be valid for
     the transaction's time, 503 when the online store is down."""
     looked_up = []
+    store, reader = features.store, features.reader
     for tx in txs:
         moment = {"TX_DATETIME": tx.tx_datetime, "TX_AMOUNT": tx.tx_amount}
         try:
-            found = online_features(store, tx.customer_id, tx.terminal_id, moment)
+            found = online_features(store, tx.customer_id, tx.terminal_id, moment, reader=reader)
         except StaleSnapshotError as err:
             metrics.stale_features.inc()
             detail = f"transaction {tx.transaction_id}: {public_cause(err)}"
@@ -186,6 +189,7 @@ def _lookup(store: Any, txs: list[Transaction], metrics: ServiceMetrics) -> list
 
 
 def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
+    freeze_heap()  # the models just loaded
     metrics.reloads.inc()
     versions = serving.live.versions()
     failed_versions = {"previous": serving.live.previous, **versions, **serving.failed_versions}
@@ -217,6 +221,7 @@ def _lifespan(
             sink, flush_s=config.log_flush_s, on_drop=metrics.log_dropped.inc
         )
         holder.poll_once()  # not ready yet: the poller keeps trying
+        freeze_heap()
         holder.start(config.poll_s)
         yield
         holder.stop()
@@ -269,11 +274,11 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         if reasons:
             raise HTTPException(503, "not ready: " + public_text("; ".join(reasons)))
         txs: list[Transaction] = body.transactions
-        looked_up = _lookup(features.store, txs, metrics)
-        # from one float array: a frame built from dicts costs several times more
+        looked_up = _lookup(features, txs, metrics)
+        # one float array in FEATURES order: what the row scorers take (no DataFrame)
         values = [[f.features[name] for name in FEATURES] for f in looked_up]
-        frame = pd.DataFrame(np.array(values, dtype=np.float64), columns=list(FEATURES))
-        scores = score_rows(serving, [tx.customer_id for tx in txs], frame)
+        rows = np.array(values, dtype=np.float64)
+        scores = score_rows(serving, [tx.customer_id for tx in txs], rows)
         seconds = time.perf_counter() - began
         request_id = uuid.uuid4().hex
         _observe(metrics, serving, scores, seconds)
@@ -337,6 +342,7 @@ def main() -> None:
         refuse_example_secrets,
         refuse_pickle,
         skip_mlflow_header_plugins,
+        tune_interpreter,
     )
     from mlops.settings import load_settings
 
@@ -350,6 +356,7 @@ def main() -> None:
     except ConfigError as err:
         raise SystemExit(f"model service: {err}") from None
     cap_native_threads(config.threads)
+    tune_interpreter()
     app = create_app(load_settings(), config)
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")
 

@@ -40,14 +40,16 @@ EMPTY = ServingModels(LiveVariants(None, None, NO_ROLLOUT), {})
 
 def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
     """Load a version and score one row with it, so the first request does not pay for
-    scikit-learn's lazy set-up (and a model that cannot score never enters a snapshot)."""
+    scikit-learn's lazy set-up (and a model that cannot score never enters a snapshot);
+    served through its checked fast form (``mlops.scoring.row_scorer``)."""
     import pandas as pd
 
     from mlops.features.names import FEATURES
+    from mlops.scoring.row_scorer import row_scorer
 
     model = load_version(tracking_uri, model_name, version)
     model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
-    return model
+    return row_scorer(model, version)
 
 
 def _champion_left_out(current: ServingModels, live: LiveVariants, err: Exception) -> ServingModels:

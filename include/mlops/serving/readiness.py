@@ -5,6 +5,8 @@ service yet (a fresh deployment, before the first ``feast apply``): it stays ali
 ``/health`` 503 with the reason, and the registry poller calls ``check`` until the
 definitions appear; then it is ready without a restart. An online store that is down is
 not a reason to wait: its requests get 503 each, and it needs no restart when it is back.
+On SQLite the service reads the online tables directly (``mlops.features.online_sqlite``)
+and waits for those tables, which ``feast apply`` creates: Feast itself is never imported.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class FeatureSource:
         self._settings = settings
         self._given = store
         self.store: Any = None
+        self.reader: Any = None  # mlops.features.online_sqlite's reader of the same store
         self.problem: str | None = "the feature store has not been opened yet"
 
     def check(self) -> bool:
@@ -49,19 +52,26 @@ class FeatureSource:
         try is made again with a fresh store: an open one caches the registry it read."""
         if self.problem is None:
             return True
+        from mlops.features.online_sqlite import settings_reader, sqlite_reader
         from mlops.features.store import feature_store
 
         try:
-            store = self._given or feature_store(self._settings)
-            warm_up(store)
+            # SQLite: read directly, Feast never imported; Redis: through Feast, warmed up
+            reader = None if self._given else settings_reader(self._settings)
+            store = None
+            if reader is None:
+                store = self._given or feature_store(self._settings)
+                warm_up(store)
+                reader = sqlite_reader(store)
         except Exception as err:
             problem = f"feature store not usable: {type(err).__name__}: {err}"[:500]
             if problem != self.problem:
                 log.warning("not ready: %s", problem)
             self.problem = problem
             return False
+        self.reader = reader  # None: read through Feast (Redis)
         self.store, self.problem = store, None
-        log.info("feature store ready")
+        log.info("feature store ready (%s)", "direct SQLite reads" if self.reader else "Feast")
         return True
 
 

@@ -6,6 +6,8 @@
   ``get_model_version_by_alias`` against an MLflow server, 0.05 s without it. The plugin
   only adds headers for Feast's own MLflow integration, which the service does not use, so
   the header registry is imported once with that entry-point group hidden.
+- The interpreter switches threads every 1 ms and the loaded heap is frozen for the
+  garbage collector (``tune_interpreter``, ``freeze_heap``): both shorten the tail.
 - scikit-learn's histogram gradient boosting uses OpenMP. With one row per call the threads
   cost far more than they save, and on a shared host they give a heavy tail (single-row
   p99 12-43 ms with 2 threads, 0.6-2.8 ms with one), so the service caps them at one.
@@ -51,6 +53,21 @@ def cap_native_threads(threads: int = 1) -> None:
     from threadpoolctl import threadpool_limits
 
     _limits.append(threadpool_limits(limits=threads))
+
+
+def tune_interpreter() -> None:
+    """Hand the GIL over every 1 ms instead of 5: the event loop answering a request is not
+    kept waiting behind the log writer or the registry poller (p99, not throughput)."""
+    sys.setswitchinterval(0.001)
+
+
+def freeze_heap() -> None:
+    """Move what is loaded (modules, models, the compiled trees) out of the garbage
+    collector's reach, so its full collections during requests walk only new objects."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def refuse_example_secrets() -> None:
