@@ -89,7 +89,9 @@ async def run_load(
     """Send ``rate * seconds`` requests on schedule; latency from each one's due time."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    idle: asyncio.Queue = asyncio.Queue()
+    # last in, first out: at a low rate a few connections stay warm instead of every one
+    # idling past the server's keep-alive timeout and being closed under the next request
+    idle: asyncio.LifoQueue = asyncio.LifoQueue()
     for _ in range(connections):
         idle.put_nowait(None)  # connected on first use
     latencies: list[float] = []
@@ -99,6 +101,9 @@ async def run_load(
 
     async def one(i: int, due: float) -> None:
         conn = await idle.get()
+        if conn is not None and conn[0].at_eof():  # the server closed it while it was idle
+            conn[1].close()
+            conn = None
         try:
             if conn is None:
                 conn = await asyncio.open_connection(parts.hostname, parts.port)

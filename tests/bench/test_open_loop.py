@@ -36,8 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    def start(delay_s: float = 0.0) -> str:
-        handler = type("Handler", (_Handler,), {"delay_s": delay_s})
+    def start(delay_s: float = 0.0, keep_alive_s: float | None = None) -> str:
+        # ``timeout``: how long the handler waits on an idle keep-alive connection
+        handler = type("Handler", (_Handler,), {"delay_s": delay_s, "timeout": keep_alive_s})
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -99,3 +100,13 @@ def test_a_server_that_is_not_there_is_all_errors(tmp_path):
         "OSError",
     }
     assert result["p99_ms"] is None
+
+
+def test_a_low_rate_reuses_warm_connections_and_never_one_the_server_closed(server, tmp_path):
+    """A server closes idle keep-alive connections (uvicorn after 5 s): at 10/s over 8
+    connections taken in turn each would idle 0.8 s, past this server's 0.5 s."""
+    url = server(keep_alive_s=0.5)
+    args = ("--rate", "10", "--seconds", "3", "--connections", "8")
+    result = generate(url, tmp_path, [{"n": 1}], *args)
+    assert result["errors"] == 0, result["error_kinds"]
+    assert result["answered"] == result["sent"] == 30
