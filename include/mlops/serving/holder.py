@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,6 +35,10 @@ from mlops.rollout.state import NO_ROLLOUT
 from mlops.scoring.score import ServingModels, failure, load_serving
 
 log = logging.getLogger(__name__)
+
+# A version the trust check refused is checked again (a person may approve it, an artifact be
+# put back) after this long, not on every poll: each check downloads and hashes the model.
+RECHECK_REFUSED_S = 60.0
 
 EMPTY = ServingModels(LiveVariants(None, None, NO_ROLLOUT), {})
 
@@ -77,6 +82,7 @@ class ModelHolder:
         on_reload: Callable[[ServingModels], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         before_poll: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
@@ -88,6 +94,8 @@ class ModelHolder:
         self.error: str | None = None  # why the last poll failed; None when it did not
         self._client: Any = None
         self._by_version: dict[str, Any] = {}
+        self._refused: dict[str, tuple[float, UntrustedModel]] = {}  # version: (when, why)
+        self._clock = clock
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,11 +144,17 @@ class ModelHolder:
 
     def _load(self, version: str) -> Any:
         cached = self._by_version.get(version)
-        return (
-            cached
-            if cached is not None
-            else self._loader(self.tracking_uri, self.model_name, version)
-        )
+        if cached is not None:
+            return cached
+        refused = self._refused.get(version)
+        if refused and self._clock() - refused[0] < RECHECK_REFUSED_S:
+            err = refused[1]
+            raise UntrustedModel(err.model_name, err.version, err.reason)
+        try:
+            return self._loader(self.tracking_uri, self.model_name, version)
+        except UntrustedModel as err:
+            self._refused[version] = (self._clock(), err)
+            raise
 
     def poll_once(self) -> None:
         """``before_poll`` (the service's other readiness checks), then ``refresh``. A failure

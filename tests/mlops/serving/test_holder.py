@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from mlops.registry.trust import UntrustedModel
-from mlops.serving.holder import ModelHolder
+from mlops.serving.holder import RECHECK_REFUSED_S, ModelHolder
 from mlops.serving.readiness import not_ready_because
 
 MODEL = "fraud_model"
@@ -74,3 +74,27 @@ def test_a_champion_that_cannot_load_leaves_the_last_one_serving():
     registry.aliases["champion"] = "1"  # put back: nothing is left out any more
     assert holder.refresh()
     assert holder.current.failed == {} and holder.current.models["champion"] == "model v1"
+
+
+def test_a_refused_version_is_checked_again_only_after_a_while():
+    """Each check of a refused version downloads and hashes it: not on every poll."""
+    registry, calls, now = Registry(), [], [0.0]
+
+    def counted(uri: str, name: str, version: str) -> str:
+        calls.append(version)
+        return load(uri, name, version)
+
+    holder = ModelHolder("unused://", MODEL, loader=counted, clock=lambda: now[0])
+    holder._client = registry
+    registry.aliases["champion"] = "1"
+    holder.refresh()
+    registry.aliases["champion"] = "2"
+    for _ in range(5):  # five polls within the minute
+        holder.refresh()
+        now[0] += 5
+    assert calls == ["1", "2"]
+    assert "UntrustedModel" in holder.current.failed["champion"]
+    now[0] += RECHECK_REFUSED_S
+    holder.refresh()
+    assert calls == ["1", "2", "2"]
+    assert holder.current.live.champion == "1"
