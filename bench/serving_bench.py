@@ -27,6 +27,7 @@ service from another checkout's ``include`` (a before/after comparison on the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -183,6 +184,9 @@ def mlflow_server(env: dict[str, str], version: str, path: Path) -> dict[str, An
         "MLFLOW_TRACKING_URI": env["MLOPS_MLFLOW_TRACKING_URI"],
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
         "OMP_NUM_THREADS": "1",
+        # MLflow's own loader counts skops as unsafe too; this baseline serves the model the
+        # bench itself just trained (the project's processes keep it false)
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
     command = [f"{bin_dir}/mlflow", "models", "serve", "-m", f"models:/fraud_model/{version}",
                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "-w", "1"]  # fmt: skip
@@ -205,7 +209,8 @@ def mlflow_server(env: dict[str, str], version: str, path: Path) -> dict[str, An
         ready = time.perf_counter() - began
         return measure(f"http://127.0.0.1:{port}/invocations", path, ready)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: mlflow and its uvicorn
+        with contextlib.suppress(ProcessLookupError):  # its own session: mlflow, its uvicorn
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
