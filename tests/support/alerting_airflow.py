@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from demo.airflow_stack import kill_session, stack_environment
 from mlops.serving.process import free_port
+from tests.support.mlflow_server import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 PROBES = """
@@ -90,21 +92,15 @@ succeeding_deadline_probe()
 
 
 def environment(home: Path, webhook_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    """The laptop stack's environment (``demo.airflow_stack``) on the probe DAGs' folder."""
+    extra = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         # the scheduler serves its tasks' logs: on a port of its own, not the shared 8793
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "MLOPS_PROFILE": "local",
         "MLOPS_DATA_ROOT": str(home / "data"),
         "MLOPS_ALERT_WEBHOOK_URL": webhook_url,
     }
+    return stack_environment(home, free_port(), extra=extra)
 
 
 def run(env: Mapping[str, str], *argv: str) -> subprocess.CompletedProcess:
@@ -129,13 +125,9 @@ def scheduler(env: Mapping[str, str], log: Path) -> Iterator[None]:
         )
         try:
             yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait(timeout=30)
+        finally:  # the group, then what left it (task processes start groups of their own)
+            stop_group(process)
+            kill_session(process.pid)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> float:

@@ -10,7 +10,6 @@ model it was made from.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,22 +37,6 @@ class WritesMarker:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Path.write_text, (self.marker, "unpickled"))
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty MLflow DB: migrating a new SQLite file takes seconds, copying it none."""
-    import mlflow
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def uri(template_db: Path, tmp_path: Path) -> str:
-    shutil.copy(template_db, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")
