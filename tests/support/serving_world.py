@@ -178,3 +178,28 @@ def register_raising(tracking_uri: str, root: Path) -> str:
     model = HistGradientBoostingClassifier(max_iter=3, random_state=8)
     model.fit(frame[list(FEATURES)[1:]], frame[LABEL])
     return register_fitted(tracking_uri, root, model)
+
+
+def feast_online_rows(store: Any, customers: list[int], terminals: list[int]) -> list[dict]:
+    """Per card and terminal, what ``get_online_features`` gives through the feature service,
+    in the direct readers' shape (``mlops.features.online_sqlite.COLUMNS`` per entity)."""
+    from mlops.features.names import FEATURE_SERVICE
+    from mlops.features.online_sqlite import COLUMNS, VIEWS
+
+    entity_rows = [
+        {"CUSTOMER_ID": c, "TERMINAL_ID": t} for c, t in zip(customers, terminals, strict=True)
+    ]
+    response = store.get_online_features(
+        features=store.get_feature_service(FEATURE_SERVICE),
+        entity_rows=entity_rows,
+        full_feature_names=True,
+    ).to_dict()
+    out = []
+    for i in range(len(entity_rows)):
+        out.append(
+            {
+                entity: {name: response[f"{VIEWS[entity]}__{name}"][i] for name in COLUMNS[entity]}
+                for entity in VIEWS
+            }
+        )
+    return out

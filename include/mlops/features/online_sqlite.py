@@ -86,6 +86,8 @@ def decode_value(data: bytes) -> Any:
 class SqliteOnlineReader:
     """Reads a card's and a terminal's snapshot rows; one connection per thread."""
 
+    local = True  # a file on this host: a read never waits on a network
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()

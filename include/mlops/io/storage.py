@@ -143,6 +143,16 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+def arrow_parquet_bytes(table: Any) -> bytes:
+    """A ``pyarrow.Table`` as Parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def read_parquet(uri: str, options: StorageOptions | None = None) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -68,16 +68,45 @@ LOG_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURES, *SCORE_COLUMNS)
 _STRINGS = {"request_id", "source", "champion_version", "challenger_version", "variant"}
 _STRINGS |= {"model_version", "rollout_strategy", "challenger_error"}
 _STRINGS |= {"customer_status", "terminal_status"}
+_IDS = ("transaction_id", "customer_id", "terminal_id")
+_TIMES = ("time", "tx_datetime")
+Rows = Sequence[dict[str, Any]] | pd.DataFrame
+
+
+def _checked_columns(names: set[str]) -> None:
+    if names != set(LOG_COLUMNS):
+        missing = sorted(set(LOG_COLUMNS) - names)
+        extra = sorted(names - set(LOG_COLUMNS))
+        raise ValueError(f"prediction log rows: missing {missing}, unexpected {extra}")
+
+
+def log_records(records: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """``records``, each checked to hold exactly ``LOG_COLUMNS`` (as ``log_frame`` checks a
+    frame): the service's batches go to a sink without a DataFrame, which cost about 12 ms
+    of every 200-row flush on the service's GIL."""
+    for record in records:
+        _checked_columns(set(record))
+    return records
+
+
+def _arrow_table(records: Sequence[dict[str, Any]]) -> Any:
+    """``log_records`` as an Arrow table with the types ``log_frame`` gives (NaN as null)."""
+    import pyarrow as pa
+
+    types = {n: pa.int64() for n in _IDS} | {n: pa.timestamp("us") for n in _TIMES}
+    types |= {n: pa.string() for n in _STRINGS}
+    columns = {n: [r[n] for r in records] for n in LOG_COLUMNS}
+    for name in _STRINGS:  # a version may come as a number; the log keeps text
+        columns[name] = [v if v is None or isinstance(v, str) else str(v) for v in columns[name]]
+    arrays = [pa.array(columns[n], types.get(n, pa.float64()), from_pandas=True) for n in columns]
+    return pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS))
 
 
 def log_frame(records: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Records as a frame of exactly ``LOG_COLUMNS`` with stable types (a missing column or
     an extra one is an error: the log's schema must not drift silently)."""
     frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
-    if set(frame.columns) != set(LOG_COLUMNS):
-        missing = sorted(set(LOG_COLUMNS) - set(frame.columns))
-        extra = sorted(set(frame.columns) - set(LOG_COLUMNS))
-        raise ValueError(f"prediction log rows: missing {missing}, unexpected {extra}")
+    _checked_columns(set(frame.columns))
     frame = frame[list(LOG_COLUMNS)]
     for name in ("time", "tx_datetime"):
         frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
@@ -93,7 +122,7 @@ def log_frame(records: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
 class PredictionSink(Protocol):
     """Where log rows go: appended by the service, a day replaced by daily scoring."""
 
-    def append(self, frame: pd.DataFrame) -> None: ...
+    def append(self, rows: Rows) -> None: ...
 
     def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None: ...
 
@@ -110,12 +139,17 @@ class ParquetSink:
     def partition(self, source: str, day: date) -> str:
         return storage.join(self.root, source, partition_name(day.isoformat()))
 
-    def append(self, frame: pd.DataFrame) -> None:
-        frame = log_frame(frame)
-        for day, rows in frame.groupby(frame["tx_datetime"].dt.date, sort=True):
+    def append(self, rows: Rows) -> None:
+        if isinstance(rows, pd.DataFrame):
+            rows = log_frame(rows).to_dict("records")
+        by_day: dict[date, list[dict[str, Any]]] = {}
+        for record in log_records(rows):
+            by_day.setdefault(record["tx_datetime"].date(), []).append(record)
+        for day, records in sorted(by_day.items()):
             name = f"part-{uuid.uuid4().hex}.parquet"  # unique per batch; order is in the rows
             uri = storage.join(self.partition("service", day), name)
-            storage.write_bytes_atomic(uri, storage.parquet_bytes(rows), self.storage_options)
+            data = storage.arrow_parquet_bytes(_arrow_table(records))
+            storage.write_bytes_atomic(uri, data, self.storage_options)
 
     def replace_day(self, source: str, day: date, frame: pd.DataFrame) -> None:
         data = storage.parquet_bytes(log_frame(frame))
@@ -156,8 +190,11 @@ class PostgresSink:
             self.table.metadata.create_all(self.engine, checkfirst=True)
             self._created = True
 
-    def append(self, frame: pd.DataFrame) -> None:
-        rows = _rows(log_frame(frame))
+    def append(self, rows: Rows) -> None:
+        if isinstance(rows, pd.DataFrame):
+            rows = _rows(log_frame(rows))
+        else:  # NaN as NULL, as _rows makes it
+            rows = [{n: None if v != v else v for n, v in r.items()} for r in log_records(rows)]
         self._ensure_table()
         with self.engine.begin() as connection:
             connection.execute(self.table.insert(), rows)

@@ -27,8 +27,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 if TYPE_CHECKING:
     from mlops.scoring.log import PredictionSink
 
@@ -137,7 +135,7 @@ class BackgroundLog:
             self._drop(len(batch), "the log closed before they were written")
             return
         try:
-            self.sink.append(pd.DataFrame(batch))
+            self.sink.append(batch)
         except Exception as err:  # the service must keep serving, and this thread running
             with self._lock:
                 counted, self._in_flight = self._abandoned, 0

@@ -7,6 +7,8 @@ definitions appear; then it is ready without a restart. An online store that is 
 not a reason to wait: its requests get 503 each, and it needs no restart when it is back.
 On SQLite the service reads the online tables directly (``mlops.features.online_sqlite``)
 and waits for those tables, which ``feast apply`` creates: Feast itself is never imported.
+On Redis it waits for Feast's registry to hold the feature service, then reads the hashes
+directly (``mlops.features.online_redis``).
 """
 
 from __future__ import annotations
@@ -47,31 +49,39 @@ class FeatureSource:
         self.reader: Any = None  # mlops.features.online_sqlite's reader of the same store
         self.problem: str | None = "the feature store has not been opened yet"
 
+    @property
+    def local(self) -> bool:
+        """Whether reads stay on this host (the direct SQLite reader): no network wait."""
+        return bool(getattr(self.reader, "local", False))
+
     def check(self) -> bool:
         """Open the store and warm it up unless that is done; True when usable. A failed
         try is made again with a fresh store: an open one caches the registry it read."""
         if self.problem is None:
             return True
+        from mlops.features.online_redis import redis_reader
         from mlops.features.online_sqlite import settings_reader, sqlite_reader
         from mlops.features.store import feature_store
 
         try:
-            # SQLite: read directly, Feast never imported; Redis: through Feast, warmed up
+            # SQLite: read directly, Feast never imported; Redis: Feast's registry read and
+            # its path warmed up, then the hashes read directly (Feast for another layout)
             reader = None if self._given else settings_reader(self._settings)
             store = None
             if reader is None:
                 store = self._given or feature_store(self._settings)
                 warm_up(store)
-                reader = sqlite_reader(store)
+                reader = sqlite_reader(store) or redis_reader(self._settings, store)
         except Exception as err:
             problem = f"feature store not usable: {type(err).__name__}: {err}"[:500]
             if problem != self.problem:
                 log.warning("not ready: %s", problem)
             self.problem = problem
             return False
-        self.reader = reader  # None: read through Feast (Redis)
+        self.reader = reader  # None: read through Feast
         self.store, self.problem = store, None
-        log.info("feature store ready (%s)", "direct SQLite reads" if self.reader else "Feast")
+        how = f"direct reads, {type(reader).__name__}" if reader else "through Feast"
+        log.info("feature store ready (%s)", how)
         return True
 
 

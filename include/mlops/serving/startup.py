@@ -12,6 +12,8 @@
   cost far more than they save, and on a shared host they give a heavy tail (single-row
   p99 12-43 ms with 2 threads, 0.6-2.8 ms with one), so the service caps them at one.
 
+- Metric values live in memory, not in the mmap'd files of prometheus_client's multiprocess
+  mode that a Feast-importing parent's environment would select (``in_memory_metrics``).
 - MLflow's model loaders unpickle unless ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is false;
   the service loads only through ``mlops.registry.trust`` (skops), so it turns them off.
 
@@ -59,6 +61,19 @@ def tune_interpreter() -> None:
     """Hand the GIL over every 1 ms instead of 5: the event loop answering a request is not
     kept waiting behind the log writer or the registry poller (p99, not throughput)."""
     sys.setswitchinterval(0.001)
+
+
+def in_memory_metrics() -> None:
+    """Keep the service's metric values in memory. Importing Feast sets
+    ``PROMETHEUS_MULTIPROCESS_DIR`` for its Gunicorn workers, and a child of any process
+    that imported it inherits the variable: prometheus_client then backs every value by an
+    mmap'd file, with a lock and a file write per increment. The service is one process
+    serving its own registry, so it takes the in-process values whatever the environment."""
+    from prometheus_client import values
+
+    for name in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        os.environ.pop(name, None)
+    values.ValueClass = values.MutexValue
 
 
 def freeze_heap() -> None:

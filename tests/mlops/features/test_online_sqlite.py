@@ -7,11 +7,9 @@ import sqlite3
 
 import pytest
 
-from mlops.features.names import FEATURE_SERVICE
 from mlops.features.online import online_features
 from mlops.features.online_sqlite import (
     COLUMNS,
-    VIEWS,
     SqliteOnlineReader,
     decode_value,
     entity_key,
@@ -20,32 +18,12 @@ from mlops.features.online_sqlite import (
 )
 from mlops.features.store import feature_store
 from tests.support.feature_data import SAMPLE
-from tests.support.serving_world import build_world, served_transactions
+from tests.support.serving_world import build_world, feast_online_rows, served_transactions
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     return build_world(tmp_path_factory.mktemp("online-sqlite"))
-
-
-def _feast_rows(store, customers: list[int], terminals: list[int]) -> list[dict]:
-    entity_rows = [
-        {"CUSTOMER_ID": c, "TERMINAL_ID": t} for c, t in zip(customers, terminals, strict=True)
-    ]
-    response = store.get_online_features(
-        features=store.get_feature_service(FEATURE_SERVICE),
-        entity_rows=entity_rows,
-        full_feature_names=True,
-    ).to_dict()
-    out = []
-    for i in range(len(entity_rows)):
-        out.append(
-            {
-                entity: {name: response[f"{VIEWS[entity]}__{name}"][i] for name in COLUMNS[entity]}
-                for entity in VIEWS
-            }
-        )
-    return out
 
 
 def test_every_card_and_terminal_reads_as_feast_reads_it(world):
@@ -57,7 +35,7 @@ def test_every_card_and_terminal_reads_as_feast_reads_it(world):
     terminals = [i % SAMPLE.n_terminals for i in range(len(customers))]
     terminals += list(range(len(terminals), SAMPLE.n_terminals)) + [10**9]
     customers += [10**9] * (len(terminals) - len(customers))
-    expected = _feast_rows(store, customers, terminals)
+    expected = feast_online_rows(store, customers, terminals)
     got = [reader.rows(c, t) for c, t in zip(customers, terminals, strict=True)]
     assert got == expected
     assert got[-1]["terminal"] == dict.fromkeys(COLUMNS["terminal"])  # unknown: all None
