@@ -191,7 +191,7 @@ def _lookup(
 
 
 def _reloaded(metrics: ServiceMetrics, state: dict[str, Any], serving: ServingModels) -> None:
-    freeze_heap()  # the models just loaded
+    freeze_heap(full=False)  # the models just loaded, requests being served
     metrics.reloads.inc()
     versions = serving.live.versions()
     failed_versions = {"previous": serving.live.previous, **versions, **serving.failed_versions}
@@ -246,6 +246,7 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         on_error=lambda _: metrics.reload_errors.inc(),
         before_poll=features.check,
     )
+    metrics.swap_seconds.set_function(lambda: holder.swap_s)
     lifespan = _lifespan(settings, config, holder, metrics, state)
 
     app = FastAPI(

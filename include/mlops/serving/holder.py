@@ -92,6 +92,7 @@ class ModelHolder:
         self._on_error = on_error or (lambda exc: None)
         self._before_poll = before_poll or (lambda: None)
         self.error: str | None = None  # why the last poll failed; None when it did not
+        self.swap_s = 0.0  # the last swap: from the registry read that saw it to serving
         self._client: Any = None
         self._by_version: dict[str, Any] = {}
         self._refused: dict[str, tuple[float, UntrustedModel]] = {}  # version: (when, why)
@@ -107,6 +108,7 @@ class ModelHolder:
             if self._client is None:
                 self._client = registry_client(self.tracking_uri)
             live = live_variants(self._client, self.model_name)
+            seen = time.perf_counter()
             current = self.current
             if live == current.live and not current.failed:
                 if live.champion is None or current.ready:
@@ -124,6 +126,7 @@ class ModelHolder:
                 return False  # the same versions still cannot load (messages may vary)
             self._by_version = loaded  # versions no longer live (nor previous) are released
             self.current = serving  # the atomic swap
+            self.swap_s = time.perf_counter() - seen
         for role, reason in serving.failed.items():
             if role not in current.failed or not same:
                 log.warning("left out of serving: %s", reason)

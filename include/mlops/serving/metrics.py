@@ -31,6 +31,7 @@ class ServiceMetrics:
     stale_features: Counter
     reloads: Counter
     reload_errors: Counter
+    swap_seconds: Gauge
     loaded: Gauge
     load_failed: Gauge
     log_dropped: Counter
@@ -74,6 +75,11 @@ def service_metrics() -> ServiceMetrics:
         ),
         reloads=Counter("fraud_model_reloads", "model snapshots swapped in", **kw),
         reload_errors=Counter("fraud_model_reload_errors", "failed registry polls", **kw),
+        swap_seconds=Gauge(
+            "fraud_model_swap_seconds",
+            "the last swap: from the registry read that saw a move to the new models serving",
+            **kw,
+        ),
         loaded=Gauge("fraud_model_loaded", "1 for each loaded variant and version", VARIANT, **kw),
         load_failed=Gauge(
             "fraud_model_load_failed",
