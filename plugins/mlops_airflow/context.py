@@ -164,7 +164,10 @@ def triggering_choice(context: Any) -> Any:
 
 
 def _actor(context: Any) -> str:
-    return f"{context['dag'].dag_id}/{context['dag_run'].run_type}"
+    """``dag_id/run_type`` (``model_rollback/asset_triggered``): the run type is a str enum,
+    which Python 3.11 formats as ``DagRunType.ASSET_TRIGGERED``, hence its value."""
+    run_type = context["dag_run"].run_type
+    return f"{context['dag'].dag_id}/{getattr(run_type, 'value', run_type)}"
 
 
 def deployment_request(context: Any) -> Any:
