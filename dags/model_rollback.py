@@ -7,10 +7,11 @@ canary may wait weeks of data days on its observed days.
 Scheduled on the **`rollback_request`** asset: `model_monitoring`'s `request_rollback` (the
 probation of a new champion failed) emits an event with extra `{"day": D, "version": <bad
 champion>, "reason": ...}`; anyone may emit one the same way. An asset-triggered run has no
-logical date: its day is the event's. Requests that queue while a rollback runs wake one
-run, which acts on the newest data day's (then the newest event;
-`mlops.deployment.events.choose_event`) and records the others as `superseded` in its
-history record. Triggered by hand, the Params win over any event.
+logical date: its day is the event's. A run woken by several requests acts on the newest
+data day's (then the newest event; `mlops.deployment.events.choose_event`) and records the
+others as `superseded` in its history record (Airflow 3.3.2 hands a run only the requests up
+to the first one queued behind the previous run: apache/airflow#56050). Triggered by hand,
+the Params win over any event.
 
 1. **plan_rollback**: the bad champion (Param `version`, else the event's, else the current
    champion), the data day the rollback is made at (`day`, else the event's, else the run's

@@ -248,8 +248,9 @@ class DayLoop:
         params = run_params(self.params["model_training"])
         candidate = model_training(self.settings, params, [retrain_request(decision)])
         if candidate is not None:
-            # Airflow creates one asset-triggered run for the events that queued up meanwhile,
-            # and the run deploys the one mlops.deployment.events.choose_event picks
+            # one asset-triggered run for the events that queued up meanwhile, which deploys
+            # the one mlops.deployment.events.choose_event picks (Airflow 3.3.2 hands it only
+            # those up to the first queued: apache/airflow#56050; here, all of them)
             woken = [
                 extra for run in self.queued if run[2] == "asset_triggered" for extra in run[1]
             ]
