@@ -4,8 +4,13 @@ Carries a model version the gate approved into traffic, watches it on real data 
 promotes it or rolls it back; every alias move goes into the deployment history.
 
 1. **plan_deployment**: the request comes from the `candidate_model` asset event (version and
-   the data day it was trained as of) or from the Params of a manual run. A first model
-   (no champion yet) goes `direct`; a version that is already champion is left alone.
+   the data day it was trained as of) or from the Params of a manual run (they win). A run
+   woken by several candidates deploys the newest data day's, then the newest event's
+   (`mlops.deployment.events.choose_event`); the others are recorded as `superseded` in the
+   plan and in the history records of the run's moves (Airflow 3.3.2 hands the run after a
+   rollout only the events up to the first one queued behind it: apache/airflow#56050,
+   README "Deployments"). A first model (no champion yet) goes `direct`; a version that is
+   already champion is left alone.
 2. **approve_rollout** (when `require_approval`): Airflow's human-in-the-loop approval,
    assigned to `MLOPS_ROLLOUT_APPROVERS` (user names or `role:<Role>`), answerable in the UI
    or with `PATCH .../taskInstances/approve_rollout/-1/hitlDetails`. The user who triggered
@@ -123,7 +128,7 @@ from mlops_airflow.sensors import ObservedDaysSensor
     },
 )
 def model_deployment():
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, inlets=[CANDIDATE_MODEL])  # drawn in the asset graph
     def plan_deployment(**context) -> dict:
         from mlops.deployment.run import plan
         from mlops.settings import load_settings

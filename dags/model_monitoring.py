@@ -23,9 +23,14 @@ turns what it sees into at most one retrain request or one rollback.
 4. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
    extra `{"day": D, "reasons": [...], "breach_since": ...}` (model_training then trains as
    of D), or
-   **roll_back** triggers `model_rollback` with `{"day": D, "version": <bad champion>,
-   "reason": ...}` (it acts at once, aborting a rollout observed meanwhile); a quiet day
-   skips both.
+   **request_rollback** emits a `rollback_request` asset event with extra `{"day": D,
+   "version": <bad champion>, "reason": ...}`, which `model_rollback` is scheduled on (it
+   acts at once, aborting a rollout observed meanwhile; a second request for the same bad
+   champion finds it gone and does nothing); a quiet day skips both.
+
+The loop, as the asset graph shows it: `validated_transactions` → `features` →
+`model_monitoring` → `retrain_request` → `model_training` → `candidate_model` →
+`model_deployment`, and `model_monitoring` → `rollback_request` → `model_rollback`.
 
 **Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
 days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
@@ -38,11 +43,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.alerts import FailureNotifier, deadline_alert
-from mlops_airflow.assets import MODEL_MONITORING, RETRAIN_REQUEST
+from mlops_airflow.assets import (
+    MODEL_MONITORING,
+    RETRAIN_REQUEST,
+    ROLLBACK_REQUEST,
+    VALIDATED_TRANSACTIONS,
+)
 from mlops_airflow.parse_time import (
     daily_run_timeout,
     monitoring_deadline,
@@ -101,7 +110,9 @@ def model_monitoring():
         soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
     )
 
-    @task(multiple_outputs=False, outlets=[MODEL_MONITORING])
+    # inlets and outlets draw the loop in the UI's asset graph (data dependencies): the labels
+    # come from validated_transactions, and a request follows from the day's summary
+    @task(multiple_outputs=False, inlets=[VALIDATED_TRANSACTIONS], outlets=[MODEL_MONITORING])
     def monitor(*, outlet_events=None, **context) -> dict:
         import os
 
@@ -138,30 +149,25 @@ def model_monitoring():
 
     @task.branch
     def route_decision(decision: dict) -> str | None:
-        return {"retrain": "request_retraining", "rollback": "roll_back"}.get(decision["action"])
+        routes = {"retrain": "request_retraining", "rollback": "request_rollback"}
+        return routes.get(decision["action"])
 
-    @task(outlets=[RETRAIN_REQUEST])
+    @task(inlets=[MODEL_MONITORING], outlets=[RETRAIN_REQUEST])
     def request_retraining(decision: dict, *, outlet_events=None) -> None:
         from mlops.training.requests import retrain_request
 
         outlet_events[RETRAIN_REQUEST].extra = retrain_request(decision)
 
-    roll_back = TriggerDagRunOperator(
-        task_id="roll_back",
-        trigger_dag_id="model_rollback",
-        trigger_run_id="rollback__{{ ti.xcom_pull(task_ids='decide')['day'] }}",
-        conf={
-            "day": "{{ ti.xcom_pull(task_ids='decide')['day'] }}",
-            "version": "{{ ti.xcom_pull(task_ids='decide')['rollback_version'] }}",
-            "reason": "{{ ti.xcom_pull(task_ids='decide')['reasons'] | join('; ') }}",
-        },
-        skip_when_already_exists=True,  # that run id exists: the rollback was asked for
-    )
+    @task(inlets=[MODEL_MONITORING], outlets=[ROLLBACK_REQUEST])
+    def request_rollback(decision: dict, *, outlet_events=None) -> None:
+        from mlops.deployment.events import rollback_event
+
+        outlet_events[ROLLBACK_REQUEST].extra = rollback_event(decision)
 
     summary = monitor()
     wait_for_predictions >> summary
     decision = decide(summary)
-    route_decision(decision) >> [request_retraining(decision), roll_back]
+    route_decision(decision) >> [request_retraining(decision), request_rollback(decision)]
 
 
 model_monitoring()

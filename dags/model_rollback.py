@@ -4,10 +4,20 @@ Puts the `previous` champion back at once, whatever else is going on. It is a DA
 so that it never queues behind a rollout: `model_deployment` runs one at a time and a
 canary may wait weeks of data days on its observed days.
 
-1. **plan_rollback**: the bad champion (Param `version`, default the current champion), the
-   data day the rollback is made at (`day`, default the run's date) and the rollout found in
-   traffic. Nothing to do when there is no `previous` version, or when the champion is no
-   longer the bad one (rolled back or replaced since): then `roll_back` is skipped, naming why.
+Scheduled on the **`rollback_request`** asset: `model_monitoring`'s `request_rollback` (the
+probation of a new champion failed) emits an event with extra `{"day": D, "version": <bad
+champion>, "reason": ...}`; anyone may emit one the same way. An asset-triggered run has no
+logical date: its day is the event's. A run woken by several requests acts on the newest
+data day's (then the newest event; `mlops.deployment.events.choose_event`) and records the
+others as `superseded` in its history record (Airflow 3.3.2 hands a run only the requests up
+to the first one queued behind the previous run: apache/airflow#56050). Triggered by hand,
+the Params win over any event.
+
+1. **plan_rollback**: the bad champion (Param `version`, else the event's, else the current
+   champion), the data day the rollback is made at (`day`, else the event's, else the run's
+   date) and the rollout found in traffic. Nothing to do when there is no `previous` version,
+   or when the champion is no longer the bad one (rolled back or replaced since: so a second
+   request for the same day rolls nothing back twice): then `roll_back` is skipped, naming why.
 2. **roll_back**: `champion` moves back to `previous` (the bad version is tagged
    `mlops.rolled_back`); then a shadow or canary rollout observed meanwhile is aborted: its
    challenger withdrawn, the rollout cleared, and an abort mark written for the
@@ -19,8 +29,7 @@ canary may wait weeks of data days on its observed days.
 
 Each task retries 3 times, `MLOPS_ROLLBACK_RETRY_DELAY_S` (30 s) apart; a task that fails its
 last try alerts, and so does a failed run (`FailureNotifier`: an ERROR log, a JSON alert
-under the data root's `alerts/`, a POST to `MLOPS_ALERT_WEBHOOK_URL` when set). Triggered by `model_monitoring`'s
-`roll_back` (the probation of a new champion failed) or by hand with the Params. One run at a
+under the data root's `alerts/`, a POST to `MLOPS_ALERT_WEBHOOK_URL` when set). One run at a
 time. Owner: ml-platform.
 """
 
@@ -29,6 +38,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from mlops_airflow.alerts import FailureNotifier
+from mlops_airflow.assets import ROLLBACK_REQUEST
 from mlops_airflow.parse_time import (
     ROLLBACK_RETRIES,
     ROLLBACK_TIMEOUT,
@@ -39,7 +49,7 @@ from mlops_airflow.parse_time import (
 
 
 @dag(
-    schedule=None,
+    schedule=ROLLBACK_REQUEST,
     start_date=schedule_start(),
     catchup=False,
     max_active_runs=1,
@@ -59,33 +69,28 @@ from mlops_airflow.parse_time import (
             None,
             type=["null", "string"],
             pattern="^[0-9]+$",
-            description="The champion found bad (default: the current champion). When the "
-            "champion is another version by then, nothing is rolled back.",
+            description="The champion found bad (default: the rollback_request event's, else "
+            "the current champion). When the champion is another version by then, nothing is "
+            "rolled back.",
         ),
         "day": Param(
             None,
             type=["null", "string"],
             format="date",
-            description="The data day the rollback happens at (default: the run's date).",
+            description="The data day the rollback happens at (default: the event's day, else "
+            "the run's date).",
         ),
         "reason": Param(None, type=["null", "string"], description="Kept in the history."),
     },
 )
 def model_rollback():
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, inlets=[ROLLBACK_REQUEST])
     def plan_rollback(**context) -> dict:
         from mlops.deployment.rollback import plan_rollback as plan
-        from mlops.deployment.rollback import rollback_request
         from mlops.settings import load_settings
-        from mlops_airflow.context import as_of_day
+        from mlops_airflow.context import rollback_request
 
-        request = rollback_request(
-            context["params"],
-            fallback_day=as_of_day(context),
-            actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
-            run_id=context["run_id"],
-        )
-        return plan(load_settings(), request).to_xcom()
+        return plan(load_settings(), rollback_request(context)).to_xcom()
 
     @task(multiple_outputs=False)
     def roll_back(planned: dict) -> dict:

@@ -10,7 +10,8 @@ DAG and names the tasks it replays; what a run takes from Airflow it takes the s
   environment set their defaults exactly as they do for the scheduler), with a run's conf;
 * an asset-triggered run gets its day and inputs from the event extra the upstream task
   emits, built and read by the same ``mlops`` functions (``mlops.training.requests``,
-  ``mlops.deployment.plan.deployment_request``);
+  ``mlops.deployment.plan.deployment_request``, ``mlops.deployment.events``: a run woken by
+  several queued events acts on the one ``choose_event`` picks);
 * sensors become checks of the same markers, which a sequential loop finds present, except
   the rollout's: its observed days are scored days later, and it is judged on the first day
   they all are, as ``ObservedDaysSensor`` fires.
@@ -131,18 +132,35 @@ def model_training(
     return candidate_event(outcome.to_xcom(), day) if announce else None
 
 
+def _chosen(asset: str, extras: list[dict[str, Any]]) -> Any:
+    """The event a run woken by ``extras`` (in emission order) acts on, and the others."""
+    from mlops.deployment.events import TriggeringEvent, choose_event
+
+    return choose_event(TriggeringEvent(asset, extra) for extra in extras)
+
+
 def model_deployment(
-    settings: Any, params: Mapping[str, Any], extra: Mapping[str, Any], run_type: str, day: date
+    settings: Any,
+    params: Mapping[str, Any],
+    extras: list[dict[str, Any]],
+    run_type: str,
+    day: date,
 ) -> Any:
-    """plan_deployment, then start_rollout when choose_path goes there; the plan when a
-    rollout is to be observed (judged later by ``finish_observed``), else None."""
+    """plan_deployment (on the ``candidate_model`` events ``extras``, if any), then
+    start_rollout when choose_path goes there; the plan when a rollout is to be observed
+    (judged later by ``finish_observed``), else None."""
     from mlops.deployment.plan import deployment_request
     from mlops.deployment.run import Approval, plan, start
     from mlops_airflow.context import wall_clock
 
-    actor = f"model_deployment/{run_type}"
+    actor, choice = f"model_deployment/{run_type}", _chosen("candidate_model", extras)
     request = deployment_request(
-        params, extra, fallback_day=day, actor=actor, run_id=_run_id(run_type)
+        params,
+        choice.extra,
+        fallback_day=day,
+        actor=actor,
+        run_id=_run_id(run_type),
+        superseded=choice.superseded_records(),
     )
     planned = plan(settings, request)
     if planned.path != "start":
@@ -153,15 +171,23 @@ def model_deployment(
     return planned if planned.strategy != "direct" else None
 
 
-def model_rollback(settings: Any, params: Mapping[str, Any], day: date) -> str | None:
-    """plan_rollback, then roll_back unless there is nothing to roll back; the id of the
-    deployment run whose rollout it aborted, if any."""
+def model_rollback(
+    settings: Any, params: Mapping[str, Any], extras: list[dict[str, Any]], day: date
+) -> str | None:
+    """The run the ``rollback_request`` events ``extras`` wake: plan_rollback, then roll_back
+    unless there is nothing to roll back; the id of the deployment run whose rollout it
+    aborted, if any."""
     from mlops.deployment.rollback import plan_rollback, roll_back_preempting, rollback_request
     from mlops_airflow.context import wall_clock
 
-    run_type = "operator_triggered"
+    run_type, choice = "asset_triggered", _chosen("rollback_request", extras)
     request = rollback_request(
-        params, fallback_day=day, actor=f"model_rollback/{run_type}", run_id=_run_id(run_type)
+        params,
+        choice.extra,
+        fallback_day=day,
+        actor=f"model_rollback/{run_type}",
+        run_id=_run_id(run_type),
+        superseded=choice.superseded_records(),
     )
     planned = plan_rollback(settings, request)
     if planned.deployment.path != "rollback":
@@ -191,7 +217,8 @@ class DayLoop:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.params = {dag_id: dag_params(dag_id) for dag_id in RUN_DAGS}
-        self.queued: deque[tuple[dict, dict, str]] = deque()  # model_deployment runs
+        # model_deployment runs: conf, the candidate_model events that woke it, run type
+        self.queued: deque[tuple[dict, list[dict], str]] = deque()
         self.observed: Any = None  # the plan of the rollout being observed
 
     def run_day(self, day: date) -> dict[str, Any]:
@@ -202,19 +229,16 @@ class DayLoop:
         decision = model_monitoring(self.settings, day.isoformat(), monitoring)
         if decision["action"] == "retrain":
             self._training(decision)
-        elif decision["action"] == "rollback":  # roll_back: TriggerDagRunOperator's conf
+        elif decision["action"] == "rollback":  # request_rollback: its event wakes a run
             self._rollback(decision, day)
         self._deployments(day)
         return decision
 
     def _rollback(self, decision: dict[str, Any], day: date) -> None:
-        conf = {
-            "day": decision["day"],
-            "version": str(decision["rollback_version"]),
-            "reason": "; ".join(decision["reasons"]),
-        }
-        params = run_params(self.params["model_rollback"], conf)
-        aborted = model_rollback(self.settings, params, day)
+        from mlops.deployment.events import rollback_event
+
+        params = run_params(self.params["model_rollback"])  # an asset-triggered run's
+        aborted = model_rollback(self.settings, params, [rollback_event(decision)], day)
         if self.observed is not None and aborted == self.observed.request.run_id:
             self.observed = None  # its sensor ends at the abort mark, skipped
 
@@ -224,10 +248,14 @@ class DayLoop:
         params = run_params(self.params["model_training"])
         candidate = model_training(self.settings, params, [retrain_request(decision)])
         if candidate is not None:
-            # Airflow creates one asset-triggered run for the events that queued up meanwhile,
-            # and the run deploys the newest one's candidate
+            # one asset-triggered run for the events that queued up meanwhile, which deploys
+            # the one mlops.deployment.events.choose_event picks (Airflow 3.3.2 hands it only
+            # those up to the first queued: apache/airflow#56050; here, all of them)
+            woken = [
+                extra for run in self.queued if run[2] == "asset_triggered" for extra in run[1]
+            ]
             kept = [run for run in self.queued if run[2] != "asset_triggered"]
-            self.queued = deque([*kept, ({}, candidate, "asset_triggered")])
+            self.queued = deque([*kept, ({}, [*woken, candidate], "asset_triggered")])
 
     def _deployments(self, day: date) -> None:
         """Judge the observed rollout if its days are in, then start the queued runs in turn
@@ -239,9 +267,9 @@ class DayLoop:
                 self.observed = None
             if not self.queued:
                 return
-            conf, extra, run_type = self.queued.popleft()
+            conf, extras, run_type = self.queued.popleft()
             params = run_params(self.params["model_deployment"], conf)
-            self.observed = model_deployment(self.settings, params, extra, run_type, day)
+            self.observed = model_deployment(self.settings, params, extras, run_type, day)
 
 
 def run_days(

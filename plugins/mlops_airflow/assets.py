@@ -24,5 +24,8 @@ FEATURES = _data_asset("features", zones.FEATURES, "features")
 # policy does, with its reasons in the event's extra); model_training is scheduled on it.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="model")
 CANDIDATE_MODEL = Asset(name="candidate_model", group="model")
+# A rollback is asked for by an event on this asset, extra {"day", "version" (the bad
+# champion), "reason"} (model_monitoring's policy emits it); model_rollback is scheduled on it.
+ROLLBACK_REQUEST = Asset(name="rollback_request", group="model")
 # One event a monitored day; its extra is the day's summary (drift, quality, champion).
 MODEL_MONITORING = Asset(name="model_monitoring", group="model")

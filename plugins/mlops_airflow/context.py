@@ -131,27 +131,76 @@ def wall_clock() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _event_extra(context: Any) -> dict[str, Any]:
-    """The extra of the newest asset event that triggered the run ({} for other runs)."""
+def _triggering_events(context: Any) -> list[Any]:
+    """The asset events that triggered the run, as ``mlops.deployment.events.TriggeringEvent``
+    (none for other runs), in the order Airflow lists them (emission order)."""
+    from mlops.deployment.events import TriggeringEvent
+
     events = context.get("triggering_asset_events") or {}
-    newest: dict[str, Any] = {}
-    for asset_events in events.values():
-        for event in asset_events:
-            newest = dict(event.extra or {})
-    return newest
+    found = []
+    for key, listed in events.items():
+        for event in listed:
+            asset = getattr(event, "asset", None)
+            source = getattr(event, "source_dag_id", None)
+            if source and getattr(event, "source_run_id", None):
+                source = f"{source}/{event.source_run_id}"
+            found.append(
+                TriggeringEvent(
+                    asset=getattr(asset, "name", None) or getattr(key, "name", str(key)),
+                    extra=dict(event.extra or {}),
+                    emitted_at=getattr(event, "timestamp", None),
+                    source=source,
+                )
+            )
+    return found
+
+
+def triggering_choice(context: Any) -> Any:
+    """The triggering event the run acts on and those it supersedes
+    (``mlops.deployment.events.choose_event``: the newest day, then the newest event)."""
+    from mlops.deployment.events import choose_event
+
+    return choose_event(_triggering_events(context))
+
+
+def _actor(context: Any) -> str:
+    """``dag_id/run_type`` (``model_rollback/asset_triggered``): the run type is a str enum,
+    which Python 3.11 formats as ``DagRunType.ASSET_TRIGGERED``, hence its value."""
+    run_type = context["dag_run"].run_type
+    return f"{context['dag'].dag_id}/{getattr(run_type, 'value', run_type)}"
 
 
 def deployment_request(context: Any) -> Any:
-    """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the
-    ``candidate_model`` event's extra (version, day), then the run's own date."""
+    """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the extra
+    (version, day) of the ``candidate_model`` event chosen among those that queued
+    (``triggering_choice``; the others are kept as superseded), then the run's own date."""
     from mlops.deployment.plan import deployment_request as request
 
+    choice = triggering_choice(context)
     return request(
         context["params"],
-        _event_extra(context),
+        choice.extra,
         fallback_day=as_of_day(context),
-        actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
+        actor=_actor(context),
         run_id=context["run_id"],
+        superseded=choice.superseded_records(),
+    )
+
+
+def rollback_request(context: Any) -> Any:
+    """model_rollback's request (``mlops.deployment.rollback.rollback_request``): Params win,
+    then the chosen ``rollback_request`` event's extra (day, version, reason), then the run's
+    own date; the other requests that queued are kept as superseded."""
+    from mlops.deployment.rollback import rollback_request as request
+
+    choice = triggering_choice(context)
+    return request(
+        context["params"],
+        choice.extra,
+        fallback_day=as_of_day(context),
+        actor=_actor(context),
+        run_id=context["run_id"],
+        superseded=choice.superseded_records(),
     )
 
 

@@ -332,3 +332,35 @@ def test_importing_the_file_loads_no_heavy_module(heavy_modules_loaded, path: Pa
     result = heavy_modules_loaded[path]
     assert isinstance(result, list), f"probe failed:\n{result}"
     assert not result, f"importing {path.name} loads {result}; import them inside tasks"
+
+
+def test_the_asset_graph_shows_the_whole_loop(dag_bags) -> None:
+    """The edges of the UI's two asset graphs: scheduling (a DAG's schedule and its tasks'
+    outlets, as serialized for the UI) and data (a task's inlets, which link the daily data to
+    monitoring). No DAG triggers another: every link of the loop is an asset."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    bag, _ = dag_bags
+    edges, triggers = set(), []
+    for dag_id, dag in bag.dags.items():
+        for dep in DagSerialization.serialize_dag(dag)["dag_dependencies"]:
+            if dep["dependency_type"] != "asset":
+                triggers.append((dag_id, dep["dependency_type"], dep["target"]))
+            elif dep["source"] == "asset":
+                edges.add((f"asset:{dep['label']}", dep["target"]))
+            else:
+                edges.add((dep["source"], f"asset:{dep['label']}"))
+        for task in dag.tasks:
+            edges |= {(f"asset:{inlet.name}", dag_id) for inlet in task.inlets}
+    loop = [
+        ("transactions_daily", "asset:validated_transactions"),
+        ("asset:validated_transactions", "model_monitoring"),
+        ("model_monitoring", "asset:retrain_request"),
+        ("asset:retrain_request", "model_training"),
+        ("model_training", "asset:candidate_model"),
+        ("asset:candidate_model", "model_deployment"),
+        ("model_monitoring", "asset:rollback_request"),
+        ("asset:rollback_request", "model_rollback"),
+    ]
+    assert [edge for edge in loop if edge not in edges] == []
+    assert triggers == []

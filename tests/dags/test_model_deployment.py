@@ -287,3 +287,30 @@ def test_the_defaults_an_asset_triggered_rollout_uses_come_from_the_installation
         False,
         "shadow",
     )
+
+
+def test_candidates_queued_behind_a_rollout_deploy_the_newest_day_s_the_others_recorded(
+    world, monkeypatch
+):
+    """The newest data day's candidate is deployed even though an older day's event came
+    after it; the older one is superseded, named in the history record of the move."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.support.asset_runs import asset_triggered
+
+    good, better, garbage = world.versions.good, world.versions.better, world.versions.garbage
+    reset_registry(world.settings, champion=good)
+    monkeypatch.setenv("MLOPS_ROLLOUT_STRATEGY", "direct")  # the Params' default
+    newest = {"model_version": better, "run_id": "b", "day": str(START)}
+    older = {"model_version": garbage, "run_id": "g", "day": str(START - timedelta(days=7))}
+    dag = DagBag(dag_folder=str(DAGS)).dags["model_deployment"]
+    with asset_triggered("candidate_model", [newest, older]):
+        result = dag.test(logical_date=None)
+    states = {ti.task_id: str(ti.state) for ti in result.get_task_instances()}
+    assert states["start_rollout"] == "success", states
+    assert aliases(world) == (better, None, good)
+    (deployed,) = read_history(world.settings)
+    assert (deployed.action, deployed.version, deployed.day) == ("deployed", better, str(START))
+    assert deployed.actor == "model_deployment/asset_triggered"
+    (superseded,) = deployed.details["superseded"]
+    assert (superseded["version"], superseded["day"]) == (garbage, older["day"])

@@ -66,7 +66,7 @@ def test_the_monitor_waits_for_the_day_log_and_routes_after_the_decision():
         "decide": {"monitor"},
         "route_decision": {"decide"},
         "request_retraining": {"route_decision", "decide"},
-        "roll_back": {"route_decision"},
+        "request_rollback": {"route_decision", "decide"},
     }
 
 
@@ -74,7 +74,7 @@ def test_a_quiet_day_is_monitored_and_decided_without_a_request(airflow_db, env,
     run, states = run_day(DAY)
     assert str(run.state) == "success", states
     assert states["monitor"] == states["decide"] == "success"
-    assert states["request_retraining"] == states["roll_back"] == "skipped"
+    assert states["request_retraining"] == states["request_rollback"] == "skipped"
     summary = asset_events("model_monitoring")[-1]
     assert summary["day"] == DAY.isoformat() and summary["status"] == "monitored"
     assert summary["champion"]["version"] == "1" and summary["report"] is None
@@ -94,42 +94,41 @@ def test_a_retrain_decision_emits_a_request_carrying_the_day_and_reasons(
     before = len(asset_events("retrain_request"))
     run, states = run_day(DAY)
     assert str(run.state) == "success", states
-    assert states["request_retraining"] == "success" and states["roll_back"] == "skipped"
+    assert states["request_retraining"] == "success" and states["request_rollback"] == "skipped"
     events = asset_events("retrain_request")
     assert len(events) == before + 1
     assert events[-1]["day"] == DAY.isoformat()
     assert events[-1]["reasons"][0].startswith("model age: trained")
 
 
-def test_a_rollback_decision_triggers_model_rollback_with_its_conf():
-    """The trigger itself needs the model_rollback DAG; here, what it would send."""
-    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+def test_a_rollback_decision_emits_a_request_carrying_the_day_version_and_reason(
+    airflow_db, env, monkeypatch
+):
+    """model_rollback is scheduled on the rollback_request asset (the asset graph shows the
+    loop), not triggered by an operator."""
+    from types import SimpleNamespace
+
+    from mlops.retraining import decisions
 
     decision = {
-        "day": "2018-06-24",
+        "day": DAY.isoformat(),
         "action": "rollback",
         "rollback_version": "7",
         "reasons": ["probation: champion v7 average_precision 0.400 is below previous v6's"],
     }
-
-    class Pulls:
-        def xcom_pull(self, task_ids):
-            assert task_ids == "decide"
-            return decision
-
-    dag = load_dag()
-    task = dag.get_task("roll_back")
-    assert isinstance(task, TriggerDagRunOperator)
-    assert task.trigger_dag_id == "model_rollback"
-    context = {"ti": Pulls()}
-    assert task.render_template(task.conf, context) == {
-        "day": "2018-06-24",
-        "version": "7",
-        "reason": decision["reasons"][0],
-    }
-    assert task.render_template(task.trigger_run_id, context) == "rollback__2018-06-24"
-    route = dag.get_task("route_decision").python_callable
-    assert route(decision) == "roll_back"
+    monkeypatch.setattr(
+        decisions, "decide_day", lambda *a, **kw: SimpleNamespace(to_xcom=lambda: decision)
+    )
+    before = len(asset_events("rollback_request"))
+    run, states = run_day(DAY)
+    assert str(run.state) == "success", states
+    assert states["request_rollback"] == "success" and states["request_retraining"] == "skipped"
+    events = asset_events("rollback_request")
+    assert events[before:] == [
+        {"day": DAY.isoformat(), "version": "7", "reason": decision["reasons"][0]}
+    ]
+    route = load_dag().get_task("route_decision").python_callable
+    assert route(decision) == "request_rollback"
     assert route({"action": "retrain"}) == "request_retraining"
     assert route({"action": "none"}) is None
 

@@ -146,3 +146,50 @@ def test_a_rollback_that_keeps_failing_is_retried_then_alerts(world, monkeypatch
     assert sorted(
         (a for a in written if a["run_id"] == result.run_id), key=lambda a: a["kind"]
     ) == [run_alert, alert]
+
+
+def run_woken(requests: list[dict]) -> tuple[object, dict[str, str]]:
+    """model_rollback as the scheduler runs it once ``requests`` queued as rollback_request
+    events (model_monitoring's request_rollback emits them)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.support.asset_runs import asset_triggered
+
+    with asset_triggered("rollback_request", requests):
+        result = DagBag(dag_folder=str(DAGS)).dags["model_rollback"].test(logical_date=None)
+    return result, {ti.task_id: str(ti.state) for ti in result.get_task_instances()}
+
+
+def test_requests_that_queued_roll_back_once_at_the_newest_day_and_record_the_others(world):
+    """Requests of two days queued (the newest one twice): one run acts on the newest day's
+    newest event; the same day's request again, in a later run, rolls nothing back twice."""
+    good, better = world.versions.good, world.versions.better
+    reset_registry(world.settings, champion=better, previous=good)
+    older = {"day": str(START), "version": better, "reason": "probation failed on day 1"}
+    newest = {"day": str(BACK), "version": better, "reason": "probation failed"}
+    again = {**newest, "reason": "probation failed (monitoring re-run)"}
+
+    first, states = run_woken([newest, older, again])
+    assert states == {"plan_rollback": "success", "roll_back": "success"}, states
+    assert first.run_type == "asset_triggered" and first.logical_date is None
+    assert aliases(world) == (good, None, None)
+    second, states = run_woken([again])
+    assert states == {"plan_rollback": "success", "roll_back": "skipped"}, states
+    assert aliases(world) == (good, None, None)
+
+    (rolled_back,) = read_history(world.settings)  # one move, by the first run
+    assert (rolled_back.action, rolled_back.version, rolled_back.day) == (
+        "rolled_back",
+        better,
+        str(BACK),
+    )
+    assert (rolled_back.run_id, rolled_back.actor) == (
+        first.run_id,
+        "model_rollback/asset_triggered",
+    )
+    assert rolled_back.reason == again["reason"]
+    superseded = rolled_back.details["superseded"]
+    assert [(s["day"], s["version"]) for s in superseded] == [
+        (str(START), better),
+        (str(BACK), better),
+    ]

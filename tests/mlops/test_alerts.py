@@ -21,11 +21,14 @@ def settings(tmp_path, monkeypatch):
     return load_settings()
 
 
+# an asset-triggered run's id, as the alert's file name spells it (":" and "+" replaced)
+RUN_ID = "asset_triggered__2026-06-24T10:00:05+00:00_aB3dE6fG"
+RUN = "asset_triggered__2026-06-24T10-00-05-00-00_aB3dE6fG"
 ALERT = Alert(
     summary="model_rollback.roll_back failed after 4 tries",
     dag_id="model_rollback",
     task_id="roll_back",
-    run_id="rollback__2018-06-24",
+    run_id=RUN_ID,
     try_number=4,
     error="RestException('registry down')",
     recorded_at="2026-01-01T00:00:00+00:00",
@@ -37,10 +40,7 @@ def test_an_alert_is_logged_written_and_posted(settings, caplog):
     with webhook() as hook, caplog.at_level(logging.ERROR, logger="mlops.alerts"):
         sent = send_alert(settings, ALERT, webhook_url=hook.url)
     assert sent.posted is True
-    assert (
-        sent.uri
-        == f"{settings.data_root}/alerts/model_rollback_roll_back_rollback__2018-06-24_try4.json"
-    )
+    assert sent.uri == f"{settings.data_root}/alerts/model_rollback_roll_back_{RUN}_try4.json"
     assert sent.uri == alert_uri(settings, ALERT)
     with open(sent.uri) as handle:
         assert json.load(handle) == ALERT.to_dict()
@@ -59,8 +59,8 @@ def test_the_webhook_is_the_settings_own(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "key"),
     [
-        (RUN_FAILED, "model_rollback_rollback__2018-06-24_run_failed"),
-        (DEADLINE_MISSED, "model_rollback_rollback__2018-06-24_deadline_missed"),
+        (RUN_FAILED, f"model_rollback_{RUN}_run_failed"),
+        (DEADLINE_MISSED, f"model_rollback_{RUN}_deadline_missed"),
     ],
 )
 def test_a_runs_alert_is_keyed_by_the_run_and_its_kind(settings, kind, key):

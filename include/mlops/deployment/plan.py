@@ -41,6 +41,8 @@ class DeploymentRequest:
     reason: str = ""
     actor: str = "model_deployment"
     run_id: str | None = None
+    # the queued events the run did not act on (mlops.deployment.events), as recorded
+    superseded: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -82,6 +84,7 @@ class DeploymentPlan:
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> DeploymentPlan:
         request = dict(data["request"], day=date.fromisoformat(data["request"]["day"]))
+        request["superseded"] = tuple(request.get("superseded") or ())
         return cls(
             **{
                 **data,
@@ -100,9 +103,11 @@ def deployment_request(
     fallback_day: date,
     actor: str,
     run_id: str | None = None,
+    superseded: tuple[dict[str, Any], ...] = (),
 ) -> DeploymentRequest:
-    """A run's request: its Params win, then the ``candidate_model`` event's ``extra``
-    (version, day), then ``fallback_day`` (the run's own date)."""
+    """A run's request: its Params win, then the ``extra`` of the ``candidate_model`` event
+    it acts on (version, day; ``mlops.deployment.events.choose_event``), then
+    ``fallback_day`` (the run's own date). ``superseded``: the events it does not act on."""
     day = params.get("day") or extra.get("day")
     version = params.get("version") or extra.get("model_version")
     return DeploymentRequest(
@@ -117,6 +122,7 @@ def deployment_request(
         reason=params.get("reason") or extra.get("reason") or "",
         actor=actor,
         run_id=run_id,
+        superseded=tuple(superseded),
     )
 
 

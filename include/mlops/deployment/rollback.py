@@ -64,18 +64,29 @@ class RollbackResult:
 
 
 def rollback_request(
-    params: Mapping[str, Any], *, fallback_day: date, actor: str, run_id: str | None
+    params: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+    *,
+    fallback_day: date,
+    actor: str,
+    run_id: str | None,
+    superseded: tuple[dict[str, Any], ...] = (),
 ) -> DeploymentRequest:
-    """A run's request from its Params (``version``: the bad champion, default the current
-    one; ``day``, default ``fallback_day``; ``reason``)."""
-    day, version = params.get("day"), params.get("version")
+    """A run's request: its Params win (``version``: the bad champion, default the current
+    one; ``day``; ``reason``), then the ``extra`` of the ``rollback_request`` event it acts on
+    (``mlops.deployment.events``: the newest day's), then ``fallback_day`` for the day.
+    ``superseded``: the queued requests it does not act on, kept in its history record."""
+    extra = extra or {}
+    day = params.get("day") or extra.get("day")
+    version = params.get("version") or extra.get("version")
     return DeploymentRequest(
         day=date.fromisoformat(str(day)[:10]) if day else fallback_day,
         action="rollback",
         version=str(version) if version else None,
-        reason=params.get("reason") or "",
+        reason=params.get("reason") or extra.get("reason") or "",
         actor=actor,
         run_id=run_id,
+        superseded=tuple(superseded),
     )
 
 

@@ -115,7 +115,12 @@ def _moved(
         evidence=evidence,
         run_id=request.run_id,
         recorded_at=recorded_at,
-        details={"request_reason": request.reason, "approval_comment": approval.comment},
+        details={
+            "request_reason": request.reason,
+            "approval_comment": approval.comment,
+            # the queued events this run chose against (mlops.deployment.events)
+            **({"superseded": list(request.superseded)} if request.superseded else {}),
+        },
     )
     event, uri = recorded_move(settings, intent, lambda: move().to_dict(), options)
     changed = event.before != event.after
