@@ -13,7 +13,8 @@ request due while every connection is busy waits for one, and that wait counts. 
 other than 2xx, a broken connection or one slower than ``--timeout`` is an error.
 
 Prints one JSON object: offered and achieved rate, p50/p90/p99/max latency in ms, errors by
-kind, and ``late_p99_ms``, how far behind schedule this process itself sent.
+kind, and ``late_p99_ms``, how far behind schedule this process itself sent; with
+``--samples``, every answer's due time (Unix seconds) and latency.
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ async def run_load(
     *,
     connections: int = 64,
     timeout: float = 5.0,
+    samples: bool = False,
 ) -> dict[str, Any]:
-    """Send ``rate * seconds`` requests on schedule; latency from each one's due time."""
+    """Send ``rate * seconds`` requests on schedule; latency from each one's due time.
+    ``samples``: also every answer's ``[due, latency]`` (Unix seconds, ms), to look at a
+    window of the run (a model swap)."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     # last in, first out: at a low rate a few connections stay warm instead of every one
@@ -95,6 +99,7 @@ async def run_load(
     for _ in range(connections):
         idle.put_nowait(None)  # connected on first use
     latencies: list[float] = []
+    answered: list[tuple[float, float]] = []  # (due on the loop's clock, latency)
     late: list[float] = []
     errors: Counter[str] = Counter()
     total = int(rate * seconds)
@@ -112,6 +117,7 @@ async def run_load(
             if not 200 <= status < 300:
                 errors[f"HTTP {status}"] += 1
             latencies.append(loop.time() - due)
+            answered.append((due, latencies[-1]))
         except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError) as err:
             errors[type(err).__name__] += 1
             if conn is not None:
@@ -121,6 +127,7 @@ async def run_load(
             idle.put_nowait(conn)
 
     start = loop.time() + 0.1
+    wall_offset = time.time() - loop.time()  # the loop's clock to Unix seconds
     tasks = []
     for i in range(total):
         due = start + i / rate
@@ -133,6 +140,9 @@ async def run_load(
     elapsed = loop.time() - start
     _close_all(idle)
     late.sort()
+    extra = {}
+    if samples:
+        extra["samples"] = [[round(d + wall_offset, 4), round(x * 1e3, 3)] for d, x in answered]
     return {
         "offered_per_s": rate,
         "seconds": round(elapsed, 3),
@@ -143,6 +153,7 @@ async def run_load(
         "errors": sum(errors.values()),
         "error_kinds": dict(errors),
         "late_p99_ms": round(late[int(0.99 * (len(late) - 1))] * 1e3, 3) if late else None,
+        **extra,
     }
 
 
@@ -162,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--token-file", type=Path, help="a bearer token (never on argv)")
+    parser.add_argument("--samples", action="store_true", help="every [due, latency]")
     args = parser.parse_args(argv)
     token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else None
     bodies = []
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seconds,
             connections=args.connections,
             timeout=args.timeout,
+            samples=args.samples,
         )
     )
     result["wall_s"] = round(time.perf_counter() - began, 3)

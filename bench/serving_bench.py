@@ -53,12 +53,20 @@ KEPT = ("achieved_per_s", "p50_ms", "p99_ms", "max_ms", "errors", "late_p99_ms",
 
 
 def generate(
-    url: str, bodies: Path, rate: float, seconds: float, token: Path | None = None
+    url: str,
+    bodies: Path,
+    rate: float,
+    seconds: float,
+    token: Path | None = None,
+    *,
+    samples: bool = False,
 ) -> dict[str, Any]:
     """One ``bench.open_loop`` run in its own process; the load average before and after.
-    ``token``: a file holding the service's bearer token."""
+    ``token``: a file holding the service's bearer token; ``samples``: every answer's
+    ``[due, latency_ms]`` too."""
     before = os.getloadavg()[0]
     auth = ["--token-file", str(token)] if token else []
+    auth += ["--samples"] if samples else []
     done = subprocess.run(
         [sys.executable, "-m", "bench.open_loop", url, "--rate", str(rate), "--seconds",
          str(seconds), "--bodies", str(bodies), *auth],

@@ -96,6 +96,7 @@ def canary(world: Any, bodies: Path, champion: str, challenger: str) -> dict[str
 
 def champion_move(world: Any, bodies: Path, before: str, after: str) -> dict[str, Any]:
     """The target rate while ``champion`` moves from ``before`` to ``after`` (not loaded)."""
+    from bench.open_loop import percentiles
     from bench.serving_bench import RATE, generate
     from mlops.serving.process import ServiceProcess
     from tests.support.serving_world import set_alias
@@ -110,19 +111,25 @@ def champion_move(world: Any, bodies: Path, before: str, after: str) -> dict[str
 
         def move() -> None:
             time.sleep(MOVE_S / 3)
+            moved["at"] = time.time()
             set_alias(uri, "champion", after)
             moved["to_health_s"] = _wait(lambda: _health(service)["champion"] == after)
 
         mover = threading.Thread(target=move)
         mover.start()
-        run = generate(url, bodies, RATE, MOVE_S, token)
+        run = generate(url, bodies, RATE, MOVE_S, token, samples=True)
         mover.join()
+        # the requests due from the alias move until /health named the new champion, and
+        # a second after: the poll's wait, the load in the background, the swap
+        end = moved["at"] + moved["to_health_s"] + 1.0
+        during = [ms / 1e3 for due, ms in run.pop("samples") if moved["at"] <= due <= end]
         return {
             "from_version": before,
             "to_version": after,
             "swap_s": round(_swap_seconds(service), 3),
             "alias_move_to_health_s": round(moved["to_health_s"], 3),
             "poll_s": POLL_S,
+            "during_swap": {"requests": len(during), **percentiles(during)},
             "run": run,
         }
 
