@@ -139,8 +139,10 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
 
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"  # no champion: the first-model rule
     monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", tracking_uri)
-    _, _, first = run_as_of(monday(2), force_review=True)
-    _, _, second = run_as_of(monday(2), force_review=True)
+    with helper_thread(time_out_hitl("review_candidate")):  # nobody reviews: nothing moves
+        _, _, first = run_as_of(monday(2), force_review=True)
+    with helper_thread(time_out_hitl("review_candidate")):
+        _, _, second = run_as_of(monday(2), force_review=True)
     assert first["outcome"] == second["outcome"] == "needs_review", first["reasons"]
     assert first["metrics"]["candidate"] == second["metrics"]["candidate"]  # same inputs, seed
     client = mlflow.MlflowClient(tracking_uri)
@@ -197,7 +199,8 @@ def test_unsettled_features_are_refused_unless_allowed_then_flagged(
     assert states["build_training_sets"] == "failed", states
     assert states["train_and_gate"] == "upstream_failed"
 
-    run, states, outcome = run_as_of(UNSETTLED_MONDAY, allow_unsettled_features=True)
+    with helper_thread(time_out_hitl("review_candidate")):  # nobody reviews it
+        run, states, outcome = run_as_of(UNSETTLED_MONDAY, allow_unsettled_features=True)
     assert str(run.state) == "success", states
     assert outcome["outcome"] == "needs_review"
     assert outcome["reasons"][-1].startswith("unsettled features: ")
