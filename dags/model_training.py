@@ -223,7 +223,7 @@ def model_training():
 
     # Joins the gate's approval and a person's, so it reads the outcome from XCom rather than
     # taking it as an argument: an argument would make train_and_gate an upstream, and its
-    # success alone would satisfy the trigger rule after a rejection.
+    # success alone would satisfy the trigger rule when the gate rejected.
     @task(outlets=[CANDIDATE_MODEL], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def announce_candidate(**context) -> None:
         from mlops.training.requests import candidate_event
