@@ -107,7 +107,8 @@ def model_training(
     """The run a ``retrain_request`` event triggers: build_training_sets, train_and_gate, a
     review that nobody answers (recorded as timed out) when the gate asks for one, and
     announce_candidate's event extra when the gate approved (None otherwise)."""
-    from mlops.deployment.review import needs_review
+    from mlops.deployment.approval import decide
+    from mlops.deployment.review import CandidateReview, needs_review, record_review
     from mlops.registry.tracking import RunContext
     from mlops.training.job import build_training_sets, train_and_gate
     from mlops.training.requests import (
@@ -117,6 +118,7 @@ def model_training(
         requested_reason,
         training_request,
     )
+    from mlops_airflow.context import wall_clock
 
     options, day = _options(settings), requested_day(extras)
     request = training_request(
@@ -132,10 +134,6 @@ def model_training(
         settings, request, options, context=context, sets_uri=built.sets_uri, reuse_decided=True
     )
     if needs_review(outcome.to_xcom()):  # review_candidate: nobody answers in time
-        from mlops.deployment.approval import decide
-        from mlops.deployment.review import CandidateReview, record_review
-        from mlops_airflow.context import wall_clock
-
         review = CandidateReview.from_outcome(
             outcome.to_xcom(),
             day,
