@@ -1,7 +1,8 @@
 """### model_deployment
 
-Carries a model version the gate approved into traffic, watches it on real data days, then
-promotes it or rolls it back; every alias move goes into the deployment history.
+Carries a model version the gate (or a person reviewing it) approved into traffic, watches it
+on real data days, then promotes it or rolls it back; every alias move goes into the
+deployment history.
 
 1. **plan_deployment**: the request comes from the `candidate_model` asset event (version and
    the data day it was trained as of) or from the Params of a manual run (they win). A run
@@ -16,7 +17,9 @@ promotes it or rolls it back; every alias move goes into the deployment history.
    or with `PATCH .../taskInstances/approve_rollout/-1/hitlDetails`. The user who triggered
    the run cannot approve it (their Approve is refused). Every answer (approved, rejected,
    refused, no answer in 2 days) goes into the history with the responder; only an
-   approval lets the run go on.
+   approval lets the run go on. A version the gate sent for review is deployed only once a
+   person approved it: here, or already in model_training's review (then the event comes
+   without asking again, and the move names that reviewer as approver).
 3. **start_rollout**: `direct` moves `champion` now (the old one becomes `previous`, kept warm
    by the model service: blue-green). `shadow`/`canary` make the version the `challenger`
    and write the rollout (strategy, share, start day) into the registered model's tag; the

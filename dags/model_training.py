@@ -10,8 +10,26 @@ the decision.
 - **Gate**: candidate and champion are scored on the same held-out rows; floors, a paired
   bootstrap non-inferiority test, behavioural checks and a latency budget give
   *approve*, *reject* or *needs review*. The decision record and model card are attached to
-  the MLflow run and model version. Only *approve* moves an alias (`challenger`) and emits
-  the `candidate_model` asset for the deployment DAG.
+  the MLflow run and model version. *approve* moves an alias (`challenger`) and emits the
+  `candidate_model` asset for the deployment DAG; *reject* moves nothing.
+- **Review** (*needs review* only; skipped otherwise): `review_candidate` is Airflow's
+  human-in-the-loop approval, assigned to the rollout approvers (`MLOPS_ROLLOUT_APPROVERS`,
+  user names or `role:<Role>`), answerable in the UI or with
+  `PATCH .../taskInstances/review_candidate/-1/hitlDetails`. The user who triggered the run
+  cannot approve it. *Approve*: the version gets the human approval tag
+  (`mlops.human_approval`, so it may load), becomes `challenger` and is announced as if the
+  gate had approved it; model_deployment then rolls it out without asking again. *Reject*, a
+  refused self-approval, or no answer within `MLOPS_REVIEW_TIMEOUT_H` (24 h): nothing moves.
+  Every answer is a deployment-history event (`approved`, `rejected`, `approval_refused`,
+  `approval_timed_out`, with `details.stage = "review"`), naming the responder.
+- **While a review waits** the run stays running, and with `max_active_runs=1` a retrain
+  request that arrives meanwhile queues behind it: it is answered (as of its own day) once
+  the review is answered or times out, never lost. The unattended loops (`make demo`,
+  `make e2e-prod`) set a review timeout of 36 s (`MLOPS_REVIEW_TIMEOUT_H=0.01` in
+  `demo.closed_loop.loop_environment`; the scheduler applies it within 15 s more):
+  nobody is there to answer, so a *needs review* candidate (e.g. one trained before the
+  drift, judged on drifted days) times out, is recorded as such and is never deployed, as
+  the demo's story wants; the demo's day loop does not wait on an `awaiting_input` task.
 - **Schedule**: weekly (Monday 03:00 UTC; `MLOPS_TRAINING_CRON` changes it, and empty leaves
   only the asset) or whenever a `retrain_request` asset event arrives (the monitoring
   policy's retrain signal). An asset-triggered run has no logical date: it trains as of the
@@ -41,14 +59,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from mlops_airflow.alerts import FailureNotifier
+from mlops_airflow.approval import CandidateReviewOperator
 from mlops_airflow.assets import CANDIDATE_MODEL, RETRAIN_REQUEST
 from mlops_airflow.parse_time import (
     DEFAULT_MODEL_FAMILY,
     MODEL_FAMILIES,
     retry_delay,
+    review_timeout,
+    rollout_approvers,
     schedule_start,
     task_timeout,
     training_cron,
@@ -106,7 +128,8 @@ CRON = training_cron()
         "force_review": Param(
             False,
             type="boolean",
-            description="Never auto-approve: an approval becomes needs_review.",
+            description="Never auto-approve: an approval becomes needs_review (a person "
+            "reviews it).",
         ),
         "allow_unsettled_features": Param(
             False,
@@ -180,21 +203,50 @@ def model_training():
         )
         return outcome.to_xcom()
 
-    @task.short_circuit
-    def approved(outcome: dict) -> bool:
-        # a request another run already decided (reused) was announced by that run
-        return outcome["outcome"] == "approve" and not outcome.get("reused")
+    @task.branch
+    def route_decision(outcome: dict) -> list[str]:
+        # a request another run already decided (reused) was announced or reviewed there
+        if outcome.get("reused"):
+            return []
+        return {"approve": ["gate_approved"], "needs_review": ["describe_review"]}.get(
+            outcome["outcome"], []
+        )
 
-    @task(outlets=[CANDIDATE_MODEL])
-    def announce_candidate(outcome: dict, **context) -> None:
+    gate_approved = EmptyOperator(task_id="gate_approved")
+
+    @task(multiple_outputs=False)
+    def describe_review(outcome: dict, **context) -> str:
+        from mlops.deployment.review import review_body
+        from mlops_airflow.context import as_of_day
+
+        return review_body(outcome, as_of_day(context))
+
+    # Joins the gate's approval and a person's, so it reads the outcome from XCom rather than
+    # taking it as an argument: an argument would make train_and_gate an upstream, and its
+    # success alone would satisfy the trigger rule when the gate rejected.
+    @task(outlets=[CANDIDATE_MODEL], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def announce_candidate(**context) -> None:
         from mlops.training.requests import candidate_event
         from mlops_airflow.context import as_of_day
 
+        outcome = context["ti"].xcom_pull(task_ids="train_and_gate")
         extra = candidate_event(outcome, as_of_day(context))
         context["outlet_events"][CANDIDATE_MODEL].extra = extra
 
     outcome = train_and_gate(build_training_sets())
-    approved(outcome) >> announce_candidate(outcome)
+    route = route_decision(outcome)
+    described = describe_review(outcome)
+    review_candidate = CandidateReviewOperator(
+        task_id="review_candidate",
+        outcome_task_id="train_and_gate",
+        approvers=rollout_approvers(),
+        subject="The gate asks for a review of a fraud model candidate",
+        body=described,
+        response_timeout=review_timeout(),  # execution_timeout bounds the rest
+    )
+    route >> [gate_approved, described]
+    described >> review_candidate
+    [gate_approved, review_candidate] >> announce_candidate()
 
 
 model_training()

@@ -73,6 +73,9 @@ def loop_environment(
         # canaries observed 3 days, judged on health and score shift (labels need 7 more)
         "MLOPS_ROLLOUT_OBSERVATION_DAYS": "3",
         "MLOPS_ROLLOUT_WAIT_FOR_LABELS": "false",
+        # nobody answers a review here: a needs_review candidate times out (nothing moves)
+        # within a minute, so a retrain request queued behind it is not held for 24 h
+        "MLOPS_REVIEW_TIMEOUT_H": "0.01",
     }
 
 

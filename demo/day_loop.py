@@ -24,7 +24,9 @@ comes while a rollout is observed starts once that rollout has ended. model_roll
 not wait: it runs as soon as monitoring asks, and ends a rollout observed meanwhile. No
 training is ever running while a day is decided (the scheduler's loop finishes it before the
 next day lands).
-Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off).
+Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off),
+and a candidate the gate sends for review is recorded as nobody answering in time, as
+``review_candidate`` times out in the demo (``MLOPS_REVIEW_TIMEOUT_H``).
 """
 
 from __future__ import annotations
@@ -103,8 +105,11 @@ def model_monitoring(settings: Any, day: str, params: Mapping[str, Any]) -> dict
 def model_training(
     settings: Any, params: Mapping[str, Any], extras: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """The run a ``retrain_request`` event triggers: build_training_sets, train_and_gate, and
+    """The run a ``retrain_request`` event triggers: build_training_sets, train_and_gate, a
+    review that nobody answers (recorded as timed out) when the gate asks for one, and
     announce_candidate's event extra when the gate approved (None otherwise)."""
+    from mlops.deployment.approval import decide
+    from mlops.deployment.review import CandidateReview, needs_review, record_review
     from mlops.registry.tracking import RunContext
     from mlops.training.job import build_training_sets, train_and_gate
     from mlops.training.requests import (
@@ -114,6 +119,7 @@ def model_training(
         requested_reason,
         training_request,
     )
+    from mlops_airflow.context import wall_clock
 
     options, day = _options(settings), requested_day(extras)
     request = training_request(
@@ -128,6 +134,15 @@ def model_training(
     outcome = train_and_gate(
         settings, request, options, context=context, sets_uri=built.sets_uri, reuse_decided=True
     )
+    if needs_review(outcome.to_xcom()):  # review_candidate: nobody answers in time
+        review = CandidateReview.from_outcome(
+            outcome.to_xcom(),
+            day,
+            actor="model_training/asset_triggered",
+            run_id=context.airflow_run_id,
+        )
+        nobody = decide({"timedout": True, "chosen_options": ["Reject"]}, requester=None)
+        record_review(settings, review, nobody, options, recorded_at=wall_clock())
     announce = outcome.outcome == "approve" and not outcome.reused
     return candidate_event(outcome.to_xcom(), day) if announce else None
 

@@ -1,6 +1,7 @@
-"""The rollout's approval: Airflow's ``ApprovalOperator`` assigned to the approvers, which
+"""Accountable approvals: Airflow's ``ApprovalOperator`` assigned to the approvers, which
 refuses the requester's own Approve and writes every answer to the deployment history
-(``mlops.deployment.approval``)."""
+(``mlops.deployment.approval``). Two questions are asked this way: a rollout's
+(model_deployment) and a gate's ``needs_review`` (model_training)."""
 
 from __future__ import annotations
 
@@ -12,29 +13,73 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from mlops_airflow.auth_roles import assigned_users
 
 
-class RolloutApprovalOperator(ApprovalOperator):
+class RecordedApprovalOperator(ApprovalOperator):
     """Asks ``approvers`` (auth-manager user ids, or ``role:<Role>``; empty: anyone allowed
-    to answer HITL tasks) to approve the plan of ``plan_task_id``. No answer within
-    ``response_timeout`` rejects."""
+    to answer HITL tasks). No answer within ``response_timeout`` rejects. Every answer is
+    judged (``mlops.deployment.approval.decide``) and handed to ``record``; an answer that
+    does not let the run go on (a refused self-approval) becomes a Reject, which skips what
+    follows."""
 
-    def __init__(self, *, plan_task_id: str, approvers: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, *, approvers: Sequence[str], **kwargs: Any) -> None:
         super().__init__(assigned_users=assigned_users(approvers), defaults="Reject", **kwargs)
-        self.plan_task_id = plan_task_id
+
+    def record(self, context: Any, decision: Any) -> str:
+        """Write ``decision`` (``mlops.deployment.approval.Decision``); where it went."""
+        raise NotImplementedError
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from mlops.deployment.approval import decide, record_decision
+        from mlops.deployment.approval import decide
+
+        if "error" not in event:
+            decision = decide(event, requester=context["dag_run"].triggering_user_name)
+            uri = self.record(context, decision)
+            self.log.info("%s: %s (recorded in %s)", decision.outcome, decision.why, uri)
+            if not decision.proceeds and event["chosen_options"] != [self.REJECT]:
+                event = {**event, "chosen_options": [self.REJECT]}  # skips what follows
+        return super().execute_complete(context, event)
+
+
+class RolloutApprovalOperator(RecordedApprovalOperator):
+    """Asks the approvers to approve the plan of ``plan_task_id``."""
+
+    def __init__(self, *, plan_task_id: str, approvers: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(approvers=approvers, **kwargs)
+        self.plan_task_id = plan_task_id
+
+    def record(self, context: Any, decision: Any) -> str:
+        from mlops.deployment.approval import record_decision
         from mlops.deployment.plan import DeploymentPlan
         from mlops.settings import load_settings
         from mlops_airflow.context import task_storage_options, wall_clock
 
-        if "error" not in event:
-            decision = decide(event, requester=context["dag_run"].triggering_user_name)
-            settings = load_settings()
-            plan = DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
-            uri = record_decision(
-                settings, plan, decision, task_storage_options(settings), recorded_at=wall_clock()
-            )
-            self.log.info("%s: %s (recorded in %s)", decision.outcome, decision.why, uri)
-            if not decision.proceeds and event["chosen_options"] != [self.REJECT]:
-                event = {**event, "chosen_options": [self.REJECT]}  # skips the rollout
-        return super().execute_complete(context, event)
+        settings = load_settings()
+        plan = DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+        return record_decision(
+            settings, plan, decision, task_storage_options(settings), recorded_at=wall_clock()
+        )
+
+
+class CandidateReviewOperator(RecordedApprovalOperator):
+    """Asks the approvers to review the candidate of ``outcome_task_id`` (a training outcome
+    the gate marked ``needs_review``): an approval vouches for the version and makes it the
+    challenger (``mlops.deployment.review``); what follows announces it."""
+
+    def __init__(self, *, outcome_task_id: str, approvers: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(approvers=approvers, **kwargs)
+        self.outcome_task_id = outcome_task_id
+
+    def record(self, context: Any, decision: Any) -> str:
+        from mlops.deployment.review import CandidateReview, record_review
+        from mlops.settings import load_settings
+        from mlops_airflow.context import as_of_day, task_storage_options, wall_clock
+
+        settings = load_settings()
+        review = CandidateReview.from_outcome(
+            context["ti"].xcom_pull(task_ids=self.outcome_task_id),
+            as_of_day(context),
+            actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
+            run_id=context["run_id"],
+        )
+        return record_review(
+            settings, review, decision, task_storage_options(settings), recorded_at=wall_clock()
+        )

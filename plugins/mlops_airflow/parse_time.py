@@ -76,6 +76,7 @@ def _seconds(variable: str, default: timedelta) -> timedelta:
 TASK_TIMEOUT = timedelta(minutes=30)  # a day's task takes minutes
 TRAINING_TIMEOUT = timedelta(hours=3)  # Feast's historical retrieval, fit, gate
 APPROVAL_TIMEOUT = timedelta(days=2)  # a human's answer to a rollout (then: reject)
+REVIEW_TIMEOUT = timedelta(hours=24)  # a human's review of a needs_review candidate
 OBSERVATION_TIMEOUT = timedelta(days=120)  # a rollout's observed data days
 RUN_WORK = timedelta(hours=6)  # a run's tasks, retries included, besides its waits
 ROLLBACK_TIMEOUT = timedelta(minutes=5)  # a rollback's task: a few registry calls
@@ -97,9 +98,23 @@ def daily_run_timeout() -> timedelta:
     return timedelta(seconds=sensor_timeout_s()) + RUN_WORK
 
 
+def review_timeout() -> timedelta:
+    """How long model_training's review of a ``needs_review`` candidate waits for an answer
+    before it counts as a rejection (``MLOPS_REVIEW_TIMEOUT_H``, hours, 24 by default). The
+    run, and the retrain requests queued behind it (``max_active_runs=1``), wait that long."""
+    value = os.environ.get("MLOPS_REVIEW_TIMEOUT_H", "").strip()
+    hours = float(value) if value else REVIEW_TIMEOUT.total_seconds() / 3600
+    if not hours > 0:
+        raise ValueError(
+            f"MLOPS_REVIEW_TIMEOUT_H must be a positive number of hours, got {value!r}"
+        )
+    return timedelta(hours=hours)
+
+
 def training_run_timeout() -> timedelta:
-    """``dagrun_timeout`` of model_training: two training tasks, each with a retry, and room."""
-    return 4 * training_timeout() + RUN_WORK
+    """``dagrun_timeout`` of model_training: two training tasks, each with a retry, the
+    review's wait, and room."""
+    return 4 * training_timeout() + review_timeout() + RUN_WORK
 
 
 def deployment_run_timeout() -> timedelta:
@@ -172,8 +187,9 @@ def rollout_default(name: str, default: str) -> str:
 
 
 def rollout_approvers() -> list[str]:
-    """Who may approve a rollout: ``MLOPS_ROLLOUT_APPROVERS``, comma-separated user names or
-    ``role:<Role>`` (``mlops_airflow.auth_roles``); empty: anyone allowed to answer HITL
-    tasks. The requester is refused either way."""
+    """Who may approve a rollout, and review a candidate the gate could not approve alone:
+    ``MLOPS_ROLLOUT_APPROVERS``, comma-separated user names or ``role:<Role>``
+    (``mlops_airflow.auth_roles``); empty: anyone allowed to answer HITL tasks. The requester
+    is refused either way."""
     value = os.environ.get("MLOPS_ROLLOUT_APPROVERS", "")
     return [name.strip() for name in value.split(",") if name.strip()]

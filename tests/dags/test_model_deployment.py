@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import registry_client
 from mlops.rollout.state import read_rollout
 from tests.support.deployment_world import START, observed, reset_registry, score_days
+from tests.support.hitl import REQUESTER, answer_hitl, time_out_hitl
 from tests.support.threads import helper_thread
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -109,92 +110,11 @@ def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
         assert logged["challenger_error"].notna().all()
 
 
-REQUESTER = "dag_test"  # dag.test() triggers its run as this user
-
-
-def as_user(client, name: str) -> dict[str, str]:
-    """The Authorization header of SimpleAuthManager user ``name`` (role user: may answer
-    HITL tasks of any DAG, as far as the role goes)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=name, role="user"))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def pending_approval(client, headers) -> str:
-    """The HITL path of the pending approval, once model_deployment waits on one."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        response = client.get("/api/v2/dags/~/dagRuns/~/hitlDetails", headers=headers)
-        assert response.status_code == 200, response.text
-        waiting = [
-            d
-            for d in response.json().get("hitl_details", [])
-            if d["task_instance"]["dag_id"] == "model_deployment" and not d["response_received"]
-        ]
-        if waiting:
-            run_id = waiting[0]["task_instance"]["dag_run_id"]
-            return (
-                f"/api/v2/dags/model_deployment/dagRuns/{run_id}"
-                "/taskInstances/approve_rollout/-1/hitlDetails"
-            )
-        time.sleep(0.5)
-    raise AssertionError("no approval was pending within 120 s")
-
-
 def answer_approval(user: str, choice: str, outsider: str | None = None) -> Callable[[], None]:
-    """A person answering in the UI: the REST API's PATCH on the pending HITL detail, as
-    ``user``; an ``outsider`` (not an approver) tries first and must be refused."""
-    from airflow.api_fastapi.app import create_app
-    from fastapi.testclient import TestClient
-
-    client = TestClient(create_app("core"))
-
-    def answer() -> None:
-        path = pending_approval(client, as_user(client, user))
-        body = {"chosen_options": [choice], "params_input": {"comment": "checked the model card"}}
-        if outsider:
-            refused = client.patch(path, json=body, headers=as_user(client, outsider))
-            assert refused.status_code == 403, refused.text
-            assert f"User={outsider}" in refused.json()["detail"]
-        response = client.patch(path, json=body, headers=as_user(client, user))
-        assert response.status_code == 200, response.text
-        assert response.json()["responded_by"]["name"] == user
-
-    return answer
+    return answer_hitl("model_deployment", "approve_rollout", user, choice, outsider)
 
 
-def time_out_approval() -> None:
-    """Nobody answers: the approval's deadline passes and the scheduler's sweep applies the
-    default (what a running scheduler does every 15 s)."""
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select, update
-
-    deadline = time.monotonic() + 120
-    waiting = select(TaskInstance.id).where(
-        TaskInstance.task_id == "approve_rollout",
-        TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
-    )
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            ids = session.scalars(waiting).all()
-            if ids:
-                past = datetime.now(UTC) - timedelta(seconds=1)
-                session.execute(
-                    update(TaskInstance)
-                    .where(TaskInstance.id.in_(ids))
-                    .values(trigger_timeout=past)
-                )
-        if ids:
-            SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()
-            return
-        time.sleep(0.5)
-    raise AssertionError("no approval was awaiting input within 120 s")
+time_out_approval = time_out_hitl("approve_rollout")
 
 
 @pytest.fixture

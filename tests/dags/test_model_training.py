@@ -1,7 +1,9 @@
 """model_training run by ``dag.test()`` on simulated data: a first model is approved; a
 deliberately worse candidate (trained on shuffled labels) is rejected and moves nothing; the
 known compromised cards include the frauds of the delay gap; unsettled features are refused
-unless asked for, and then flagged."""
+unless asked for, and then flagged; a candidate that needs review waits for a person, who
+answers through Airflow's REST API (an approval announces it, with the reviewer recorded;
+the requester's own approval and no answer in time move nothing)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import pandas as pd
 import pendulum
 import pytest
 
+from tests.support.hitl import REQUESTER, answer_hitl, time_out_hitl
 from tests.support.published import published
+from tests.support.threads import helper_thread
 from tests.support.training_data import UNSETTLED_MONDAY, build_data_root, environment, monday
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -85,6 +89,7 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(
     assert str(run.state) == "success", states
     assert outcome["outcome"] == "approve", outcome["reasons"]
     assert states["announce_candidate"] == "success"
+    assert states["describe_review"] == states["review_candidate"] == "skipped"
     assert aliases.alias_state(tracking_uri).challenger == outcome["model_version"]
 
     import mlflow
@@ -122,7 +127,7 @@ def test_first_model_is_approved_then_a_worse_candidate_is_rejected(
     monkeypatch.setattr(job, "train", train_on_shuffled_labels)
     run, states, outcome = run_as_of(monday(1), reason="shuffled labels on purpose")
     assert outcome["outcome"] == "reject", outcome["reasons"]
-    assert states["announce_candidate"] == "skipped"
+    assert states["announce_candidate"] == states["review_candidate"] == "skipped"
     state = aliases.alias_state(tracking_uri)
     assert (state.champion, state.challenger) == (champion, None)
 
@@ -134,8 +139,10 @@ def test_a_rerun_of_the_same_date_replaces_its_run_and_version(
 
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"  # no champion: the first-model rule
     monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", tracking_uri)
-    _, _, first = run_as_of(monday(2), force_review=True)
-    _, _, second = run_as_of(monday(2), force_review=True)
+    with helper_thread(time_out_hitl("review_candidate")):  # nobody reviews: nothing moves
+        _, _, first = run_as_of(monday(2), force_review=True)
+    with helper_thread(time_out_hitl("review_candidate")):
+        _, _, second = run_as_of(monday(2), force_review=True)
     assert first["outcome"] == second["outcome"] == "needs_review", first["reasons"]
     assert first["metrics"]["candidate"] == second["metrics"]["candidate"]  # same inputs, seed
     client = mlflow.MlflowClient(tracking_uri)
@@ -192,7 +199,8 @@ def test_unsettled_features_are_refused_unless_allowed_then_flagged(
     assert states["build_training_sets"] == "failed", states
     assert states["train_and_gate"] == "upstream_failed"
 
-    run, states, outcome = run_as_of(UNSETTLED_MONDAY, allow_unsettled_features=True)
+    with helper_thread(time_out_hitl("review_candidate")):  # nobody reviews it
+        run, states, outcome = run_as_of(UNSETTLED_MONDAY, allow_unsettled_features=True)
     assert str(run.state) == "success", states
     assert outcome["outcome"] == "needs_review"
     assert outcome["reasons"][-1].startswith("unsettled features: ")
@@ -254,3 +262,123 @@ def test_an_empty_training_cron_leaves_only_the_retrain_request_asset(monkeypatc
     timetable = load_dag().timetable
     assert type(timetable).__name__ == "AssetTriggeredTimetable"
     assert "retrain_request" in repr(timetable.asset_condition)
+
+
+def test_the_review_follows_only_a_needs_review_and_joins_the_announcement(monkeypatch):
+    from mlops_airflow.approval import CandidateReviewOperator
+
+    monkeypatch.setenv("MLOPS_ROLLOUT_APPROVERS", "carol,role:Approver")
+    monkeypatch.setenv("MLOPS_REVIEW_TIMEOUT_H", "0.5")
+    dag = load_dag()
+    review = dag.task_dict["review_candidate"]
+    assert isinstance(review, CandidateReviewOperator)
+    assert review.upstream_task_ids == {"describe_review"}
+    assert dag.task_dict["describe_review"].upstream_task_ids == {
+        "route_decision",
+        "train_and_gate",
+    }
+    assert dag.task_dict["gate_approved"].upstream_task_ids == {"route_decision"}
+    announce = dag.task_dict["announce_candidate"]
+    assert announce.upstream_task_ids == {"gate_approved", "review_candidate"}
+    assert announce.trigger_rule == "none_failed_min_one_success"
+    assert [user["id"] for user in review.assigned_users] == ["carol", "role:Approver"]
+    assert (review.defaults, review.response_timeout) == (["Reject"], timedelta(minutes=30))
+    assert dag.dagrun_timeout > review.response_timeout
+
+
+@pytest.fixture
+def reviewers(airflow_db, env, tmp_path, monkeypatch):
+    """A registry with no champion (the first model is approved, and force_review turns that
+    into needs_review) and real users: only the listed approvers may answer."""
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    monkeypatch.setenv("MLOPS_ROLLOUT_APPROVERS", f"carol,{REQUESTER}")
+    from mlops.settings import load_settings
+
+    return load_settings()
+
+
+def reviewed_run(answer) -> tuple[object, dict[str, str], dict, list]:
+    """A needs_review run whose review ``answer`` settles; its history events."""
+    from mlops.registry.history import read_history
+    from mlops.settings import load_settings
+
+    with helper_thread(answer):
+        run, states, outcome = run_as_of(monday(2), force_review=True, reason="review me")
+    assert str(run.state) == "success", states
+    assert outcome["outcome"] == "needs_review", outcome["reasons"]
+    assert states["gate_approved"] == "skipped"
+    assert states["review_candidate"] == "success"
+    events = [e for e in read_history(load_settings()) if e.run_id == run.run_id]
+    return run, states, outcome, events
+
+
+def version_tags(settings, version: str) -> dict[str, str]:
+    from mlops.registry.versions import MODEL_NAME
+    from mlops.rollout.live import registry_client
+
+    return registry_client(settings.mlflow_tracking_uri).get_model_version(MODEL_NAME, version).tags
+
+
+def test_an_approved_review_announces_the_candidate_with_its_reviewer(reviewers):
+    from mlops.deployment.plan import DeploymentRequest
+    from mlops.deployment.run import plan
+    from mlops.registry.aliases import alias_state
+
+    answer = answer_hitl("model_training", "review_candidate", "carol", "Approve", "mallory")
+    run, states, outcome, events = reviewed_run(answer)
+    version = outcome["model_version"]
+    assert states["announce_candidate"] == "success"
+    (event,) = events
+    assert (event.action, event.version, event.day) == ("approved", version, str(monday(2)))
+    assert (event.responded_by, event.approved_by) == ("carol", "carol")
+    assert event.details["stage"] == "review"
+    assert event.details["requester"] == REQUESTER
+    assert event.details["comment"] == "checked the model card"
+    assert "force_review: the run asked for a person to confirm" in event.details["gate_reasons"]
+    tags = version_tags(reviewers, version)
+    assert tags["mlops.gate_outcome"] == "needs_review"
+    assert tags["mlops.human_approval"].startswith("approved by carol at ")
+    assert alias_state(reviewers.mlflow_tracking_uri).challenger == version
+    extra = announced(run)
+    assert (extra["model_version"], extra["day"]) == (version, str(monday(2)))
+    # what model_deployment does with the event: plans it, asking nobody again
+    request = DeploymentRequest(day=monday(2), version=version, run_id="asset_triggered__1")
+    assert plan(reviewers, request).path == "start"
+
+
+def announced(run) -> dict:
+    """The extra of the candidate_model event the run emitted."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).where(
+                AssetEvent.source_dag_id == "model_training",
+                AssetEvent.source_run_id == run.run_id,
+            )
+        ).all()
+        assert len(events) == 1, events
+        return dict(events[0].extra)
+
+
+@pytest.mark.parametrize(
+    ("responder", "action"), [(REQUESTER, "approval_refused"), (None, "approval_timed_out")]
+)
+def test_a_review_that_does_not_approve_moves_nothing(reviewers, responder, action):
+    """The requester's own Approve is refused; nobody answering in time is a timeout."""
+    from mlops.registry.aliases import alias_state
+
+    if responder:
+        answer = answer_hitl("model_training", "review_candidate", responder, "Approve")
+    else:
+        answer = time_out_hitl("review_candidate")
+    run, states, outcome, events = reviewed_run(answer)
+    assert states["announce_candidate"] == "skipped"
+    (event,) = events
+    assert (event.action, event.responded_by, event.approved_by) == (action, responder, None)
+    assert "mlops.human_approval" not in version_tags(reviewers, outcome["model_version"])
+    state = alias_state(reviewers.mlflow_tracking_uri)
+    assert (state.champion, state.challenger) == (None, None)

@@ -127,6 +127,8 @@ def test_backfill_gives_one_model_per_date_that_never_saw_the_future(metadata_db
 
     root = build_data_root(tmp_path / "data")
     env = airflow_environment(metadata_db, tmp_path / "airflow", free_port()) | environment(root)
+    # nobody reviews a candidate the gate doubts: its review times out and the backfill goes on
+    env["MLOPS_REVIEW_TIMEOUT_H"] = "0.01"
     # The runs are at Monday 03:00: the range ends the day after the last.
     last = DATES[-1] + timedelta(days=1)
     runs = run_backfill(env, tmp_path / "airflow.log", "model_training", DATES, last, 1)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mlops.registry.history import MOVES
 from tests.support.airflow_api import listening_addresses, status, token
 from tests.support.leftovers import assert_nothing_left, group_alive, processes_of
 
@@ -133,7 +134,26 @@ def test_a_manual_training_run_with_params_through_the_rest_api(report):
     # force_review: gated and recorded, never deployed (an approval becomes needs_review; a
     # logistic regression against the boosted champion may also be rejected outright)
     assert manual["logged"]["tags"]["mlops.gate_outcome"] in {"needs_review", "reject"}
-    assert report["deployments"][-1]["action"] == "promoted"  # the loop's, nothing after it
+    moves = [e for e in report["deployments"] if e["action"] in MOVES]
+    assert moves[-1]["action"] == "promoted"  # the loop's, nothing after it
+    # a review nobody answers (MLOPS_REVIEW_TIMEOUT_H of the loop) times out, recorded
+    reviews = [e for e in report["deployments"] if e["run_id"] == manual["run_id"]]
+    if manual["logged"]["tags"]["mlops.gate_outcome"] == "needs_review":
+        assert [(e["action"], e["details"]["stage"]) for e in reviews] == [
+            ("approval_timed_out", "review")
+        ]
+    else:
+        assert reviews == []
+
+
+@pytest.mark.e2e_prod
+def test_no_review_of_the_unattended_loop_let_a_candidate_through(report):
+    """Nobody answers a review in the loop: each needs_review candidate's review timed out
+    and it was never rolled out."""
+    reviewed = [e for e in report["deployments"] if e["details"].get("stage") == "review"]
+    assert {e["action"] for e in reviewed} <= {"approval_timed_out"}
+    rolled_out = {e["version"] for e in report["deployments"] if e["action"] in MOVES}
+    assert not rolled_out & {e["version"] for e in reviewed}
 
 
 @pytest.mark.e2e_prod

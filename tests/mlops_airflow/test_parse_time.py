@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 
 def test_retry_delay_is_the_dags_own_unless_the_environment_sets_one(monkeypatch):
     from mlops_airflow.parse_time import retry_delay
@@ -40,3 +42,18 @@ def test_deadlines_are_hours_after_the_run_is_queued_unless_the_environment_sets
         timedelta(minutes=30),
         timedelta(hours=36),
     )
+
+
+def test_a_review_waits_a_day_unless_the_environment_says_how_many_hours(monkeypatch):
+    from mlops_airflow.parse_time import review_timeout, training_run_timeout
+
+    monkeypatch.delenv("MLOPS_REVIEW_TIMEOUT_H", raising=False)
+    assert review_timeout() == timedelta(hours=24)
+    long_run = training_run_timeout()
+    monkeypatch.setenv("MLOPS_REVIEW_TIMEOUT_H", "0.01")
+    assert review_timeout() == timedelta(seconds=36)
+    assert training_run_timeout() == long_run - timedelta(hours=24) + timedelta(seconds=36)
+    for wrong in ("0", "-1"):
+        monkeypatch.setenv("MLOPS_REVIEW_TIMEOUT_H", wrong)
+        with pytest.raises(ValueError, match="MLOPS_REVIEW_TIMEOUT_H must be a positive number"):
+            review_timeout()

@@ -63,6 +63,45 @@ def decide(response: Mapping[str, Any], requester: str | None) -> Decision:
     return Decision(outcome, name, user_id, at, requester, comment, why)
 
 
+def decision_event(
+    decision: Decision,
+    *,
+    day: str,
+    version: str,
+    aliases: dict[str, str | None],
+    actor: str,
+    strategy: str,
+    run_id: str | None,
+    recorded_at: str | None,
+    details: Mapping[str, Any],
+) -> DeploymentEvent:
+    """The history event of ``decision`` about ``version`` (nothing moves: ``aliases`` are
+    both its before and its after)."""
+    return DeploymentEvent(
+        day=day,
+        action=decision.outcome,
+        model_name=MODEL_NAME,
+        version=str(version),
+        before=aliases,
+        after=aliases,
+        reason=decision.why,
+        actor=actor,
+        strategy=strategy,
+        approved_by=decision.responded_by if decision.proceeds else None,
+        approved_at=decision.responded_at if decision.proceeds else None,
+        responded_by=decision.responded_by,
+        run_id=run_id,
+        recorded_at=recorded_at,
+        details={
+            "responder_id": decision.responder_id,
+            "responded_at": decision.responded_at,
+            "requester": decision.requester,
+            "comment": decision.comment,
+            **details,
+        },
+    )
+
+
 def record_decision(
     settings: Settings,
     plan: DeploymentPlan,
@@ -72,29 +111,17 @@ def record_decision(
     recorded_at: str | None = None,
 ) -> str:
     """The decision as a history event of the plan's day and run (idempotent); its URI."""
-    request, aliases = plan.request, plan.aliases.to_dict()
-    event = DeploymentEvent(
+    request = plan.request
+    event = decision_event(
+        decision,
         day=request.day.isoformat(),
-        action=decision.outcome,
-        model_name=MODEL_NAME,
         version=str(request.version),
-        before=aliases,
-        after=aliases,
-        reason=decision.why,
+        aliases=plan.aliases.to_dict(),
         actor=request.actor,
         strategy=plan.strategy,
-        approved_by=decision.responded_by if decision.proceeds else None,
-        approved_at=decision.responded_at if decision.proceeds else None,
-        responded_by=decision.responded_by,
         run_id=request.run_id,
         recorded_at=recorded_at,
-        details={
-            "responder_id": decision.responder_id,
-            "responded_at": decision.responded_at,
-            "requester": decision.requester,
-            "comment": decision.comment,
-            "request_reason": request.reason,
-        },
+        details={"request_reason": request.reason},
     )
     return record_event(settings, event, options)
 
@@ -106,5 +133,6 @@ __all__ = [
     "TIMED_OUT",
     "Decision",
     "decide",
+    "decision_event",
     "record_decision",
 ]

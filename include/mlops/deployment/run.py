@@ -82,6 +82,14 @@ def _require_loadable(request: DeploymentRequest, tags: dict[str, str]) -> None:
         raise DeploymentRequestError(f"v{request.version} cannot serve: {why}{hint}")
 
 
+def _reviewed(tracking_uri: str, version: str) -> Approval:
+    """The approval a version carries from its review, if any (for the history's record)."""
+    with tracking_scope(tracking_uri) as client:
+        tags = client.get_model_version(MODEL_NAME, version).tags
+    found = trust.human_approver(tags)
+    return Approval(by=found[0], at=found[1]) if found else Approval()
+
+
 def _moved(
     settings: Settings,
     plan: DeploymentPlan,
@@ -142,6 +150,8 @@ def start(
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
     if approval.by:  # on the version: one under review may now load (mlops.registry.trust)
         trust.record_human_approval(uri, MODEL_NAME, version, approval.by, approval.at)
+    else:  # a person who reviewed it in model_training (mlops.deployment.review) approved it
+        approval = _reviewed(uri, version)
 
     def move() -> moves.AliasState:
         after = moves.set_challenger(uri, version).after

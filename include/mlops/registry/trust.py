@@ -122,6 +122,16 @@ def record_human_approval(
     _client(tracking_uri).set_model_version_tag(model_name, str(version), TAG_HUMAN_APPROVAL, value)
 
 
+def human_approver(tags: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """Who approved the version and when, as ``record_human_approval`` wrote it; None when
+    nobody did."""
+    value = tags.get(TAG_HUMAN_APPROVAL, "")
+    if not value.startswith("approved by "):
+        return None
+    by, _, at = value.removeprefix("approved by ").rpartition(" at ")
+    return (by, at) if by else (value.removeprefix("approved by "), None)
+
+
 def _load_skops(root: Path, refuse: Any) -> Any:
     import skops.io
     import yaml
@@ -171,6 +181,7 @@ __all__ = [
     "UntrustedModel",
     "approval_refusal",
     "artifact_digest",
+    "human_approver",
     "load_trusted",
     "record_digest",
     "record_human_approval",

@@ -1,0 +1,44 @@
+"""The unattended loops' settings (``demo.closed_loop``): nobody answers a review there, so
+it times out within a minute, and a task awaiting input does not hold the day loop (a
+retrain request queued behind its run does, until the review has timed out)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from demo.closed_loop import DAG_IDS, LoopConfig, busy, loop_environment
+
+
+def test_a_review_in_the_loops_times_out_within_a_minute(monkeypatch):
+    from mlops_airflow.parse_time import review_timeout
+
+    env = loop_environment(LoopConfig(days=30), None)
+    monkeypatch.setenv("MLOPS_REVIEW_TIMEOUT_H", env["MLOPS_REVIEW_TIMEOUT_H"])
+    assert review_timeout() < timedelta(minutes=1)
+
+
+class Stack:
+    """The REST answers ``busy`` reads: model_training's runs and their task instances."""
+
+    def __init__(self, runs: list[dict], tis: list[dict]) -> None:
+        self.runs, self.tis = runs, tis
+
+    def api(self, method: str, path: str, params: dict) -> dict:
+        dag_id = path.split("/")[1]
+        runs = self.runs if dag_id == "model_training" else []
+        return {"dag_runs": [r for r in runs if r["state"] in params["state"]]}
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.tis
+
+
+def test_a_review_awaiting_input_does_not_hold_the_day_loop_but_a_queued_run_does():
+    assert "model_training" in DAG_IDS
+    waiting = {"dag_run_id": "asset__1", "state": "running"}
+    tis = [
+        {"task_id": "train_and_gate", "state": "success"},
+        {"task_id": "review_candidate", "state": "awaiting_input"},
+    ]
+    assert busy(Stack([waiting], tis)) == []
+    queued = {"dag_run_id": "asset__2", "state": "queued"}
+    assert busy(Stack([waiting, queued], tis)) == ["model_training (queued run)"]
