@@ -140,9 +140,8 @@ async def run_load(
     elapsed = loop.time() - start
     _close_all(idle)
     late.sort()
-    extra = {}
-    if samples:
-        extra["samples"] = [[round(d + wall_offset, 4), round(x * 1e3, 3)] for d, x in answered]
+    shifted = [[round(d + wall_offset, 4), round(x * 1e3, 3)] for d, x in answered]
+    extra = {"samples": shifted} if samples else {}
     return {
         "offered_per_s": rate,
         "seconds": round(elapsed, 3),
