@@ -226,3 +226,20 @@ def test_a_challenger_that_cannot_score_leaves_the_day_to_the_champion(
     expected = "failed to load" if kind == "unloadable" else "challenger raised ValueError"
     assert expected in result.challenger_error
     assert (written.challenger_error == result.challenger_error).all()
+
+
+def test_service_records_read_back_as_the_frame_path_writes_them(tmp_path):
+    records = log_rows("2018-05-10", 4).to_dict("records")
+    for i, record in enumerate(records):
+        record |= {"champion_version": 3, "variant": "champion", "model_version": "3"}
+        record["challenger_score"] = float("nan") if i % 2 else 0.25
+        record["tx_datetime"] = record["tx_datetime"].to_pydatetime()  # as the service has it
+    fast, slow = ParquetSink(str(tmp_path / "fast")), ParquetSink(str(tmp_path / "slow"))
+    fast.append(records)  # the service's path: Arrow, no DataFrame
+    slow.append(pd.DataFrame(records))
+    got = fast.read_day("service", date(2018, 5, 10))
+    pd.testing.assert_frame_equal(got, slow.read_day("service", date(2018, 5, 10)))
+    assert got.champion_version.tolist() == ["3"] * 4  # text, as the log keeps versions
+    assert got.challenger_score.isna().tolist() == [False, True, False, True]
+    with pytest.raises(ValueError, match=r"missing \['score'\]"):
+        fast.append([{k: v for k, v in records[0].items() if k != "score"}])

@@ -109,6 +109,8 @@ def test_hot_reload_when_the_champion_alias_moves(serving_world, service, regist
     assert {a["model_version"] for a in predict(service, rows)} == {"2"}
     metrics = httpx.get(f"{service.url}/metrics", headers=service.headers).text
     assert 'fraud_model_loaded{model_version="2",variant="champion"} 1.0' in metrics
+    swap = next(x for x in metrics.splitlines() if x.startswith("fraud_model_swap_seconds "))
+    assert 0 < float(swap.split()[1]) < 60  # the load of v2 took some time, and ended
 
 
 def start_rollout(service, registry, state: RolloutState) -> None:

@@ -84,3 +84,24 @@ def test_the_service_refuses_to_start_without_a_token_of_its_own(tmp_path):
         )
         assert "set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE" in done.stderr
         assert not token or token not in done.stderr + done.stdout
+
+
+def test_metric_values_stay_in_memory_when_a_parent_left_feasts_multiprocess_dir(tmp_path):
+    script = f"""
+import os
+os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = {str(tmp_path)!r}
+from prometheus_client import values
+assert values.ValueClass is not values.MutexValue  # what Feast's variable selects
+from mlops.serving.metrics import service_metrics
+from mlops.serving.startup import in_memory_metrics
+in_memory_metrics()
+metrics = service_metrics()
+metrics.reloads.inc()
+assert "PROMETHEUS_MULTIPROCESS_DIR" not in os.environ
+print(type(metrics.reloads._value).__name__)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "MutexValue"
+    assert not list(tmp_path.iterdir())  # no mmap'd value files
