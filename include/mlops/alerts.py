@@ -2,12 +2,18 @@
 
 Three kinds: a task that failed its last try, a DAG run that failed (a task, or its
 ``dagrun_timeout``), a run that missed its deadline. An alert is logged at ERROR, written as
-one JSON document under the data root's ``alerts/`` zone (atomically; its name is its key,
-so the same failure alerted twice is one file) and, when a webhook URL is set
+one JSON document under the data root's ``alerts/`` zone (atomically; its name is its key)
+and, when a webhook URL is set
 (``MLOPS_ALERT_WEBHOOK_URL``, ``Settings.alert_webhook_url``: a chat incoming webhook, or a
 relay to a pager), POSTed there as the same JSON. Posting is best effort: a webhook that is down,
 refuses or does not answer within 10 s is logged and never raised, because whoever alerts is
 already handling a failure and the file is written.
+
+The same failure is alerted once: Airflow may call a task's failure callback twice for one
+try (the worker after the try, and the dag-processor when the scheduler then finds the task
+without a heartbeat or in a state it did not expect), so an alert whose file exists already
+is only logged, not written or posted again. A task's next try, a run's failure and its
+missed deadline have keys of their own.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ class Alert:
 @dataclass(frozen=True)
 class SentAlert:
     uri: str
-    posted: bool | None  # None: no webhook configured
+    posted: bool | None  # None: no webhook configured, or a repeat
+    repeated: bool = False  # alerted before (its file exists): not written or posted again
 
 
 def alert_uri(settings: Settings, alert: Alert) -> str:
@@ -88,9 +95,13 @@ def send_alert(
     timeout_s: float = WEBHOOK_TIMEOUT_S,
 ) -> SentAlert:
     """Log ``alert`` at ERROR, write it under ``alerts/``, POST it to ``webhook_url`` (by
-    default the settings' ``alert_webhook_url``) if any."""
+    default the settings' ``alert_webhook_url``) if any; a repeat is only logged."""
+    uri = alert_uri(settings, alert)
+    if storage.exists(uri, options):
+        log.warning("alert %s was sent already (%s): not sent again", alert.key, uri)
+        return SentAlert(uri, None, repeated=True)
     log.error("ALERT %s (run %s): %s", alert.summary, alert.run_id, alert.error)
-    uri = storage.write_json_atomic(alert_uri(settings, alert), alert.to_dict(), options)
+    uri = storage.write_json_atomic(uri, alert.to_dict(), options)
     url = webhook_url or settings.alert_webhook_url
     posted = post_json(url, alert.to_dict(), timeout_s) if url else None
     return SentAlert(uri, posted)

@@ -3,7 +3,8 @@ log, a JSON under the data root's ``alerts/``, a POST to the settings' ``alert_w
 
 - ``FailureNotifier()`` is every task's ``on_failure_callback`` (in each DAG's
   ``default_args``): Airflow calls it once, after the last try (``on_retry_callback`` is the
-  one for the tries before), in the worker process that ran the try, with the task's context.
+  one for the tries before), in the worker process that ran the try, with the task's context;
+  should the dag-processor run it again for that try, ``send_alert`` sends it once (its key).
 - ``FailureNotifier(run=True)`` is every DAG's own ``on_failure_callback``: a run that failed,
   by a task or by its ``dagrun_timeout``. Airflow 3.3 runs it in the dag-processor with the
   context of the task that failed the run and a ``reason`` (``dag.test()`` runs it in line).

@@ -75,6 +75,23 @@ def test_without_a_webhook_the_alert_is_only_written(settings):
         assert json.load(handle)["error"] == "RestException('registry down')"
 
 
+def test_the_same_failure_alerted_twice_is_sent_once(settings, caplog):
+    """Airflow may run a task's failure callback twice for one try (the worker, then the
+    dag-processor): the second is logged, neither written again nor posted."""
+    with webhook() as hook:
+        first = send_alert(settings, ALERT, webhook_url=hook.url)
+        with caplog.at_level(logging.WARNING, logger="mlops.alerts"):
+            again = send_alert(settings, ALERT, webhook_url=hook.url)
+        next_try = Alert(**{**ALERT.to_dict(), "try_number": 5})
+        run = Alert(**{**ALERT.to_dict(), "task_id": "", "try_number": 0, "kind": RUN_FAILED})
+        assert send_alert(settings, next_try, webhook_url=hook.url).posted is True
+        assert send_alert(settings, run, webhook_url=hook.url).posted is True
+    assert (first.posted, first.repeated) == (True, False)
+    assert (again.uri, again.posted, again.repeated) == (first.uri, None, True)
+    assert hook.received == [ALERT.to_dict(), next_try.to_dict(), run.to_dict()]
+    assert "was sent already" in caplog.text
+
+
 def refused_url() -> str:
     with black_hole() as port:  # bound, then closed: nothing listens there any more
         pass

@@ -72,6 +72,26 @@ def test_a_failed_run_is_posted_with_its_reason(root, hook):
     assert written(root) == [alert]
 
 
+def test_a_failed_task_gives_one_task_alert_and_its_run_one_run_alert(root, hook):
+    """The task's callback run twice for its last try (by the worker, then by the
+    dag-processor for the same try), the run's once: two alerts, one of each kind."""
+    from airflow.sdk import DAG
+
+    ti = SimpleNamespace(dag_id="model_training", task_id="train", run_id=RUN_ID, try_number=3)
+    context = {"ti": ti, "exception": ValueError("no rows"), "params": {}}
+    FailureNotifier()(context)
+    FailureNotifier()(dict(context))
+    run_context = {"dag": DAG("model_training", schedule=None), "run_id": RUN_ID, "ti": ti}
+    FailureNotifier(run=True)({**run_context, "reason": "task_failure"})
+    FailureNotifier(run=True)({**run_context, "reason": "task_failure"})
+    assert [(a["kind"], a["task_id"]) for a in hook.received] == [
+        ("task_failed", "train"),
+        ("run_failed", ""),
+    ]
+    assert hook.received[1]["details"] == {"failed_task": "train"}
+    assert sorted(a["kind"] for a in written(root)) == ["run_failed", "task_failed"]
+
+
 def dag_run(**changes) -> dict:
     """The run as ``Deadline.handle_miss`` hands it over: the REST API's view, as JSON."""
     return {

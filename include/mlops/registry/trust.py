@@ -83,22 +83,25 @@ def _client(tracking_uri: str) -> Any:
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _download(tracking_uri: str, model_name: str, version: str, into: Path) -> Path:
-    """The version's files, copied from where the registry says they are (not ``models:/``,
-    whose repository would ask the process-wide registry URI)."""
+def _download(client: Any, tracking_uri: str, model_name: str, version: str, into: Path) -> Path:
+    """The version's files, copied from where the registry (``client``) says they are (not
+    ``models:/``, whose repository would ask the process-wide registry URI)."""
     import mlflow.artifacts
 
-    uri = _client(tracking_uri).get_model_version_download_uri(model_name, version)
+    uri = client.get_model_version_download_uri(model_name, version)
     found = mlflow.artifacts.download_artifacts(
         artifact_uri=uri, dst_path=str(into), tracking_uri=tracking_uri
     )
     return Path(found)
 
 
-def downloaded_digest(tracking_uri: str, model_name: str, version: str) -> str:
+def downloaded_digest(
+    tracking_uri: str, model_name: str, version: str, client: Any | None = None
+) -> str:
     """The digest of the version's files as the artifact store holds them now."""
+    client = client or _client(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        return artifact_digest(_download(tracking_uri, model_name, version, Path(tmp)))
+        return artifact_digest(_download(client, tracking_uri, model_name, version, Path(tmp)))
 
 
 def record_digest(tracking_uri: str, model_name: str, version: str) -> str:
@@ -108,7 +111,7 @@ def record_digest(tracking_uri: str, model_name: str, version: str) -> str:
     known = client.get_model_version(model_name, str(version)).tags.get(TAG_ARTIFACT_SHA256)
     if known:
         return known
-    digest = downloaded_digest(tracking_uri, model_name, str(version))
+    digest = downloaded_digest(tracking_uri, model_name, str(version), client)
     client.set_model_version_tag(model_name, str(version), TAG_ARTIFACT_SHA256, digest)
     return digest
 
@@ -150,22 +153,26 @@ def _load_skops(root: Path, refuse: Any) -> Any:
         raise refuse(f"the skops file holds untrusted types: {err}") from None
 
 
-def load_trusted(tracking_uri: str, model_name: str, version: str) -> Any:
+def load_trusted(
+    tracking_uri: str, model_name: str, version: str, client: Any | None = None
+) -> Any:
     """The scikit-learn model of ``model_name`` version ``version``, after the checks of the
-    module doc; raises ``UntrustedModel`` naming the version and the reason otherwise."""
+    module doc; raises ``UntrustedModel`` naming the version and the reason otherwise. One
+    ``MlflowClient`` serves the load: the caller's ``client`` (for ``tracking_uri``) if given."""
     version = str(version)
+    client = client or _client(tracking_uri)
 
     def refuse(reason: str) -> UntrustedModel:
         return UntrustedModel(model_name, version, reason)
 
-    tags = _client(tracking_uri).get_model_version(model_name, version).tags
+    tags = client.get_model_version(model_name, version).tags
     if (why := approval_refusal(tags)) is not None:
         raise refuse(why)
     expected = tags.get(TAG_ARTIFACT_SHA256)
     if not expected:
         raise refuse("no artifact digest was recorded at registration")
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        root = _download(tracking_uri, model_name, version, Path(tmp))
+        root = _download(client, tracking_uri, model_name, version, Path(tmp))
         if artifact_digest(root) != expected:
             raise refuse("its files differ from those registered (sha256 mismatch)")
         if not (root / "MLmodel").is_file():

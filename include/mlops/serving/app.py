@@ -348,7 +348,6 @@ def main() -> None:
     import uvicorn
 
     from mlops.serving.config import load_serving_config
-    from mlops.serving.guard import require_token
     from mlops.serving.startup import (
         cap_native_threads,
         in_memory_metrics,
@@ -365,13 +364,15 @@ def main() -> None:
     skip_mlflow_header_plugins()
     try:
         config = load_serving_config()
-        require_token(config.token)
+        cap_native_threads(config.threads)
+        tune_interpreter()
+        in_memory_metrics()
+        app = create_app(load_settings(), config)
+        # built now, not on the first request: the guard refuses a missing or example token
+        # (``require_token``, its one check) before the server listens
+        app.middleware_stack = app.build_middleware_stack()
     except ConfigError as err:
         raise SystemExit(f"model service: {err}") from None
-    cap_native_threads(config.threads)
-    tune_interpreter()
-    in_memory_metrics()
-    app = create_app(load_settings(), config)
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")
 
 

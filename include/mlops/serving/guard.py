@@ -142,21 +142,52 @@ async def _answer(send: Any, status: int, detail: str, headers: list | None = No
     await send({"type": "http.response.body", "body": body})
 
 
-# What error text must not carry to a client: URLs, host:port pairs, absolute paths.
+# What error text must not carry to a client: URLs, host:port pairs, IP addresses, DNS names,
+# absolute paths. A DNS name is hidden when its last label is a TLD or an internal suffix
+# (``_TLDS``: not ``py``, ``app`` or ``cloud``, so ``mlflow.sklearn``, ``app.py`` and
+# ``google.cloud`` stay), or when a word says it is one (``_NAMED``).
+_TLDS = (
+    "com|net|org|edu|gov|mil|io|ai|co|dev|biz|info|us|uk|eu|de|fr|nl|ch|se|jp|cn|ru|br|au|ca"
+    "|internal|local|localdomain|localhost|lan|home|corp|intranet|private|example|test|invalid"
+    "|svc"
+)
+_LABEL = r"[a-z0-9](?:[\w-]{0,61}[a-z0-9])?"
+_H = r"[0-9a-f]{1,4}"
+_IPV6 = (  # full, or compressed (``::``); a time (10:00:00) is neither
+    rf"(?:{_H}:){{7}}{_H}"
+    rf"|(?:{_H}(?::{_H}){{0,6}})?::(?:{_H}(?::{_H}){{0,6}})?(?:\.\d{{1,3}}){{0,3}}(?:%\w+)?"
+)
 _HIDDEN = re.compile(
     r"[a-z][a-z0-9+.-]*://\S+"  # a URL (with its user and password)
     r"|\b(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|[a-z][\w-]*(?:\.[\w-]+)+|[a-z][\w-]*(?=:\d))"
     r":\d{2,5}\b"  # host:port
     r"|(?:host|port|path|url)=\S+"  # urllib3's host='mlflow', port=5000
-    r"|(?<![\w.])/(?:[\w.~-]+/)*[\w.~-]+",  # an absolute path
+    r"|(?<![\w.])/(?:[\w.~-]+/)*[\w.~-]+"  # an absolute path
+    rf"|\[(?:{_IPV6})\](?::\d{{1,5}})?"  # [2001:db8::1]:5432
+    rf"|(?<![\w:.])(?=:*[0-9a-f])(?:{_IPV6})(?![\w:])"  # an IPv6 address (not a bare ``::``)
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)"  # an IPv4 address
+    rf"|(?<![\w.-]){_LABEL}(?:\.{_LABEL})*\.(?:{_TLDS})(?![\w-]|\.[\w-])",  # db.prod.example.com
+    re.IGNORECASE,
+)
+# A name a word says is a host: ``host: db``, ``server "pg"``, ``connection to postgres``,
+# ``connect to server at redis``, ``resolve 'mlflow'``, ``not known: db``. After ``_HIDDEN``,
+# so a host:port is gone whole; the word stays, and a word after it is not taken for a name.
+_NOT_NAMES = r"(?!(?:the|a|an|it|this|that|server|host|port|database)\b)"
+_NAMED = re.compile(
+    r"(?P<word>\b(?:host(?:\s*name)?|server)\s*(?:[:=]\s*|\s+(?=['\"]))"
+    r"|\b(?:server|host)\s+at\s+"
+    r"|\bconnect(?:ion|ing|ed|s)?\s+(?:to|at)\s+(?:(?:the\s+)?(?:server|host)\s+(?:at\s+)?)?"
+    r"|\b(?:to|at|resolve)\s+(?=['\"])"
+    r"|\bnot known:\s*)"
+    rf"(?P<quote>['\"]?){_NOT_NAMES}[a-z][\w-]*(?:\.{_LABEL})*(?P=quote)",
     re.IGNORECASE,
 )
 
 
 def public_text(text: str) -> str:
-    """``text`` with every URL, address and path replaced by ``<hidden>``: the cause stays,
-    the place goes (the service's log keeps the whole message)."""
-    return _HIDDEN.sub("<hidden>", text)
+    """``text`` with every URL, address, host name and path replaced by ``<hidden>``: the
+    cause stays, the place goes (the service's log keeps the whole message)."""
+    return _NAMED.sub(r"\g<word><hidden>", _HIDDEN.sub("<hidden>", text))
 
 
 def public_cause(err: BaseException) -> str:

@@ -207,3 +207,27 @@ def test_tags_name_what_a_version_needs(uri: str) -> None:
     assert trust.approval_refusal({**review, trust.TAG_HUMAN_APPROVAL: "approved by x"}) is None
     rejected = {TAG_GATE_OUTCOME: "reject", trust.TAG_HUMAN_APPROVAL: "approved by x"}
     assert "gate outcome reject" in trust.approval_refusal(rejected)
+
+
+def test_a_load_and_a_digest_build_one_client_each(
+    uri: str, tmp_path: Path, fitted, monkeypatch
+) -> None:
+    """One ``MlflowClient`` per load (and per recorded digest), none when the caller's is
+    reused: each client is a connection pool of its own to the registry."""
+    import mlflow
+
+    version = register_by_hand(uri, tmp_path, fitted[0], "skops")
+    built: list[str] = []
+
+    class Counting(mlflow.MlflowClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(kwargs.get("tracking_uri", ""))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "MlflowClient", Counting)
+    vouch(uri, version)  # the test's own client, then record_digest's
+    assert len(built) == 2
+    registry.load_model(uri, version)
+    assert len(built) == 3
+    trust.load_trusted(uri, MODEL, version, client=Counting(tracking_uri=uri, registry_uri=uri))
+    assert len(built) == 4

@@ -200,6 +200,62 @@ def test_errors_name_the_cause_never_an_address_a_path_or_a_setting_value():
     assert public_text(stale) == stale  # dates and entities are the cause: they stay
 
 
+@pytest.mark.parametrize(
+    ("text", "public"),
+    [
+        (
+            "could not connect to server: redis-primary.internal",
+            "could not connect to server: <hidden>",
+        ),
+        ("Name or service not known: db.prod.example.com", "Name or service not known: <hidden>"),
+        ("Name or service not known: db", "Name or service not known: <hidden>"),
+        ("connection to postgres failed", "connection to <hidden> failed"),
+        ("connecting to redis-primary timed out", "connecting to <hidden> timed out"),
+        (
+            'connection to server at "db" (10.0.0.5), port 5432 failed',
+            "connection to server at <hidden> (<hidden>), port 5432 failed",
+        ),
+        (
+            'could not translate host name "postgres" to address',
+            "could not translate host name <hidden> to address",
+        ),
+        (
+            "Failed to resolve 'mlflow' (temporary failure)",
+            "Failed to resolve <hidden> (temporary failure)",
+        ),
+        ("host: db-1 refused; server=cache", "host: <hidden> refused; server=<hidden>"),
+        ("no answer from api.svc.cluster.local.", "no answer from <hidden>."),
+        ("listening at 10.1.2.3", "listening at <hidden>"),
+        ("connect to [2001:db8::1]:5432 failed", "connect to <hidden> failed"),
+        (
+            "fe80::1%eth0, ::1 and ::ffff:192.0.2.1 refused",
+            "<hidden>, <hidden> and <hidden> refused",
+        ),
+        ("2001:0db8:0000:0000:0000:ff00:0042:8329 refused", "<hidden> refused"),
+    ],
+)
+def test_host_names_and_ip_addresses_are_hidden(text, public):
+    assert public_text(text) == public
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "failed to load previous v3: model 1.24.2 needs scikit-learn 1.5",
+        "customer snapshot of 2024-05-02T10:00:00 is not older than 2024-05-02",
+        "mlflow.sklearn could not load app.py with skops.io.load",
+        "server closed the connection unexpectedly",
+        "No route to host",
+        "Timeout connecting to server",
+        "failed to connect to the database",
+        "the batch has 101 transactions, more than 100",
+        "tx_amount must be >= 0 (got -1.5) at row 3",
+    ],
+)
+def test_text_without_a_place_is_left_as_it_is(text):
+    assert public_text(text) == text
+
+
 def test_not_ready_reasons_reach_health_and_predict_without_the_address_or_path(app):
     app.state.holder.error = (
         "last registry poll failed: ConnectionError: HTTPConnectionPool(host='mlflow', "
