@@ -170,9 +170,7 @@ def ours(env: dict[str, str], bodies: list[dict], path: Path, expected: Any, **k
     # the service's own default flush (1 s; the tests' harness flushes every 0.2 s)
     with ServiceProcess(env, poll_s=5, LOG_FLUSH_S="1.0") as service:
         pid = service.process.pid if service.process else None
-        token = path.with_name("service-token")
-        token.write_text(service.token, encoding="utf-8")
-        token.chmod(0o600)
+        token = token_file(service, path.parent)
         url = f"{service.url}/predict"
         figures = measure(url, path, service.started_s, pid=pid, token=token, **kw)
         figures["scores_vs_predict_proba"] = scores_differ(
@@ -224,19 +222,29 @@ def mlflow_server(env: dict[str, str], version: str, path: Path) -> dict[str, An
         process.wait(timeout=30)
 
 
-def register(world: Any) -> tuple[str, Any]:
-    """The training pipeline, fitted on the world's training window, registered as champion."""
+def register(world: Any, seed: int = 1, *, champion: bool = True) -> tuple[str, Any]:
+    """The training pipeline, fitted on the world's training window with ``seed``,
+    registered (as champion unless told not to)."""
     from mlops.features.names import LABEL
     from mlops.training.estimators import train
     from tests.support.feature_data import offline_rows
     from tests.support.serving_world import TRAIN, register_fitted, set_alias
 
     frame = offline_rows(world.root, *TRAIN)
-    model = train("hist_gradient_boosting", frame, frame[LABEL], seed=1, threads=1)
+    model = train("hist_gradient_boosting", frame, frame[LABEL], seed=seed, threads=1)
     uri = world.settings.mlflow_tracking_uri
     version = register_fitted(uri, world.root, model, pyfunc_predict_fn="predict_proba")
-    set_alias(uri, "champion", version)
+    if champion:
+        set_alias(uri, "champion", version)
     return version, model
+
+
+def token_file(service: Any, folder: Path) -> Path:
+    """The service's bearer token in a file only its owner reads (never on argv)."""
+    token = folder / "service-token"
+    token.write_text(service.token, encoding="utf-8")
+    token.chmod(0o600)
+    return token
 
 
 def in_process(model: Any, rows: Any, calls: int = 2000) -> dict[str, Any]:
@@ -266,7 +274,7 @@ def in_process(model: Any, rows: Any, calls: int = 2000) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from bench.serving_rollout import canary, champion_move, register_another
+    from bench.serving_rollout import canary, champion_move
     from mlops.features.names import FEATURES
     from mlops.serving.process import request_body
     from mlops.serving.startup import cap_native_threads
@@ -298,9 +306,9 @@ def run() -> dict[str, Any]:
             else {"status": f"Redis not reachable at {REDIS_URL}"}
         )
         if os.environ.get("BENCH_SERVING_ROLLOUT", "1") != "0":
-            challenger = register_another(world, seed=2)
+            challenger, _ = register(world, seed=2, champion=False)
             out["service_sqlite_canary"] = optional(canary, world, ours_path, version, challenger)
-            fresh = register_another(world, seed=3)
+            fresh, _ = register(world, seed=3, champion=False)
             out["service_sqlite_champion_move"] = optional(
                 champion_move, world, ours_path, version, fresh
             )

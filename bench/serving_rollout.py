@@ -29,18 +29,6 @@ MOVE_S = float(os.environ.get("BENCH_SERVING_MOVE_S", "30"))
 POLL_S = 1.0  # the move's run: the registry poll every second
 
 
-def register_another(world: Any, seed: int) -> str:
-    """The same pipeline fitted with another seed, registered without an alias."""
-    from mlops.features.names import LABEL
-    from mlops.training.estimators import train
-    from tests.support.feature_data import offline_rows
-    from tests.support.serving_world import TRAIN, register_fitted
-
-    frame = offline_rows(world.root, *TRAIN)
-    model = train("hist_gradient_boosting", frame, frame[LABEL], seed=seed, threads=1)
-    return register_fitted(world.settings.mlflow_tracking_uri, world.root, model)
-
-
 def _health(service: Any) -> dict[str, Any]:
     return httpx.get(f"{service.url}/health", headers=service.headers, timeout=10).json()
 
@@ -60,16 +48,9 @@ def _swap_seconds(service: Any) -> float:
     return float(line.split()[1])
 
 
-def _token_file(service: Any, folder: Path) -> Path:
-    token = folder / "service-token"
-    token.write_text(service.token, encoding="utf-8")
-    token.chmod(0o600)
-    return token
-
-
 def canary(world: Any, bodies: Path, champion: str, challenger: str) -> dict[str, Any]:
     """Both models scored on every request: the target rate and the saturation ladder."""
-    from bench.serving_bench import DURATION_S, RATE, generate, saturation
+    from bench.serving_bench import DURATION_S, RATE, generate, saturation, token_file
     from mlops.rollout.live import registry_client
     from mlops.rollout.state import RolloutState, clear_rollout, write_rollout
     from mlops.serving.process import ServiceProcess
@@ -83,7 +64,7 @@ def canary(world: Any, bodies: Path, champion: str, challenger: str) -> dict[str
     try:
         with ServiceProcess(world.env, poll_s=5, LOG_FLUSH_S="1.0") as service:
             _wait(lambda: _health(service)["challenger"] == challenger)
-            token = _token_file(service, bodies.parent)
+            token = token_file(service, bodies.parent)
             url = f"{service.url}/predict"
             generate(url, bodies, 50, 3, token)  # warm-up, not counted
             out = {"rollout": state.to_dict()}
@@ -97,14 +78,14 @@ def canary(world: Any, bodies: Path, champion: str, challenger: str) -> dict[str
 def champion_move(world: Any, bodies: Path, before: str, after: str) -> dict[str, Any]:
     """The target rate while ``champion`` moves from ``before`` to ``after`` (not loaded)."""
     from bench.open_loop import percentiles
-    from bench.serving_bench import RATE, generate
+    from bench.serving_bench import RATE, generate, token_file
     from mlops.serving.process import ServiceProcess
     from tests.support.serving_world import set_alias
 
     uri = world.settings.mlflow_tracking_uri
     set_alias(uri, "champion", before)
     with ServiceProcess(world.env, poll_s=POLL_S, LOG_FLUSH_S="1.0") as service:
-        token = _token_file(service, bodies.parent)
+        token = token_file(service, bodies.parent)
         url = f"{service.url}/predict"
         generate(url, bodies, 50, 3, token)  # warm-up, not counted
         moved: dict[str, float] = {}
@@ -134,4 +115,4 @@ def champion_move(world: Any, bodies: Path, before: str, after: str) -> dict[str
         }
 
 
-__all__ = ["canary", "champion_move", "register_another"]
+__all__ = ["canary", "champion_move"]

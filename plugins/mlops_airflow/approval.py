@@ -16,16 +16,13 @@ from mlops_airflow.auth_roles import assigned_users
 class RecordedApprovalOperator(ApprovalOperator):
     """Asks ``approvers`` (auth-manager user ids, or ``role:<Role>``; empty: anyone allowed
     to answer HITL tasks). No answer within ``response_timeout`` rejects. Every answer is
-    judged (``mlops.deployment.approval.decide``) and handed to ``record``; an answer that
+    judged (``mlops.deployment.approval.decide``) and handed to the subclass's
+    ``record(context, decision) -> str`` (where it was written); an answer that
     does not let the run go on (a refused self-approval) becomes a Reject, which skips what
     follows."""
 
     def __init__(self, *, approvers: Sequence[str], **kwargs: Any) -> None:
         super().__init__(assigned_users=assigned_users(approvers), defaults="Reject", **kwargs)
-
-    def record(self, context: Any, decision: Any) -> str:
-        """Write ``decision`` (``mlops.deployment.approval.Decision``); where it went."""
-        raise NotImplementedError
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from mlops.deployment.approval import decide
@@ -71,13 +68,13 @@ class CandidateReviewOperator(RecordedApprovalOperator):
     def record(self, context: Any, decision: Any) -> str:
         from mlops.deployment.review import CandidateReview, record_review
         from mlops.settings import load_settings
-        from mlops_airflow.context import as_of_day, task_storage_options, wall_clock
+        from mlops_airflow.context import as_of_day, run_actor, task_storage_options, wall_clock
 
         settings = load_settings()
         review = CandidateReview.from_outcome(
             context["ti"].xcom_pull(task_ids=self.outcome_task_id),
             as_of_day(context),
-            actor=f"{context['dag'].dag_id}/{context['dag_run'].run_type}",
+            actor=run_actor(context),
             run_id=context["run_id"],
         )
         return record_review(

@@ -163,45 +163,43 @@ def triggering_choice(context: Any) -> Any:
     return choose_event(_triggering_events(context))
 
 
-def _actor(context: Any) -> str:
+def run_actor(context: Any) -> str:
     """``dag_id/run_type`` (``model_rollback/asset_triggered``): the run type is a str enum,
     which Python 3.11 formats as ``DagRunType.ASSET_TRIGGERED``, hence its value."""
     run_type = context["dag_run"].run_type
     return f"{context['dag'].dag_id}/{getattr(run_type, 'value', run_type)}"
 
 
-def deployment_request(context: Any) -> Any:
-    """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the extra
-    (version, day) of the ``candidate_model`` event chosen among those that queued
-    (``triggering_choice``; the others are kept as superseded), then the run's own date."""
-    from mlops.deployment.plan import deployment_request as request
-
+def _chosen_request(context: Any, build: Any) -> Any:
+    """``build`` (a request maker of ``mlops.deployment``) on the run's Params, the extra of
+    the triggering event chosen among those that queued (``triggering_choice``; the others
+    kept as superseded) and the run's own date as the fallback day."""
     choice = triggering_choice(context)
-    return request(
+    return build(
         context["params"],
         choice.extra,
         fallback_day=as_of_day(context),
-        actor=_actor(context),
+        actor=run_actor(context),
         run_id=context["run_id"],
         superseded=choice.superseded_records(),
     )
+
+
+def deployment_request(context: Any) -> Any:
+    """The run's ``mlops.deployment.plan.DeploymentRequest``: Params win, then the extra
+    (version, day) of the chosen ``candidate_model`` event, then the run's own date."""
+    from mlops.deployment.plan import deployment_request as request
+
+    return _chosen_request(context, request)
 
 
 def rollback_request(context: Any) -> Any:
     """model_rollback's request (``mlops.deployment.rollback.rollback_request``): Params win,
     then the chosen ``rollback_request`` event's extra (day, version, reason), then the run's
-    own date; the other requests that queued are kept as superseded."""
+    own date."""
     from mlops.deployment.rollback import rollback_request as request
 
-    choice = triggering_choice(context)
-    return request(
-        context["params"],
-        choice.extra,
-        fallback_day=as_of_day(context),
-        actor=_actor(context),
-        run_id=context["run_id"],
-        superseded=choice.superseded_records(),
-    )
+    return _chosen_request(context, request)
 
 
 def approval_of(ti: Any, task_id: str) -> Any:

@@ -203,3 +203,15 @@ def feast_online_rows(store: Any, customers: list[int], terminals: list[int]) ->
             }
         )
     return out
+
+
+def every_card_and_terminal() -> tuple[list[int], list[int]]:
+    """Card and terminal ids pairing every card and every terminal of the sample world, and
+    ids the store never saw (the last pair unknown on both sides)."""
+    from tests.support.feature_data import SAMPLE
+
+    customers = [*range(SAMPLE.n_customers), 10**9, -1]
+    terminals = [i % SAMPLE.n_terminals for i in range(len(customers))]
+    terminals += list(range(len(terminals), SAMPLE.n_terminals)) + [10**9]
+    customers += [10**9] * (len(terminals) - len(customers))
+    return customers, terminals

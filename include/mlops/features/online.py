@@ -118,10 +118,9 @@ def _timeout_s(store: FeatureStore) -> str:
 
 
 @contextmanager
-def _reachable(store: FeatureStore, doing: str) -> Iterator[None]:
-    if store.config.online_store.type != "redis":
-        yield
-        return
+def redis_reachable(label: str, timeout_s: str, doing: str) -> Iterator[None]:
+    """Redis's timeout and connection errors as ``OnlineStoreUnavailable`` naming the store
+    (``label``, no password), its timeout and what was being done."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -129,15 +128,24 @@ def _reachable(store: FeatureStore, doing: str) -> Iterator[None]:
         yield
     except RedisTimeoutError as err:
         raise OnlineStoreUnavailable(
-            f"online store {store_label(store)} did not answer within {_timeout_s(store)} s "
+            f"online store {label} did not answer within {timeout_s} s "
             f"(MLOPS_REDIS_TIMEOUT_S) while {doing} ({err}); check that Redis is up and "
             "responsive, then retry"
         ) from err
     except RedisConnectionError as err:
         raise OnlineStoreUnavailable(
-            f"online store unreachable while {doing}: {store_label(store)} ({err}); "
+            f"online store unreachable while {doing}: {label} ({err}); "
             "check that Redis is up and MLOPS_REDIS_URL points at it, then retry"
         ) from err
+
+
+@contextmanager
+def _reachable(store: FeatureStore, doing: str) -> Iterator[None]:
+    if store.config.online_store.type != "redis":
+        yield
+        return
+    with redis_reachable(store_label(store), _timeout_s(store), doing):
+        yield
 
 
 def _later_materialised(store: FeatureStore, view: str, instant: datetime) -> datetime | None:

@@ -10,7 +10,8 @@ what ``get_online_features`` gives through ``fraud_model_v1``: every feature of 
 None for an entity the store does not hold. Tests compare the two on every card and
 terminal of a materialised day. Every call is bounded by ``MLOPS_REDIS_TIMEOUT_S`` with no
 retry of redis-py's own (the caller's client retries after a 503), and a failure is an
-``OnlineStoreUnavailable`` naming the store without its password.
+``OnlineStoreUnavailable`` naming the store without its password (``redis_reachable``, as
+for Feast's own calls).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from mlops.features.online import OnlineStoreUnavailable
+from mlops.features.online import redis_reachable
 from mlops.features.online_sqlite import COLUMNS, VIEWS, decode_value, entity_key
 from mlops.features.sql_day import ENTITY_KEYS
 from mlops.features.store import PROJECT, online_store_type, redacted
@@ -45,7 +46,7 @@ class RedisOnlineReader:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        self.label = f"Redis {redacted(url)}"
+        self.label = f"Redis {redacted(url)}"  # as store_label names it
         self.timeout_s = timeout_s
         self._client = redis.Redis.from_url(
             url,
@@ -61,26 +62,12 @@ class RedisOnlineReader:
 
     def rows(self, customer_id: int, terminal_id: int) -> dict[str, dict[str, Any]]:
         """Per entity, every feature of its view (None each when the store lacks it)."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
         pipe = self._client.pipeline(transaction=False)
         for entity, ident in (("customer", customer_id), ("terminal", terminal_id)):
             key = entity_key(ENTITY_KEYS[entity], int(ident)) + self._project
             pipe.hmget(key, self._fields[entity])
-        try:
+        with redis_reachable(self.label, f"{self.timeout_s:g}", "reading features"):
             customer, terminal = pipe.execute()
-        except RedisTimeoutError as err:
-            raise OnlineStoreUnavailable(
-                f"online store {self.label} did not answer within {self.timeout_s:g} s "
-                "(MLOPS_REDIS_TIMEOUT_S) while reading features; check that Redis is up and "
-                "responsive, then retry"
-            ) from err
-        except RedisConnectionError as err:
-            raise OnlineStoreUnavailable(
-                f"online store unreachable while reading features: {self.label} ({err}); "
-                "check that Redis is up and MLOPS_REDIS_URL points at it, then retry"
-            ) from err
         found = {"customer": customer, "terminal": terminal}
         return {
             entity: {

@@ -13,9 +13,9 @@ from mlops.features.online_redis import RedisOnlineReader, field_name, redis_rea
 from mlops.features.online_sqlite import COLUMNS
 from mlops.features.store import feature_store
 from mlops.settings import load_settings
-from tests.support.feature_data import SAMPLE
 from tests.support.serving_world import (
     build_world,
+    every_card_and_terminal,
     feast_online_rows,
     served_transactions,
     with_redis_online_store,
@@ -38,10 +38,7 @@ def test_every_card_and_terminal_reads_as_feast_reads_it(redis_settings):
     store = feature_store(redis_settings)
     reader = redis_reader(redis_settings, store)
     assert isinstance(reader, RedisOnlineReader)
-    customers = [*range(SAMPLE.n_customers), 10**9, -1]  # and two the store never saw
-    terminals = [i % SAMPLE.n_terminals for i in range(len(customers))]
-    terminals += list(range(len(terminals), SAMPLE.n_terminals)) + [10**9]
-    customers += [10**9] * (len(terminals) - len(customers))
+    customers, terminals = every_card_and_terminal()
     expected = feast_online_rows(store, customers, terminals)
     got = [reader.rows(c, t) for c, t in zip(customers, terminals, strict=True)]
     assert got == expected

@@ -17,8 +17,12 @@ from mlops.features.online_sqlite import (
     sqlite_reader,
 )
 from mlops.features.store import feature_store
-from tests.support.feature_data import SAMPLE
-from tests.support.serving_world import build_world, feast_online_rows, served_transactions
+from tests.support.serving_world import (
+    build_world,
+    every_card_and_terminal,
+    feast_online_rows,
+    served_transactions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +35,7 @@ def test_every_card_and_terminal_reads_as_feast_reads_it(world):
     reader = sqlite_reader(store)
     assert isinstance(reader, SqliteOnlineReader)
     assert settings_reader(world.settings).path == reader.path  # the same file, no Feast
-    customers = [*range(SAMPLE.n_customers), 10**9, -1]  # and two the store never saw
-    terminals = [i % SAMPLE.n_terminals for i in range(len(customers))]
-    terminals += list(range(len(terminals), SAMPLE.n_terminals)) + [10**9]
-    customers += [10**9] * (len(terminals) - len(customers))
+    customers, terminals = every_card_and_terminal()
     expected = feast_online_rows(store, customers, terminals)
     got = [reader.rows(c, t) for c, t in zip(customers, terminals, strict=True)]
     assert got == expected
