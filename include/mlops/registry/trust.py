@@ -50,6 +50,9 @@ class UntrustedModel(Exception):
         super().__init__(f"{model_name} v{version} refused: {reason}")
         self.model_name, self.version, self.reason = model_name, str(version), reason
 
+    def __reduce__(self) -> tuple:  # it crosses from the service's loader process
+        return (type(self), (self.model_name, self.version, self.reason))
+
 
 def artifact_digest(root: Path) -> str:
     """sha256 over the model directory: each file's relative path and its bytes' sha256,

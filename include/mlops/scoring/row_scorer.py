@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import marshal
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.features.names import FEATURES
-from mlops.scoring.tree_code import compile_hgb
+from mlops.scoring.tree_code import hgb_scorer, tree_code
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ def _identity(step: Any) -> bool:
     return type(step).__name__ == "FunctionTransformer" and step.func is None
 
 
-def _part(transformer: Any, step: Any, columns: Any) -> tuple | None:
+Part = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # columns, mean, scale
+
+
+def _part(transformer: Any, step: Any, columns: Any) -> Part | None:
     """(positions in FEATURES, mean or None, scale or None) of one transformer, or None."""
     integers = all(isinstance(c, (int, np.integer)) for c in columns)
     names = [transformer.feature_names_in_[c] for c in columns] if integers else list(columns)
@@ -77,16 +81,23 @@ def _part(transformer: Any, step: Any, columns: Any) -> tuple | None:
     return None
 
 
-def _selection(transformer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The ColumnTransformer of the training pipeline as array operations, or None."""
+def _selection(transformer: Any) -> list[Part] | None:
+    """The ColumnTransformer of the training pipeline as column selections and scalings."""
     if type(transformer).__name__ != "ColumnTransformer":
         return None
     parts = []
     for _, step, columns in transformer.transformers_:
         if not (isinstance(step, str) and step == "drop"):
             parts.append(_part(transformer, step, columns))
-    if not parts or None in parts:
-        return None
+    return None if not parts or None in parts else parts
+
+
+def _prepare(parts: tuple[Part, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    if len(parts) == 1 and parts[0][1] is None and parts[0][2] is None:
+        index = parts[0][0]
+        if list(index) == list(range(len(FEATURES))):
+            return lambda values: values
+        return lambda values: values[:, index]
 
     def select(values: np.ndarray) -> np.ndarray:
         out = []
@@ -102,41 +113,74 @@ def _selection(transformer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return select
 
 
-def _estimator_fast(estimator: Any) -> Fast | None:
+@dataclass(frozen=True)
+class FastForm:
+    """What a fast scorer is built from, as plain data that pickles: the column selection
+    and scalings, then either a logistic regression (``coef``, ``intercept``) or HGB trees
+    (``baseline`` and each tree's code, marshalled). The model service's loader process
+    checks a form against ``predict_proba`` and hands it over; the server only builds it."""
+
+    parts: tuple[Part, ...]
+    what: str
+    coef: np.ndarray | None = None
+    intercept: float = 0.0
+    baseline: float = 0.0
+    trees: tuple[bytes, ...] = ()
+
+    def build(self) -> Fast:
+        prepare = _prepare(self.parts)
+        if self.coef is not None:
+            coef, intercept = self.coef, self.intercept
+            from scipy.special import expit  # what scikit-learn uses
+
+            return lambda values: expit(prepare(values) @ coef + intercept)
+        tree = hgb_scorer(self.baseline, [marshal.loads(code) for code in self.trees])
+        return lambda values: np.array(
+            [tree(row) for row in prepare(values).tolist()], dtype=np.float64
+        )
+
+
+def _estimator_form(estimator: Any, parts: list[Part]) -> FastForm | None:
     name = type(estimator).__name__
+    what = f"{name} as code"
     if name == "HistGradientBoostingClassifier":
-        tree = compile_hgb(estimator)
-        if tree is None:
+        found = tree_code(estimator)
+        if found is None:
             return None
-        return lambda x: np.array([tree(row) for row in x.tolist()], dtype=np.float64)
+        trees = tuple(marshal.dumps(code) for code in found[1])
+        return FastForm(tuple(parts), what, baseline=found[0], trees=trees)
     if name == "LogisticRegression" and len(estimator.classes_) == 2:
         coef, intercept = estimator.coef_[0].copy(), float(estimator.intercept_[0])
-        from scipy.special import expit  # what scikit-learn uses
-
-        return lambda x: expit(x @ coef + intercept)
+        return FastForm(tuple(parts), what, coef=coef, intercept=intercept)
     return None
 
 
-def fast_path(model: Any) -> tuple[Fast | None, str]:
-    """``f(values)`` (rows in ``FEATURES`` order -> P(class 1)) and what it is, or None and why."""
+def fast_form(model: Any) -> tuple[FastForm | None, str]:
+    """The fast form of ``model`` and what it is, or None and why."""
     steps = list(getattr(model, "steps", [("model", model)]))
     *before, (_, estimator) = steps
     before = [s for _, s in before if not (s is None or s == "passthrough")]
     if len(before) > 1:
         return None, f"{len(before)} preprocessing steps: scored by scikit-learn"
     if before:
-        prepare = _selection(before[0])
-        if prepare is None:
+        parts = _selection(before[0])
+        if parts is None:
             return None, f"preprocessing {type(before[0]).__name__}: scored by scikit-learn"
     else:
         index = _columns(estimator)
         if index is None:
             return None, "columns other than FEATURES: scored by scikit-learn"
-        prepare = (lambda v: v) if index == list(range(len(FEATURES))) else (lambda v: v[:, index])
-    score = _estimator_fast(estimator)
-    if score is None:
+        parts = [(np.array(index), None, None)]
+    form = _estimator_form(estimator, parts)
+    if form is None:
         return None, f"{type(estimator).__name__}: scored by scikit-learn"
-    return (lambda values: score(prepare(values))), f"{type(estimator).__name__} as code"
+    return form, form.what
+
+
+def fast_path(model: Any) -> tuple[Fast | None, str]:
+    """``f(values)`` (rows in ``FEATURES`` order -> P(class 1)) and what it is, or None and why."""
+    form, what = fast_form(model)
+    return (None if form is None else form.build()), what
 
 
 def probe_rows(model: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 MAX_DEPTH = 80  # Python's tokenizer refuses 100 levels of indentation
@@ -66,16 +67,23 @@ def tree_sources(model: Any) -> tuple[float, list[str]] | None:
     return float(baseline.ravel()[0]), sources
 
 
-def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
-    """``score(x)``: P(class 1) of one row given as a list of floats; None when not covered."""
+def tree_code(model: Any) -> tuple[float, list[CodeType]] | None:
+    """The baseline and each tree's compiled module (defining ``tree``); None when not
+    covered. Code objects go through ``marshal`` to another process of the same Python."""
     found = tree_sources(model)
     if found is None:
         return None
     baseline, sources = found
+    # one compile call per tree: see the module's docstring
+    return baseline, [compile(source, "<hgb-tree>", "exec") for source in sources]
+
+
+def hgb_scorer(baseline: float, code: list[CodeType]) -> Callable[[list[float]], float]:
+    """``score(x)`` of the trees ``tree_code`` compiled."""
     trees = []
-    for source in sources:  # one compile call per tree: see the module's docstring
+    for module in code:
         namespace: dict[str, Any] = {}
-        exec(compile(source, "<hgb-tree>", "exec"), namespace)  # noqa: S102 (our own source)
+        exec(module, namespace)  # noqa: S102 (our own source, compiled by tree_code)
         trees.append(namespace["tree"])
     exp = math.exp
 
@@ -88,4 +96,10 @@ def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
     return score
 
 
-__all__ = ["compile_hgb", "tree_sources"]
+def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
+    """``score(x)``: P(class 1) of one row given as a list of floats; None when not covered."""
+    found = tree_code(model)
+    return None if found is None else hgb_scorer(*found)
+
+
+__all__ = ["compile_hgb", "hgb_scorer", "tree_code", "tree_sources"]

@@ -54,8 +54,9 @@ from mlops.scoring.log import prediction_sink
 from mlops.scoring.log_writer import BackgroundLog
 from mlops.scoring.score import Scores, ServingModels, score_rows
 from mlops.serving.config import ServingConfig
-from mlops.serving.guard import Guard, authenticated, public_cause, public_text
+from mlops.serving.guard import Guard, authenticated, public_cause, public_text, require_token
 from mlops.serving.holder import ModelHolder
+from mlops.serving.loader import LoaderProcess
 from mlops.serving.metrics import ServiceMetrics, service_metrics
 from mlops.serving.readiness import FeatureSource, not_ready_because
 from mlops.serving.schema import (
@@ -212,6 +213,7 @@ def _lifespan(
     holder: ModelHolder,
     metrics: ServiceMetrics,
     state: dict[str, Any],
+    loader: LoaderProcess | None,
 ) -> Any:
     """Start-up (log writer, first poll: feature store warm and registry read, poller) and
     shutdown (poller stopped, log flushed). Nothing missing stops the start-up."""
@@ -227,13 +229,22 @@ def _lifespan(
         holder.start(config.poll_s)
         yield
         holder.stop()
+        if loader is not None:
+            loader.stop()
         state["log"].close()
 
     return lifespan
 
 
-def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) -> FastAPI:
-    """The service; models load and the poller starts when the app starts (lifespan)."""
+def create_app(
+    settings: Settings,
+    config: ServingConfig,
+    *,
+    store: Any = None,
+    loader: LoaderProcess | None = None,
+) -> FastAPI:
+    """The service; models load and the poller starts when the app starts (lifespan). With
+    a ``loader``, the registry reads and loads happen in its process, else in this one."""
     metrics = service_metrics()
     PredictRequest = predict_request(config.max_batch)  # noqa: N806 (a class)
 
@@ -245,9 +256,10 @@ def create_app(settings: Settings, config: ServingConfig, *, store: Any = None) 
         on_reload=partial(_reloaded, metrics, state),
         on_error=lambda _: metrics.reload_errors.inc(),
         before_poll=features.check,
+        **({"loader": loader.load, "live": loader.live} if loader else {}),
     )
     metrics.swap_seconds.set_function(lambda: holder.swap_s)
-    lifespan = _lifespan(settings, config, holder, metrics, state)
+    lifespan = _lifespan(settings, config, holder, metrics, state, loader)
 
     app = FastAPI(
         title="fraud model service",
@@ -353,7 +365,6 @@ def main() -> None:
         in_memory_metrics,
         refuse_example_secrets,
         refuse_pickle,
-        skip_mlflow_header_plugins,
         tune_interpreter,
     )
     from mlops.settings import load_settings
@@ -361,19 +372,24 @@ def main() -> None:
     refuse_example_secrets()
     refuse_pickle()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    skip_mlflow_header_plugins()
     try:
-        config = load_serving_config()
+        config, settings = load_serving_config(), load_settings()
+        require_token(config.token)  # before anything starts; the guard keeps it
+    except ConfigError as err:
+        raise SystemExit(f"model service: {err}") from None
+    loader = LoaderProcess(
+        settings.mlflow_tracking_uri, config.model_name, timeout_s=config.load_timeout_s
+    )
+    loader.start()  # it imports MLflow while this process warms its feature store
+    try:
         cap_native_threads(config.threads)
         tune_interpreter()
         in_memory_metrics()
-        app = create_app(load_settings(), config)
-        # built now, not on the first request: the guard refuses a missing or example token
-        # (``require_token``, its one check) before the server listens
+        app = create_app(settings, config, loader=loader)
         app.middleware_stack = app.build_middleware_stack()
-    except ConfigError as err:
-        raise SystemExit(f"model service: {err}") from None
-    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")
+        uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="info")
+    finally:
+        loader.stop()
 
 
 if __name__ == "__main__":

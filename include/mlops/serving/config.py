@@ -30,6 +30,7 @@ class ServingConfig:
     token: str = field(default="", repr=False)
     max_body_bytes: int = 1 << 20  # a larger request body is refused (413) before parsing
     max_in_flight: int = 32  # guarded requests at once; more get 503 with Retry-After
+    load_timeout_s: float = 120.0  # one registry read or model load by the loader process
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -40,6 +41,8 @@ class ServingConfig:
             raise ConfigError(f"{SERVE}MAX_BATCH must be in [1, 10000], got {self.max_batch}")
         if self.threads < 1:
             raise ConfigError(f"{SERVE}THREADS must be >= 1, got {self.threads}")
+        if self.load_timeout_s <= 0:
+            raise ConfigError(f"{SERVE}LOAD_TIMEOUT_S must be > 0, got {self.load_timeout_s}")
         if self.max_body_bytes < 1024 or self.max_in_flight < 1:
             raise ConfigError(f"{SERVE}MAX_BODY_BYTES must be >= 1024, {SERVE}MAX_IN_FLIGHT >= 1")
 
@@ -68,6 +71,7 @@ def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
         token=_token(env),
         max_body_bytes=int(_number(env, "MAX_BODY_BYTES", d.max_body_bytes, int)),
         max_in_flight=int(_number(env, "MAX_IN_FLIGHT", d.max_in_flight, int)),
+        load_timeout_s=_number(env, "LOAD_TIMEOUT_S", d.load_timeout_s, float),
     )
 
 

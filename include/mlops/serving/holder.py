@@ -79,6 +79,7 @@ class ModelHolder:
         model_name: str,
         *,
         loader: Callable[[str, str, str], Any] = load_warm,
+        live: Callable[[], LiveVariants] | None = None,
         on_reload: Callable[[ServingModels], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         before_poll: Callable[[], object] | None = None,
@@ -88,6 +89,7 @@ class ModelHolder:
         self.model_name = model_name
         self.current: ServingModels = EMPTY
         self._loader = loader
+        self._live = live or self._read_live
         self._on_reload = on_reload or (lambda serving: None)
         self._on_error = on_error or (lambda exc: None)
         self._before_poll = before_poll or (lambda: None)
@@ -105,9 +107,7 @@ class ModelHolder:
         """Read the registry; swap in new models when something moved (or a version left
         out last time may load now). True when swapped."""
         with self._refresh_lock:
-            if self._client is None:
-                self._client = registry_client(self.tracking_uri)
-            live = live_variants(self._client, self.model_name)
+            live = self._live()
             seen = time.perf_counter()
             current = self.current
             if live == current.live and not current.failed:
@@ -133,6 +133,11 @@ class ModelHolder:
         log.info("serving %s", {**live.versions(), "rollout": live.rollout.to_dict()})
         self._on_reload(serving)
         return True
+
+    def _read_live(self) -> LiveVariants:
+        if self._client is None:
+            self._client = registry_client(self.tracking_uri)
+        return live_variants(self._client, self.model_name)
 
     def _serving(
         self, live: LiveVariants, current: ServingModels

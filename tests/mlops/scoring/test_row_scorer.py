@@ -93,3 +93,36 @@ def test_a_fast_form_that_raises_is_not_used(weeks):
     scorer = row_scorer(model, "3", build=broken)
     assert scorer.fast is None and "differs" in scorer.fast_path
     assert row_scorer(scorer) is scorer  # wrapping twice keeps the checked scorer
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_scorer_packed_for_another_process_scores_the_same(family, weeks):
+    """What the service's loader process hands over (a pickle) rebuilds the same scorer."""
+    import pickle
+
+    from mlops.scoring.portable import portable_scorer
+
+    train_rows, test_rows = weeks
+    model = train(family, train_rows, train_rows[LABEL], SMALL.get(family), seed=3, threads=1)
+    packed = pickle.loads(pickle.dumps(portable_scorer(model, "7")))
+    scorer = packed.scorer()
+    assert scorer.fast_path == EXPECTED_FAST[family] == row_scorer(model).fast_path
+    assert scorer.digest == row_scorer(model).digest and scorer.version == "7"
+    values = test_rows[list(FEATURES)].to_numpy(dtype=np.float64)[:500]
+    one_by_one = np.concatenate([scorer.scores(values[i : i + 1]) for i in range(len(values))])
+    expected = model.predict_proba(test_rows.iloc[:500])[:, 1]
+    np.testing.assert_allclose(one_by_one, expected, rtol=0, atol=1e-9)
+
+
+def test_a_packed_scorer_changed_on_the_way_is_refused(weeks):
+    from dataclasses import replace
+
+    from mlops.scoring.portable import ScorerMismatch, portable_scorer
+
+    train_rows, _ = weeks
+    model = train("hist_gradient_boosting", train_rows, train_rows[LABEL], seed=3, threads=1)
+    packed = portable_scorer(model, "4")
+    with pytest.raises(ScorerMismatch, match="digest"):
+        replace(packed, digest="0" * 64).scorer()
+    with pytest.raises(ScorerMismatch, match="fast form"):
+        replace(packed, check_scores=packed.check_scores + 1e-12).scorer()

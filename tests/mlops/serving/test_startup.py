@@ -71,6 +71,7 @@ def test_the_service_turns_off_mlflow_s_unpickling_before_anything_loads(monkeyp
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     ]
     assert calls.index("refuse_pickle") < calls.index("create_app")
+    assert calls.index("refuse_pickle") < calls.index("LoaderProcess")  # it inherits the setting
 
 
 def test_the_service_refuses_to_start_without_a_token_of_its_own(tmp_path):
