@@ -49,12 +49,13 @@ class Worker:
         self._client: Any = None
 
     def prepare(self) -> None:
-        """What every call needs, imported and opened before the first one arrives."""
-        import skops.io  # noqa: F401  (the trust check's loader: seconds of imports)
-
+        """What every call needs, imported and opened before the first one arrives: the
+        client first (``live`` is the server's first call), then skops (seconds: its import
+        lists every scikit-learn estimator as a default trusted type)."""
         from mlops.rollout.live import registry_client
 
         self._client = registry_client(self.tracking_uri)
+        import skops.io  # noqa: F401
 
     def live(self) -> Any:
         from mlops.rollout.live import live_variants
@@ -62,13 +63,20 @@ class Worker:
         return live_variants(self._client, self.model_name)
 
     def load(self, version: str) -> Any:
-        from mlops.scoring.portable import portable_scorer
-        from mlops.serving.holder import load_warm
+        """The version through the trust check, scored once (a model that cannot score is
+        refused here), its fast form checked against ``predict_proba`` and packed."""
+        import pandas as pd
 
-        scorer = load_warm(self.tracking_uri, self.model_name, version)
+        from mlops.features.names import FEATURES
+        from mlops.rollout.live import load_version
+        from mlops.scoring.portable import portable_scorer
+
+        model = load_version(self.tracking_uri, self.model_name, version)
+        model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+        packed = portable_scorer(model, version)
         if os.nice(0) == 0:  # after the first load: later ones yield the CPU to the server
             os.nice(10)
-        return portable_scorer(scorer.model, version)
+        return packed
 
     def answer(self, op: str, args: tuple) -> tuple[str, Any]:
         try:

@@ -131,3 +131,10 @@ def test_the_child_ends_with_the_process_that_started_it(serving_world, how):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_version_that_cannot_score_is_refused_by_the_loader(serving_world, bad_versions, loader):
+    uri = serving_world.settings.mlflow_tracking_uri
+    with pytest.raises(ValueError, match="feature names"):
+        loader.load(uri, MODEL, bad_versions["raising"])
+    assert loader.live() is not None  # the same child answers on
