@@ -301,7 +301,7 @@ def run() -> dict[str, Any]:
             out["mlflow_models_serve"] = optional(mlflow_server, world.env, version, mlflow_path)
         redis_env = redis_settings(world, REDIS_URL) if REDIS_URL else None
         out["service_redis"] = (
-            optional(ours, redis_env, bodies, ours_path, expected, ladder=False)
+            optional(ours, redis_env, bodies, ours_path, expected)
             if redis_env
             else {"status": f"Redis not reachable at {REDIS_URL}"}
         )
