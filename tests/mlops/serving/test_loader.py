@@ -47,8 +47,9 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def loader(serving_world):
+    """One child for the module (each start imports MLflow and skops: seconds)."""
     uri = serving_world.settings.mlflow_tracking_uri
     process = LoaderProcess(uri, MODEL, timeout_s=120)
     yield process
@@ -67,6 +68,11 @@ def test_live_and_load_give_the_registered_model_s_scores(serving_world, loader)
     expected = model.predict_proba(rows[list(FEATURES)])[:, 1]
     np.testing.assert_allclose(one_by_one, expected, rtol=0, atol=1e-9)
     assert scorer.fast is not None and scorer.version == "1"
+
+
+def test_stop_ends_the_child_and_later_calls_fail(serving_world):
+    loader = LoaderProcess(serving_world.settings.mlflow_tracking_uri, MODEL, timeout_s=120)
+    loader.start()
     child = loader.pid
     loader.stop()
     assert child is not None and _gone(child)
