@@ -8,8 +8,10 @@ pipeline and rebuilds those computations on a float array in the order of ``FEAT
 - the ``ColumnTransformer`` (``mlops.training.estimators``: the 15 features by name,
   ``"passthrough"`` or a ``StandardScaler``, the rest dropped) as a column selection and
   ``(x - mean_) / scale_``;
-- a binary ``HistGradientBoostingClassifier`` as compiled Python (``tree_code``), or a
-  binary ``LogisticRegression`` as ``expit(x @ coef + intercept)``.
+- a binary ``HistGradientBoostingClassifier`` as compiled Python (``tree_code``), a
+  binary ``LogisticRegression`` as ``expit(x @ coef + intercept)``, or a binary
+  ``StackingClassifier`` of those on their log-odds (``mlops.scoring.fast_form``, where
+  the form is data that pickles).
 
 Anything else (random forest, other steps, NaN in a tree model's row, more than ``BATCH``
 rows at once) is scored by the model itself. The registry keeps the scikit-learn model as
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import marshal
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.features.names import FEATURES
-from mlops.scoring.tree_code import hgb_scorer, tree_code
+from mlops.scoring.fast_form import FastForm, columns_of, fast_form, identity, tree_models
 
 log = logging.getLogger(__name__)
 
@@ -47,134 +48,6 @@ _ORDINARY = (0.0, 1.0, 2.0, 3.0, 7.5, 20.0, 55.5, 130.0, 1000.0, 0.25, 0.01)
 
 def digest(model: Any) -> str:
     return hashlib.sha256(pickle.dumps(model, protocol=5)).hexdigest()
-
-
-def _columns(fitted: Any) -> list[int] | None:
-    """Positions in ``FEATURES`` of the columns ``fitted`` was given, in its order."""
-    names = getattr(fitted, "feature_names_in_", None)
-    if names is None:
-        return list(range(len(FEATURES))) if fitted.n_features_in_ == len(FEATURES) else None
-    return [FEATURES.index(n) for n in names] if set(names) <= set(FEATURES) else None
-
-
-def _identity(step: Any) -> bool:
-    """``"passthrough"``, which a fitted ColumnTransformer holds as a FunctionTransformer."""
-    if isinstance(step, str):
-        return step == "passthrough"
-    return type(step).__name__ == "FunctionTransformer" and step.func is None
-
-
-Part = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # columns, mean, scale
-
-
-def _part(transformer: Any, step: Any, columns: Any) -> Part | None:
-    """(positions in FEATURES, mean or None, scale or None) of one transformer, or None."""
-    integers = all(isinstance(c, (int, np.integer)) for c in columns)
-    names = [transformer.feature_names_in_[c] for c in columns] if integers else list(columns)
-    if not names or not set(names) <= set(FEATURES):
-        return None
-    index = np.array([FEATURES.index(n) for n in names])
-    if _identity(step):
-        return index, None, None
-    if type(step).__name__ == "StandardScaler":
-        return index, step.mean_ if step.with_mean else None, step.scale_ if step.with_std else None
-    return None
-
-
-def _selection(transformer: Any) -> list[Part] | None:
-    """The ColumnTransformer of the training pipeline as column selections and scalings."""
-    if type(transformer).__name__ != "ColumnTransformer":
-        return None
-    parts = []
-    for _, step, columns in transformer.transformers_:
-        if not (isinstance(step, str) and step == "drop"):
-            parts.append(_part(transformer, step, columns))
-    return None if not parts or None in parts else parts
-
-
-def _prepare(parts: tuple[Part, ...]) -> Callable[[np.ndarray], np.ndarray]:
-    if len(parts) == 1 and parts[0][1] is None and parts[0][2] is None:
-        index = parts[0][0]
-        if list(index) == list(range(len(FEATURES))):
-            return lambda values: values
-        return lambda values: values[:, index]
-
-    def select(values: np.ndarray) -> np.ndarray:
-        out = []
-        for index, mean, scale in parts:
-            x = values[:, index]
-            if mean is not None:
-                x = x - mean
-            if scale is not None:
-                x = x / scale
-            out.append(x)
-        return out[0] if len(out) == 1 else np.hstack(out)
-
-    return select
-
-
-@dataclass(frozen=True)
-class FastForm:
-    """What a fast scorer is built from, as plain data that pickles: the column selection
-    and scalings, then either a logistic regression (``coef``, ``intercept``) or HGB trees
-    (``baseline`` and each tree's code, marshalled). The model service's loader process
-    checks a form against ``predict_proba`` and hands it over; the server only builds it."""
-
-    parts: tuple[Part, ...]
-    what: str
-    coef: np.ndarray | None = None
-    intercept: float = 0.0
-    baseline: float = 0.0
-    trees: tuple[bytes, ...] = ()
-
-    def build(self) -> Fast:
-        prepare = _prepare(self.parts)
-        if self.coef is not None:
-            coef, intercept = self.coef, self.intercept
-            from scipy.special import expit  # what scikit-learn uses
-
-            return lambda values: expit(prepare(values) @ coef + intercept)
-        tree = hgb_scorer(self.baseline, [marshal.loads(code) for code in self.trees])
-        return lambda values: np.array(
-            [tree(row) for row in prepare(values).tolist()], dtype=np.float64
-        )
-
-
-def _estimator_form(estimator: Any, parts: list[Part]) -> FastForm | None:
-    name = type(estimator).__name__
-    what = f"{name} as code"
-    if name == "HistGradientBoostingClassifier":
-        found = tree_code(estimator)
-        if found is None:
-            return None
-        trees = tuple(marshal.dumps(code) for code in found[1])
-        return FastForm(tuple(parts), what, baseline=found[0], trees=trees)
-    if name == "LogisticRegression" and len(estimator.classes_) == 2:
-        coef, intercept = estimator.coef_[0].copy(), float(estimator.intercept_[0])
-        return FastForm(tuple(parts), what, coef=coef, intercept=intercept)
-    return None
-
-
-def fast_form(model: Any) -> tuple[FastForm | None, str]:
-    """The fast form of ``model`` and what it is, or None and why."""
-    steps = list(getattr(model, "steps", [("model", model)]))
-    *before, (_, estimator) = steps
-    before = [s for _, s in before if not (s is None or s == "passthrough")]
-    if len(before) > 1:
-        return None, f"{len(before)} preprocessing steps: scored by scikit-learn"
-    if before:
-        parts = _selection(before[0])
-        if parts is None:
-            return None, f"preprocessing {type(before[0]).__name__}: scored by scikit-learn"
-    else:
-        index = _columns(estimator)
-        if index is None:
-            return None, "columns other than FEATURES: scored by scikit-learn"
-        parts = [(np.array(index), None, None)]
-    form = _estimator_form(estimator, parts)
-    if form is None:
-        return None, f"{type(estimator).__name__}: scored by scikit-learn"
-    return form, form.what
 
 
 def fast_path(model: Any) -> tuple[Fast | None, str]:
@@ -190,7 +63,8 @@ def probe_rows(model: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
     pools = [list(_ORDINARY) for _ in FEATURES]
     estimator = getattr(model, "steps", [("m", model)])[-1][1]
     columns = _passthrough_columns(model)
-    for trees in getattr(estimator, "_predictors", []):
+    forests = [getattr(m, "_predictors", []) for m in tree_models(estimator)]
+    for trees in (trees for forest in forests for trees in forest):
         for predictor in trees:
             for node in predictor.nodes[predictor.nodes["is_leaf"] == 0]:
                 column = columns.get(int(node["feature_idx"])) if columns else None
@@ -205,13 +79,13 @@ def _passthrough_columns(model: Any) -> dict[int, int] | None:
     """Estimator input -> position in FEATURES, when the inputs are the features unchanged."""
     steps = getattr(model, "steps", None)
     if steps is None:
-        index = _columns(model)
+        index = columns_of(model)
         return dict(enumerate(index)) if index else None
     first = steps[0][1]
     if type(first).__name__ != "ColumnTransformer":
         return None
     kept = [t for t in first.transformers_ if not (isinstance(t[1], str) and t[1] == "drop")]
-    if len(kept) != 1 or not _identity(kept[0][1]):
+    if len(kept) != 1 or not identity(kept[0][1]):
         return None
     return {i: FEATURES.index(n) for i, n in enumerate(kept[0][2]) if n in FEATURES}
 
@@ -269,4 +143,14 @@ def row_scorer(
     return RowScorer(model, digest(model), version, fast, what)
 
 
-__all__ = ["BATCH", "TOLERANCE", "RowScorer", "digest", "fast_path", "probe_rows", "row_scorer"]
+__all__ = [
+    "BATCH",
+    "TOLERANCE",
+    "FastForm",
+    "RowScorer",
+    "digest",
+    "fast_form",
+    "fast_path",
+    "probe_rows",
+    "row_scorer",
+]

@@ -78,19 +78,30 @@ def tree_code(model: Any) -> tuple[float, list[CodeType]] | None:
     return baseline, [compile(source, "<hgb-tree>", "exec") for source in sources]
 
 
-def hgb_scorer(baseline: float, code: list[CodeType]) -> Callable[[list[float]], float]:
-    """``score(x)`` of the trees ``tree_code`` compiled."""
+def hgb_raw(baseline: float, code: list[CodeType]) -> Callable[[list[float]], float]:
+    """``raw(x)``: the log-odds (``decision_function``) of the trees ``tree_code`` compiled."""
     trees = []
     for module in code:
         namespace: dict[str, Any] = {}
         exec(module, namespace)  # noqa: S102 (our own source, compiled by tree_code)
         trees.append(namespace["tree"])
-    exp = math.exp
 
-    def score(x: list[float]) -> float:
+    def raw(x: list[float]) -> float:
         r = baseline
         for tree in trees:
             r += tree(x)
+        return r
+
+    return raw
+
+
+def hgb_scorer(baseline: float, code: list[CodeType]) -> Callable[[list[float]], float]:
+    """``score(x)`` of the trees ``tree_code`` compiled: the sigmoid of ``hgb_raw``."""
+    raw = hgb_raw(baseline, code)
+    exp = math.exp
+
+    def score(x: list[float]) -> float:
+        r = raw(x)
         return 1.0 / (1.0 + exp(-r)) if r > -700.0 else 0.0
 
     return score
@@ -102,4 +113,4 @@ def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
     return None if found is None else hgb_scorer(*found)
 
 
-__all__ = ["compile_hgb", "hgb_scorer", "tree_code", "tree_sources"]
+__all__ = ["compile_hgb", "hgb_raw", "hgb_scorer", "tree_code", "tree_sources"]

@@ -126,3 +126,34 @@ def test_a_packed_scorer_changed_on_the_way_is_refused(weeks):
         replace(packed, digest="0" * 64).scorer()
     with pytest.raises(ScorerMismatch, match="fast form"):
         replace(packed, check_scores=packed.check_scores + 1e-12).scorer()
+
+
+def test_a_stack_of_trees_and_a_scaled_linear_model_is_scored_as_code(weeks):
+    """HGB and a scaled logistic regression blended in log-odds by a final regression."""
+    import pickle
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlops.scoring.portable import portable_scorer
+
+    train_rows, test_rows = weeks
+    stack = StackingClassifier(
+        [
+            ("hgb", HistGradientBoostingClassifier(max_iter=20, random_state=1)),
+            ("lr", Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])),
+        ],
+        final_estimator=LogisticRegression(),
+        stack_method="decision_function",
+        cv=3,
+    )
+    select = ColumnTransformer([("features", "passthrough", list(FEATURES))])
+    model = Pipeline([("select", select), ("model", stack)]).fit(train_rows, train_rows[LABEL])
+    scorer = pickle.loads(pickle.dumps(portable_scorer(model, "5"))).scorer()
+    assert scorer.fast_path == "StackingClassifier as code"
+    values = test_rows[list(FEATURES)].to_numpy(dtype=np.float64)
+    one_by_one = np.concatenate([scorer.scores(values[i : i + 1]) for i in range(len(values))])
+    np.testing.assert_allclose(one_by_one, model.predict_proba(test_rows)[:, 1], rtol=0, atol=1e-9)
