@@ -69,6 +69,10 @@ class Judgement:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": list(self.reasons)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Judgement:
+        return cls(**{**data, "reasons": tuple(data["reasons"])})
+
 
 def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     """PSI of ``current`` against ``reference`` over the reference's quantile bins."""
