@@ -26,8 +26,9 @@ not wait: it runs as soon as monitoring asks, and ends a rollout observed meanwh
 training is ever running while a day is decided (the scheduler's loop finishes it before the
 next day lands).
 Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off),
-and a candidate the gate sends for review is recorded as nobody answering in time, as
-``review_candidate`` times out in the demo (``MLOPS_REVIEW_TIMEOUT_H``).
+and a candidate the gate sends for review, or a canary unjudged by its deadline, is recorded
+as nobody answering in time, as ``review_candidate`` and ``decide_quality`` time out in the
+demo (``MLOPS_REVIEW_TIMEOUT_H``, ``MLOPS_ROLLOUT_DECISION_TIMEOUT_H``).
 """
 
 from __future__ import annotations
