@@ -219,14 +219,14 @@ def finish_observed(settings: Any, planned: Any) -> bool:
     (promoted or withdrawn). Nobody is here to decide a canary unjudged by its deadline: its
     decision times out (rolled back), as decide_quality does in the demo."""
     from mlops.deployment.approval import decide
-    from mlops.deployment.judge import REVIEW, RolloutPolicy
+    from mlops.deployment.judge import REVIEW
     from mlops.deployment.maturity import observe
     from mlops.deployment.quality_review import record_quality_decision
     from mlops.deployment.run import finish, judge_rollout
     from mlops_airflow.context import wall_clock
 
     options = _options(settings)
-    if not observe(settings, planned, options, min_frauds=RolloutPolicy().min_frauds).concluded:
+    if not observe(settings, planned, options).concluded:
         return False
     verdict = judge_rollout(settings, planned, options)
     if verdict.verdict == REVIEW:

@@ -239,16 +239,12 @@ class ObservedDaysSensor(PartitionMarkersSensor):
         return DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
 
     def markers(self, context: Context) -> list[str]:
-        from mlops.deployment.judge import RolloutPolicy
         from mlops.deployment.maturity import observe
         from mlops.settings import load_settings
         from mlops_airflow.context import task_storage_options
 
         settings = load_settings()
-        options = task_storage_options(settings)
-        seen = observe(
-            settings, self._plan(context), options, min_frauds=RolloutPolicy().min_frauds
-        )
+        seen = observe(settings, self._plan(context), task_storage_options(settings))
         if seen.concluded:
             self.log.info("Observation %s: %s", seen.status, seen.to_dict())
         return list(seen.missing)

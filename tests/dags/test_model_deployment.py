@@ -104,7 +104,7 @@ def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
     from mlops.scoring.log import prediction_sink
 
     good, broken = world.versions.good, world.versions.broken
-    states, days = canary(world, broken, scored=2, judge_quality=False)  # health alone
+    states, days = canary(world, broken, scored=2)  # failing: no wait for its labels
     assert states["finish_rollout"] == "success"
     assert aliases(world) == (good, None, None)
     events = read_history(world.settings)

@@ -8,7 +8,9 @@ on together) until the rows it scored whose labels have matured hold ``min_fraud
 (``RolloutPolicy``); then it is judged, challenger against champion on those same rows with
 the gate's paired bootstrap (``mlops.deployment.judge``). If the data clock reaches
 ``D + quality_deadline_days`` first, it is judged on health alone and a person decides
-(``mlops.deployment.quality_review``).
+(``mlops.deployment.quality_review``). A challenger that already fails on the plan's window
+(errors, latency, alert volume: ``judge`` without labels) is not kept in traffic for the
+labels: its observation ends there, and it is rolled back.
 
 Every logged row of a rollout carries both variants' scores (the challenger scores every row
 in shadow and canary alike), so the matured rows of a rollout are every batch row of its
@@ -27,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from mlops import zones
+from mlops.deployment.judge import ROLLBACK, RolloutPolicy, judge
 from mlops.deployment.plan import DeploymentPlan, extended
 from mlops.features.names import LABEL
 from mlops.io import storage
@@ -39,6 +42,7 @@ from mlops.validation.partition import VALIDATED_TABLE
 WAITING = "waiting"  # the days to look at are not all scored yet
 OBSERVED = "observed"  # the plan's days are in; quality is not asked for (judge_quality off)
 ENOUGH_FRAUDS = "enough_frauds"  # the matured rows can judge quality
+FAILING = "failing"  # unhealthy on the plan's window: rolled back without waiting for labels
 DEADLINE = "deadline"  # too few frauds by the deadline: a person decides
 
 
@@ -86,11 +90,14 @@ def follow(
     min_frauds: int,
     missing: Callable[[DeploymentPlan], list[str]],
     matured: Callable[[str], tuple[int, int]],
+    healthy: Callable[[DeploymentPlan], bool] = lambda plan: True,
 ) -> Observation:
     """The observation of ``plan`` (pure): ``missing(plan)`` names the markers of a window
     not there yet, ``matured(day)`` counts the rollout's batch rows of a matured day and
-    their frauds. The first window, from the plan's own on, that is scored and holds
-    ``min_frauds`` frauds, or reaches the deadline; or the first one still being scored."""
+    their frauds, ``healthy(plan)`` says whether the challenger passes the checks that need
+    no label on the plan's own window. The first window, from the plan's own on, that is
+    scored and holds ``min_frauds`` frauds, or reaches the deadline; or the first one still
+    being scored; or the plan's own, when the challenger fails there."""
     last = deadline_day(plan)
     counts: dict[str, tuple[int, int]] = {}
     extra = 0
@@ -102,6 +109,8 @@ def follow(
             return Observation(WAITING, *found, missing=tuple(absent))
         if not plan.observes or not plan.request.judge_quality:
             return Observation(OBSERVED, *found)
+        if extra == 0 and not healthy(at):
+            return Observation(FAILING, *found)
         for day in at.label_days:
             if day not in counts:
                 counts[day] = matured(day)
@@ -163,10 +172,11 @@ def observe(
     settings: Settings,
     plan: DeploymentPlan,
     options: storage.StorageOptions | None = None,
-    *,
-    min_frauds: int,
+    policy: RolloutPolicy | None = None,
 ) -> Observation:
-    """The observation of ``plan`` on the markers and the log of ``settings``."""
+    """The observation of ``plan`` on the markers and the log of ``settings``, judged by
+    ``policy`` (its ``min_frauds``; its health checks on the plan's window)."""
+    policy = policy or RolloutPolicy()
     version = str(plan.request.version)
 
     def missing(at: DeploymentPlan) -> list[str]:
@@ -177,18 +187,24 @@ def observe(
         found = batch.merge(labels(settings, [day], options), on="transaction_id")
         return len(found), int(found[LABEL].sum())
 
+    def healthy(at: DeploymentPlan) -> bool:
+        rows, _ = observed_rows(settings, at, options)
+        return judge(rows, rows.head(0), policy).verdict != ROLLBACK
+
     return follow(
         plan,
         delay_days=settings.label_delay_days,
-        min_frauds=min_frauds,
+        min_frauds=policy.min_frauds,
         missing=missing,
         matured=matured,
+        healthy=healthy,
     )
 
 
 __all__ = [
     "DEADLINE",
     "ENOUGH_FRAUDS",
+    "FAILING",
     "OBSERVED",
     "WAITING",
     "Observation",

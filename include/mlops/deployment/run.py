@@ -192,12 +192,13 @@ def judge_rollout(
     policy: RolloutPolicy | None = None,
 ) -> Judgement:
     """Judge the rollout where its observation concluded (``mlops.deployment.maturity``):
-    on quality once its matured rows hold enough frauds, or, at the deadline without them,
-    on health alone for a person to decide (``REVIEW``). The evidence (the observation:
+    on quality once its matured rows hold enough frauds, on its window when it fails there,
+    or, at the deadline without enough frauds, on health alone for a person to decide
+    (``REVIEW``). The evidence (the observation:
     days, matured rows and frauds; the judgement: each check, the bootstrap's AP of both
     variants and its interval) is written beside the history."""
     policy = policy or RolloutPolicy()
-    seen = observe(settings, plan, options, min_frauds=policy.min_frauds)
+    seen = observe(settings, plan, options, policy)
     if not seen.concluded:
         raise RuntimeError(
             f"the rollout of v{plan.request.version} is still observed: "

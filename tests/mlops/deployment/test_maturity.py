@@ -7,7 +7,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from mlops.deployment.maturity import DEADLINE, ENOUGH_FRAUDS, OBSERVED, WAITING, follow
+from mlops.deployment.maturity import (
+    DEADLINE,
+    ENOUGH_FRAUDS,
+    FAILING,
+    OBSERVED,
+    WAITING,
+    follow,
+)
 from mlops.deployment.plan import DeploymentRequest, extended, plan_deployment
 from mlops.registry.aliases import AliasState
 
@@ -25,7 +32,7 @@ def day(offset: int) -> str:
     return (D + timedelta(days=offset)).isoformat()
 
 
-def look(plan, scored_through: int, frauds_a_day: int = 40, rows_a_day: int = 4_000):
+def look(plan, scored_through: int, frauds_a_day: int = 40, rows_a_day: int = 4_000, healthy=True):
     """The observation when the days up to ``D+scored_through`` are scored (their markers
     in), each matured day holding ``frauds_a_day`` frauds."""
 
@@ -38,7 +45,16 @@ def look(plan, scored_through: int, frauds_a_day: int = 40, rows_a_day: int = 4_
         looked.append(found)
         return rows_a_day, frauds_a_day
 
-    seen = follow(plan, delay_days=DELAY, min_frauds=30, missing=missing, matured=matured)
+    checked: list[str | None] = []
+
+    def health(at) -> bool:
+        checked.append(at.judge_day)
+        return healthy
+
+    seen = follow(
+        plan, delay_days=DELAY, min_frauds=30, missing=missing, matured=matured, healthy=health
+    )
+    assert checked in ([], [plan.judge_day])  # the plan's own window only, once
     return seen, looked
 
 
@@ -82,6 +98,12 @@ def test_at_the_deadline_without_enough_frauds_a_person_decides():
 def test_rows_that_are_all_frauds_cannot_rank_and_are_not_enough():
     seen, _ = look(canary(quality_deadline_days=9), scored_through=40, rows_a_day=40)
     assert seen.status == DEADLINE
+
+
+def test_a_challenger_failing_on_the_plan_s_window_is_not_kept_for_its_labels():
+    seen, looked = look(canary(), scored_through=20, healthy=False)
+    assert (seen.status, seen.extra_days, seen.plan.judge_day) == (FAILING, 0, day(3))
+    assert seen.concluded and looked == []
 
 
 def test_without_judge_quality_the_plan_s_window_is_all():

@@ -97,8 +97,10 @@ def test_a_good_canary_is_promoted_on_matured_quality_and_the_history_tells_who_
 @pytest.mark.parametrize("kind", ["broken", "garbage"])
 def test_a_bad_challenger_is_rolled_back_and_the_champion_untouched(world, kind):
     good, bad = world.versions.good, getattr(world.versions, kind)
-    planned, _, judgement = rollout(world, bad, canary_share=0.5, judge_quality=False)
+    # judged on its 3 days: failing there, it is not kept in traffic for its labels
+    planned, _, judgement = rollout(world, bad, canary_share=0.5)
     assert judgement.verdict == "rollback"
+    assert judgement.checks["observation"]["status"] == "failing"
     rows = logged(world, observed(START, 3))
     if kind == "broken":  # it raised on every row: no client was ever answered by it
         assert (rows["variant"] == "champion").all()
