@@ -29,7 +29,8 @@ deployment history.
    D+N+7). Time is data time: a backfill or a simulation advances it, the wall clock never.
    Then, with `judge_quality` (the default), one more data day at a time until the rows the
    challenger scored whose labels have matured hold enough frauds (30) to judge it, or until
-   `quality_deadline_days` after D (`mlops.deployment.maturity`).
+   `quality_deadline_days` after D (`mlops.deployment.maturity`); a challenger that already
+   fails on D+1..D+N (errors, latency, alert volume) is judged there.
 5. **judge_rollout**: challenger errors and latency, score shift against the champion on the
    same rows, and the gate's paired bootstrap of average precision on matured labels. The
    evidence (matured rows and frauds, AP of each, the interval) goes to `reports/deployments/`.
