@@ -21,7 +21,7 @@ judge at (the first one with enough frauds), and the same days give the same dec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -149,7 +149,14 @@ def labels(
     return pd.concat(parts, ignore_index=True).rename(columns={"TRANSACTION_ID": "transaction_id"})
 
 
-def _read(settings: Settings, days, sources, version: str, options) -> pd.DataFrame:
+def _read(
+    settings: Settings,
+    days: Sequence[str],
+    sources: tuple[str, ...],
+    version: str,
+    options: storage.StorageOptions | None,
+) -> pd.DataFrame:
+    """The logged rows of ``days`` from ``sources`` that ``version`` scored as challenger."""
     sink = prediction_sink(settings.data_root, settings.prediction_log_url, options)
     frames = [sink.read_day(s, date.fromisoformat(d)) for d in days for s in sources]
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
