@@ -27,14 +27,24 @@ deployment history.
 4. **wait_for_observed_days**: a deferrable sensor over the prediction log's batch partitions
    of data days D+1..D+N (and, to judge on matured labels, the validated partition of
    D+N+7). Time is data time: a backfill or a simulation advances it, the wall clock never.
+   Then, with `judge_quality` (the default), one more data day at a time until the rows the
+   challenger scored whose labels have matured hold enough frauds (30) to judge it, or until
+   `quality_deadline_days` after D (`mlops.deployment.maturity`); a challenger that already
+   fails on D+1..D+N (errors, latency, alert volume) is judged there.
 5. **judge_rollout**: challenger errors and latency, score shift against the champion on the
    same rows, and the gate's paired bootstrap of average precision on matured labels. The
-   evidence goes to `reports/deployments/`.
+   evidence (matured rows and frauds, AP of each, the interval) goes to `reports/deployments/`.
 6. **finish_rollout**: promote (`champion` moves, the old one becomes `previous`) or roll back
    (`challenger` alias and rollout cleared; the champion was never touched).
+7. **decide_quality** (instead of 6, when the deadline passed without enough frauds and the
+   challenger is healthy): a person decides, as for approve_rollout
+   (`PATCH .../taskInstances/decide_quality/-1/hitlDetails`): Approve promotes; Reject, a
+   refused self-approval or no answer in `MLOPS_ROLLOUT_DECISION_TIMEOUT_H` (48) rolls back.
+   The answer and the move are both in the history (`mlops.deployment.quality_review`).
 
 The defaults of the Params (those an asset-triggered rollout uses) come from
-`MLOPS_ROLLOUT_STRATEGY`, `_CANARY_SHARE`, `_OBSERVATION_DAYS` and `_WAIT_FOR_LABELS`.
+`MLOPS_ROLLOUT_STRATEGY`, `_CANARY_SHARE`, `_OBSERVATION_DAYS`, `_WAIT_FOR_LABELS`,
+`_JUDGE_QUALITY` and `_QUALITY_DEADLINE_DAYS`.
 Rollbacks are not done here: **`model_rollback`** moves `champion` back to `previous` at once,
 even while a rollout of this DAG is observed (it aborts that rollout: the sensor ends
 skipped, and judge and finish with it); a run asking for `action=rollback` is refused.
@@ -50,7 +60,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from mlops_airflow.alerts import FailureNotifier
-from mlops_airflow.approval import RolloutApprovalOperator
+from mlops_airflow.approval import QualityDecisionOperator, RolloutApprovalOperator
 from mlops_airflow.assets import CANDIDATE_MODEL
 from mlops_airflow.parse_time import (
     APPROVAL_TIMEOUT,
@@ -58,6 +68,7 @@ from mlops_airflow.parse_time import (
     deployment_run_timeout,
     retry_delay,
     rollout_approvers,
+    rollout_decision_timeout,
     rollout_default,
     schedule_start,
     sensor_poke_s,
@@ -118,6 +129,19 @@ from mlops_airflow.sensors import ObservedDaysSensor
             type="boolean",
             description="Judge also on matured labels: wait until the labels of the last "
             "observed day are known (7 more data days).",
+        ),
+        "judge_quality": Param(
+            rollout_default("judge_quality", "true").lower() == "true",
+            type="boolean",
+            description="Promote only on matured AP against the champion: observe day by day "
+            "until the matured rows hold enough frauds; past the deadline a person decides.",
+        ),
+        "quality_deadline_days": Param(
+            int(rollout_default("quality_deadline_days", "30")),
+            type="integer",
+            minimum=1,
+            maximum=365,
+            description="Data days after the start by which quality must be judged.",
         ),
         "require_approval": Param(False, type="boolean", description="Ask a human first."),
         "day": Param(
@@ -204,6 +228,11 @@ def model_deployment():
         plan = DeploymentPlan.from_xcom(planned)
         return judge(settings, plan, task_storage_options(settings)).to_dict()
 
+    @task.branch
+    def choose_end(judgement: dict) -> str:
+        # a healthy canary unjudged by its deadline is a person's to decide
+        return {"review": "decide_quality"}.get(judgement["verdict"], "finish_rollout")
+
     @task(multiple_outputs=False)
     def finish_rollout(planned: dict, judgement: dict) -> dict:
         from mlops.deployment.judge import Judgement
@@ -213,7 +242,7 @@ def model_deployment():
         from mlops_airflow.context import task_storage_options, wall_clock
 
         settings = load_settings()
-        verdict = Judgement(**{**judgement, "reasons": tuple(judgement["reasons"])})
+        verdict = Judgement.from_dict(judgement)
         plan = DeploymentPlan.from_xcom(planned)
         step = finish(
             settings, plan, verdict, task_storage_options(settings), recorded_at=wall_clock()
@@ -239,7 +268,15 @@ def model_deployment():
     started >> observed >> wait_for_observed_days
     judgement = judge_rollout(planned)
     wait_for_observed_days >> judgement
-    finish_rollout(planned, judgement)
+    decide_quality = QualityDecisionOperator(
+        task_id="decide_quality",
+        plan_task_id="plan_deployment",
+        judgement_task_id="judge_rollout",
+        approvers=rollout_approvers(),
+        subject="A canary's quality could not be judged by its deadline: promote it?",
+        response_timeout=rollout_decision_timeout(),  # then: rolled back
+    )
+    choose_end(judgement) >> [finish_rollout(planned, judgement), decide_quality]
 
 
 model_deployment()

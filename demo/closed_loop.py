@@ -70,9 +70,15 @@ def loop_environment(
         "MLOPS_TRAINING_CRON": "",  # only the monitoring policy asks for training
         "MLOPS_SENSOR_POKE_S": "1",
         "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
-        # canaries observed 3 days, judged on health and score shift (labels need 7 more)
+        # canaries observed 3 days at least, then until the matured rows hold 30 frauds to
+        # judge AP against the champion: the labels of the first day, 7 days later (80 to
+        # 100 frauds a day at 2,500 cards), so a canary started on D is judged on D+8. One
+        # that cannot be judged by D+14 goes to a person; nobody answers here: within a
+        # minute it times out and is rolled back
         "MLOPS_ROLLOUT_OBSERVATION_DAYS": "3",
         "MLOPS_ROLLOUT_WAIT_FOR_LABELS": "false",
+        "MLOPS_ROLLOUT_QUALITY_DEADLINE_DAYS": "14",
+        "MLOPS_ROLLOUT_DECISION_TIMEOUT_H": "0.01",
         # nobody answers a review here: a needs_review candidate times out (nothing moves)
         # within a minute, so a retrain request queued behind it is not held for 24 h
         "MLOPS_REVIEW_TIMEOUT_H": "0.01",

@@ -14,7 +14,8 @@ DAG and names the tasks it replays; what a run takes from Airflow it takes the s
   several queued events acts on the one ``choose_event`` picks);
 * sensors become checks of the same markers, which a sequential loop finds present, except
   the rollout's: its observed days are scored days later, and it is judged on the first day
-  they all are, as ``ObservedDaysSensor`` fires.
+  they all are and its matured rows hold enough frauds (or its deadline passed), as
+  ``ObservedDaysSensor`` fires.
 
 The order is the one ``demo.closed_loop.run_loop`` settles each day in before the next one
 lands: the day's transactions; then what waits for its scores (the rollout judged on it,
@@ -25,8 +26,9 @@ not wait: it runs as soon as monitoring asks, and ends a rollout observed meanwh
 training is ever running while a day is decided (the scheduler's loop finishes it before the
 next day lands).
 Nothing asks a person: the demo's rollouts need no approval (``require_approval`` is off),
-and a candidate the gate sends for review is recorded as nobody answering in time, as
-``review_candidate`` times out in the demo (``MLOPS_REVIEW_TIMEOUT_H``).
+and a candidate the gate sends for review, or a canary unjudged by its deadline, is recorded
+as nobody answering in time, as ``review_candidate`` and ``decide_quality`` time out in the
+demo (``MLOPS_REVIEW_TIMEOUT_H``, ``MLOPS_ROLLOUT_DECISION_TIMEOUT_H``).
 """
 
 from __future__ import annotations
@@ -212,17 +214,28 @@ def model_rollback(
 
 
 def finish_observed(settings: Any, planned: Any) -> bool:
-    """wait_for_observed_days, judge_rollout, finish_rollout: True when the markers were
-    all there and the rollout ended (promoted or withdrawn)."""
-    from mlops.deployment.run import finish, judge_rollout, observation_markers
-    from mlops.io import storage
+    """wait_for_observed_days, judge_rollout, then finish_rollout or decide_quality: True
+    when the observation concluded (``mlops.deployment.maturity``) and the rollout ended
+    (promoted or withdrawn). Nobody is here to decide a canary unjudged by its deadline: its
+    decision times out (rolled back), as decide_quality does in the demo."""
+    from mlops.deployment.approval import decide
+    from mlops.deployment.judge import REVIEW
+    from mlops.deployment.maturity import observe
+    from mlops.deployment.quality_review import record_quality_decision
+    from mlops.deployment.run import finish, judge_rollout
     from mlops_airflow.context import wall_clock
 
     options = _options(settings)
-    if not all(storage.exists(m, options) for m in observation_markers(settings, planned)):
+    if not observe(settings, planned, options).concluded:
         return False
     verdict = judge_rollout(settings, planned, options)
-    finish(settings, planned, verdict, options, recorded_at=wall_clock())
+    if verdict.verdict == REVIEW:
+        nobody = decide({"chosen_options": ["Reject"], "timedout": True}, requester=None)
+        record_quality_decision(
+            settings, planned, verdict, nobody, options, recorded_at=wall_clock()
+        )
+    else:
+        finish(settings, planned, verdict, options, recorded_at=wall_clock())
     return True
 
 

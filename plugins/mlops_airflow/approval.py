@@ -1,7 +1,8 @@
 """Accountable approvals: Airflow's ``ApprovalOperator`` assigned to the approvers, which
 refuses the requester's own Approve and writes every answer to the deployment history
-(``mlops.deployment.approval``). Two questions are asked this way: a rollout's
-(model_deployment) and a gate's ``needs_review`` (model_training)."""
+(``mlops.deployment.approval``). Three questions are asked this way: a rollout's and a
+canary's that reached its deadline unjudged (model_deployment), and a gate's
+``needs_review`` (model_training)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,49 @@ class CandidateReviewOperator(RecordedApprovalOperator):
         return record_review(
             settings, review, decision, task_storage_options(settings), recorded_at=wall_clock()
         )
+
+
+class QualityDecisionOperator(RecordedApprovalOperator):
+    """Asks the approvers to decide a rollout of ``plan_task_id`` whose quality could not be
+    judged by its deadline (the ``review`` judgement of ``judgement_task_id``); the question
+    names what was observed (``quality_body``, built when the task runs). The answer ends
+    the rollout (``mlops.deployment.quality_review``): an approval promotes, anything else
+    rolls back."""
+
+    def __init__(
+        self, *, plan_task_id: str, judgement_task_id: str, approvers: Sequence[str], **kwargs: Any
+    ) -> None:
+        super().__init__(approvers=approvers, **kwargs)
+        self.plan_task_id = plan_task_id
+        self.judgement_task_id = judgement_task_id
+
+    def _judged(self, context: Any) -> tuple[Any, Any]:
+        from mlops.deployment.judge import Judgement
+        from mlops.deployment.plan import DeploymentPlan
+
+        ti = context["ti"]
+        return (
+            DeploymentPlan.from_xcom(ti.xcom_pull(task_ids=self.plan_task_id)),
+            Judgement.from_dict(ti.xcom_pull(task_ids=self.judgement_task_id)),
+        )
+
+    def execute(self, context: Any) -> Any:
+        from mlops.deployment.quality_review import quality_body
+
+        self.body = quality_body(*self._judged(context))
+        return super().execute(context)
+
+    def record(self, context: Any, decision: Any) -> str:
+        from mlops.deployment.quality_review import record_quality_decision
+        from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options, wall_clock
+
+        settings = load_settings()
+        step = record_quality_decision(
+            settings,
+            *self._judged(context),
+            decision,
+            task_storage_options(settings),
+            recorded_at=wall_clock(),
+        )
+        return step.event or ""

@@ -77,6 +77,7 @@ TASK_TIMEOUT = timedelta(minutes=30)  # a day's task takes minutes
 TRAINING_TIMEOUT = timedelta(hours=3)  # Feast's historical retrieval, fit, gate
 APPROVAL_TIMEOUT = timedelta(days=2)  # a human's answer to a rollout (then: reject)
 REVIEW_TIMEOUT = timedelta(hours=24)  # a human's review of a needs_review candidate
+DECISION_TIMEOUT = timedelta(days=2)  # a human's call on a canary unjudged by its deadline
 OBSERVATION_TIMEOUT = timedelta(days=120)  # a rollout's observed data days
 RUN_WORK = timedelta(hours=6)  # a run's tasks, retries included, besides its waits
 ROLLBACK_TIMEOUT = timedelta(minutes=5)  # a rollback's task: a few registry calls
@@ -111,6 +112,19 @@ def review_timeout() -> timedelta:
     return timedelta(hours=hours)
 
 
+def rollout_decision_timeout() -> timedelta:
+    """How long model_deployment waits for a person to decide a canary whose quality could
+    not be judged by its deadline, before it counts as a rejection (rolled back):
+    ``MLOPS_ROLLOUT_DECISION_TIMEOUT_H``, hours, 48 by default."""
+    value = os.environ.get("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", "").strip()
+    hours = float(value) if value else DECISION_TIMEOUT.total_seconds() / 3600
+    if not hours > 0:
+        raise ValueError(
+            f"MLOPS_ROLLOUT_DECISION_TIMEOUT_H must be a positive number of hours, got {value!r}"
+        )
+    return timedelta(hours=hours)
+
+
 def training_run_timeout() -> timedelta:
     """``dagrun_timeout`` of model_training: two training tasks, each with a retry, the
     review's wait, and room."""
@@ -118,8 +132,9 @@ def training_run_timeout() -> timedelta:
 
 
 def deployment_run_timeout() -> timedelta:
-    """``dagrun_timeout`` of model_deployment: an approval, the observed days, then the work."""
-    return APPROVAL_TIMEOUT + OBSERVATION_TIMEOUT + RUN_WORK
+    """``dagrun_timeout`` of model_deployment: an approval, the observed days, a decision,
+    then the work."""
+    return APPROVAL_TIMEOUT + OBSERVATION_TIMEOUT + rollout_decision_timeout() + RUN_WORK
 
 
 def retry_delay(default: timedelta) -> timedelta:
@@ -182,7 +197,7 @@ def training_cron() -> str | None:
 def rollout_default(name: str, default: str) -> str:
     """A default of model_deployment's Params (what an asset-triggered rollout uses):
     ``MLOPS_ROLLOUT_STRATEGY``, ``_CANARY_SHARE``, ``_OBSERVATION_DAYS``,
-    ``_WAIT_FOR_LABELS``."""
+    ``_WAIT_FOR_LABELS``, ``_JUDGE_QUALITY``, ``_QUALITY_DEADLINE_DAYS``."""
     return os.environ.get(f"MLOPS_ROLLOUT_{name.upper()}") or default
 
 

@@ -215,9 +215,12 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
 
 class ObservedDaysSensor(PartitionMarkersSensor):
     """Wait, deferred, until a rollout's observed data days are scored (and, to judge on
-    matured labels, until the data clock reaches the day their labels are known), unless a
-    rollback aborts the rollout first: model_rollback writes an abort mark for this run
-    (``mlops.deployment.rollback``), the trigger fires on it as on the markers
+    matured labels, until the data clock reaches the day their labels are known), then, to
+    judge its quality, one more data day at a time until its matured rows hold enough
+    frauds or its deadline passes (``mlops.deployment.maturity``: each look works out again
+    which day's markers are missing, so the wait moves on a day whenever one is scored);
+    unless a rollback aborts the rollout first: model_rollback writes an abort mark for this
+    run (``mlops.deployment.rollback``), the trigger fires on it as on the markers
     (``AbortableTrigger``), and the task is skipped, the mark kept in the rollout's evidence.
 
     :param plan_task_id: the task whose XCom is the deployment plan (its days).
@@ -236,10 +239,15 @@ class ObservedDaysSensor(PartitionMarkersSensor):
         return DeploymentPlan.from_xcom(context["ti"].xcom_pull(task_ids=self.plan_task_id))
 
     def markers(self, context: Context) -> list[str]:
-        from mlops.deployment.run import observation_markers
+        from mlops.deployment.maturity import observe
         from mlops.settings import load_settings
+        from mlops_airflow.context import task_storage_options
 
-        return observation_markers(load_settings(), self._plan(context))
+        settings = load_settings()
+        seen = observe(settings, self._plan(context), task_storage_options(settings))
+        if seen.concluded:
+            self.log.info("Observation %s: %s", seen.status, seen.to_dict())
+        return list(seen.missing)
 
     def check_aborted(self, context: Context) -> None:
         from mlops.deployment.rollback import aborted_rollout

@@ -71,24 +71,31 @@ def score_when_the_rollout_starts(world, days) -> Callable[[], None]:
     return score_observed_days
 
 
-def canary(world, version: str) -> tuple[dict[str, str], list]:
+def canary(world, version: str, scored: int = 8, **conf) -> tuple[dict[str, str], list]:
+    """A canary observed 2 days at least; the days up to START+``scored`` are scored as it
+    waits (the labels of START+1 are known on START+8)."""
     reset_registry(world.settings, champion=world.versions.good)
-    days = observed(START, 2)
-    conf = {"version": version, "day": str(START), "observation_days": 2, "wait_for_labels": False}
+    days = observed(START, scored)
+    conf = {"version": version, "day": str(START), "observation_days": 2, **conf}
     with helper_thread(score_when_the_rollout_starts(world, days)):
-        _, states = run({**conf, "canary_share": 0.5, "reason": "weekly retrain"})
+        _, states = run(
+            {**conf, "wait_for_labels": False, "canary_share": 0.5, "reason": "weekly retrain"}
+        )
     return states, days
 
 
-def test_a_canary_waits_for_its_data_days_then_is_promoted(world):
+def test_a_canary_waits_until_its_matured_rows_can_judge_it_then_is_promoted(world):
     good, better = world.versions.good, world.versions.better
     states, days = canary(world, better)
     assert states["wait_for_observed_days"] == "success"
     assert states["finish_rollout"] == "success"
+    assert states["decide_quality"] == "skipped"
     assert aliases(world) == (better, None, good)
     events = read_history(world.settings)
     assert [e.action for e in events] == ["rollout_started", "promoted"]
     assert events[0].details["request_reason"] == "weekly retrain"
+    assert "matured AP non-inferior" in events[1].reason
+    assert events[1].day == str(days[-1])  # judged on the day the labels of START+1 are known
     assert served_on(world.settings, days[-1]).version == good
     assert served_on(world.settings, days[-1] + timedelta(days=1)).version == better
 
@@ -97,7 +104,7 @@ def test_a_canary_that_raises_is_rolled_back_without_having_answered(world):
     from mlops.scoring.log import prediction_sink
 
     good, broken = world.versions.good, world.versions.broken
-    states, days = canary(world, broken)
+    states, days = canary(world, broken, scored=2)  # failing: no wait for its labels
     assert states["finish_rollout"] == "success"
     assert aliases(world) == (good, None, None)
     events = read_history(world.settings)
@@ -183,6 +190,36 @@ def test_no_answer_in_time_is_recorded_as_a_timeout(approvers):
     assert aliases(world) == (world.versions.good, None, None)
     (event,) = read_history(world.settings)
     assert (event.action, event.responded_by) == ("approval_timed_out", None)
+
+
+def unjudged_canary(world, answer: Callable[[], None]) -> dict[str, str]:
+    """A healthy canary whose deadline (START+3) comes before any label matures: a person
+    decides, as ``answer`` does."""
+    conf = {"quality_deadline_days": 3, "observation_days": 2}
+    with helper_thread(answer):
+        states, _ = canary(world, world.versions.better, scored=3, **conf)
+    assert states["finish_rollout"] == "skipped"
+    assert states["decide_quality"] == "success"
+    return states
+
+
+def test_a_canary_unjudged_by_its_deadline_is_promoted_by_an_approver(approvers):
+    world = approvers
+    unjudged_canary(world, answer_hitl("model_deployment", "decide_quality", "carol", "Approve"))
+    assert aliases(world) == (world.versions.better, None, world.versions.good)
+    events = by_action(world)
+    assert sorted(events) == ["approved", "promoted", "rollout_started"]
+    assert events["approved"].details["stage"] == "quality"
+    assert events["promoted"].approved_by == "carol"
+
+
+def test_a_canary_unjudged_by_its_deadline_is_rolled_back_when_nobody_answers(approvers):
+    world = approvers
+    unjudged_canary(world, time_out_hitl("decide_quality"))
+    assert aliases(world) == (world.versions.good, None, None)
+    events = by_action(world)
+    assert sorted(events) == ["approval_timed_out", "rollout_aborted", "rollout_started"]
+    assert events["approval_timed_out"].responded_by is None
 
 
 def test_a_run_asking_for_a_rollback_is_refused_pointing_to_model_rollback(airflow_db):

@@ -17,6 +17,27 @@ def test_a_review_in_the_loops_times_out_within_a_minute(monkeypatch):
     assert review_timeout() < timedelta(minutes=1)
 
 
+def test_a_canary_in_the_loops_is_judged_on_quality_and_an_unjudged_one_times_out_soon(
+    monkeypatch,
+):
+    """The labels of a canary's first day are known 7 days later, with 80 to 100 frauds
+    at 2,500 cards: judged then. The deadline leaves a week more; nobody answers the
+    question after it, which times out (rolled back) within a minute."""
+    from mlops_airflow.parse_time import rollout_decision_timeout, rollout_default
+
+    env = loop_environment(LoopConfig(days=30), None)
+    for name, value in env.items():
+        if name.startswith("MLOPS_ROLLOUT_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MLOPS_ROLLOUT_JUDGE_QUALITY", raising=False)
+    assert rollout_default("judge_quality", "true") == "true"  # the default: not switched off
+    observed, deadline = (
+        int(rollout_default(n, "0")) for n in ("observation_days", "quality_deadline_days")
+    )
+    assert observed + 7 < deadline <= 14  # one matured day before it; a short wait after
+    assert rollout_decision_timeout() < timedelta(minutes=1)
+
+
 class Stack:
     """The REST answers ``busy`` reads: model_training's runs and their task instances."""
 

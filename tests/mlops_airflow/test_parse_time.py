@@ -57,3 +57,17 @@ def test_a_review_waits_a_day_unless_the_environment_says_how_many_hours(monkeyp
         monkeypatch.setenv("MLOPS_REVIEW_TIMEOUT_H", wrong)
         with pytest.raises(ValueError, match="MLOPS_REVIEW_TIMEOUT_H must be a positive number"):
             review_timeout()
+
+
+def test_a_decision_on_an_unjudged_canary_waits_two_days_unless_told_otherwise(monkeypatch):
+    from mlops_airflow.parse_time import deployment_run_timeout, rollout_decision_timeout
+
+    monkeypatch.delenv("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", raising=False)
+    assert rollout_decision_timeout() == timedelta(days=2)
+    long_run = deployment_run_timeout()
+    monkeypatch.setenv("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", "0.01")
+    assert rollout_decision_timeout() == timedelta(seconds=36)
+    assert deployment_run_timeout() == long_run - timedelta(days=2) + timedelta(seconds=36)
+    monkeypatch.setenv("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", "0")
+    with pytest.raises(ValueError, match="MLOPS_ROLLOUT_DECISION_TIMEOUT_H must be a positive"):
+        rollout_decision_timeout()

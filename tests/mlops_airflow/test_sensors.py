@@ -212,20 +212,49 @@ def test_monitoring_waits_for_the_day_batch_log_partition(tmp_path):
     assert sensor.execute(context()) is None
 
 
-@pytest.fixture
-def rollout(tmp_path, monkeypatch):
+def observed_rollout(tmp_path, monkeypatch, judge_quality: bool):
     """A canary planned on 2018-04-01, observed on the next 2 days, under a data root."""
     from mlops.deployment.plan import DeploymentRequest, plan_deployment
     from mlops.registry.aliases import AliasState
 
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
     request = DeploymentRequest(
-        day=DAY.date(), version="2", observation_days=2, wait_for_labels=False, run_id="canary"
+        day=DAY.date(),
+        version="2",
+        observation_days=2,
+        wait_for_labels=False,
+        judge_quality=judge_quality,
+        run_id="canary",
     )
     planned = plan_deployment(request, AliasState(champion="1"), 7)
     ti = SimpleNamespace(xcom_pull=lambda task_ids: planned.to_xcom())
     sensor = ObservedDaysSensor(task_id="wait", plan_task_id="plan", timeout=60)
     return sensor, context(ti=ti, run_id="canary"), planned
+
+
+@pytest.fixture
+def rollout(tmp_path, monkeypatch):
+    """Judged on its 2 days alone (``judge_quality`` off)."""
+    return observed_rollout(tmp_path, monkeypatch, judge_quality=False)
+
+
+def test_a_canary_judged_on_quality_waits_a_day_more_while_no_label_has_matured(
+    tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    from mlops.deployment import maturity
+
+    sensor, ctx, _ = observed_rollout(tmp_path, monkeypatch, judge_quality=True)
+    # healthy on its 2 days (tests/mlops/deployment judge the rows themselves)
+    monkeypatch.setattr(maturity, "observed_rows", lambda *args: (pd.DataFrame(), None))
+    monkeypatch.setattr(maturity, "judge", lambda *args: SimpleNamespace(verdict="promote"))
+    batch = tmp_path / "predictions" / "batch"
+    for day in ("2018-04-02", "2018-04-03", "2018-04-04"):
+        mark(batch, day)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(ctx)
+    assert deferred.value.trigger.wait[1]["filepath"] == f"{batch}/date=2018-04-05/_SUCCESS"
 
 
 def test_observed_days_wait_on_their_markers_or_the_run_abort_mark(tmp_path, rollout):

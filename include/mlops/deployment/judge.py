@@ -17,7 +17,10 @@ comparison is paired. Three questions, in the order a failure is most certain:
    the gate's paired bootstrap of average precision, challenger minus champion, by card;
    rolled back when a regression larger than the gate's margin cannot be excluded (the
    gate's own non-inferiority rule, now on live traffic). With fewer frauds than
-   ``min_frauds`` the quality is reported but not judged: that few is noise.
+   ``min_frauds`` the quality is reported but not judged: that few is noise. A rollout
+   observed until it had enough (``mlops.deployment.maturity``) requires the judgement
+   (``require_quality``): without it, a healthy challenger is neither promoted nor rolled
+   back but goes to a person (``REVIEW``, ``mlops.deployment.quality_review``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import pandas as pd
 from mlops.features.names import LABEL
 from mlops.gate.evidence import paired_bootstrap
 
-PROMOTE, ROLLBACK = "promote", "rollback"
+PROMOTE, ROLLBACK, REVIEW = "promote", "rollback", "review"
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,17 @@ class RolloutPolicy:
 
 @dataclass(frozen=True)
 class Judgement:
-    verdict: str  # promote | rollback
+    verdict: str  # promote | rollback | review (a person decides)
     reasons: tuple[str, ...]
     rows: int
     checks: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Judgement:
+        return cls(**{**data, "reasons": tuple(data["reasons"])})
 
 
 def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
@@ -180,12 +187,26 @@ def _quality(labelled: pd.DataFrame, policy: RolloutPolicy) -> tuple[dict[str, A
     return check, []
 
 
+def _non_inferior(quality: dict[str, Any]) -> str:
+    found = quality["bootstrap"]
+    return (
+        f"matured AP non-inferior: challenger {found['candidate']:.3f} vs champion "
+        f"{found['champion']:.3f} on {quality['rows']} rows with {quality['frauds']} frauds, "
+        f"CI of the difference [{found['lo']:.3f}, {found['hi']:.3f}]"
+    )
+
+
 def judge(
-    rows: pd.DataFrame, labelled: pd.DataFrame, policy: RolloutPolicy | None = None
+    rows: pd.DataFrame,
+    labelled: pd.DataFrame,
+    policy: RolloutPolicy | None = None,
+    *,
+    require_quality: bool = False,
 ) -> Judgement:
     """Judge a rollout from its logged ``rows`` (prediction log columns, challenger version
     already selected) and the subset whose labels have matured (``labelled``, with TX_FRAUD).
-    """
+    With ``require_quality``, a healthy challenger whose quality could not be judged is
+    ``REVIEW``: neither promoted nor rolled back without a person."""
     policy = policy or RolloutPolicy()
     if len(rows) < policy.min_rows:
         reason = f"only {len(rows)} rows scored by the challenger (< {policy.min_rows})"
@@ -200,10 +221,11 @@ def judge(
         return Judgement(ROLLBACK, tuple(failures), len(rows), checks)
     reasons = ["no challenger error", "alert volume within limits"]
     quality = checks["quality"]
-    reasons.append(
-        "matured AP non-inferior" if quality["judged"] else quality.get("note", "no labels")
-    )
+    if require_quality and not quality["judged"]:
+        reasons += [quality["note"], "quality not judged: a person decides"]
+        return Judgement(REVIEW, tuple(reasons), len(rows), checks)
+    reasons.append(_non_inferior(quality) if quality["judged"] else quality["note"])
     return Judgement(PROMOTE, tuple(reasons), len(rows), checks)
 
 
-__all__ = ["PROMOTE", "ROLLBACK", "Judgement", "RolloutPolicy", "judge", "score_psi"]
+__all__ = ["PROMOTE", "REVIEW", "ROLLBACK", "Judgement", "RolloutPolicy", "judge", "score_psi"]

@@ -7,6 +7,11 @@ data days the rollout is observed on and the day it is judged: ``D+1 .. D+N`` fo
 started on data day ``D``, judged at ``D+N``, or, when the matured labels are wanted, at
 ``D+N+delay`` (the day the labels of ``D+N`` become known). Only data days enter the plan:
 a backfill or a simulation advances them exactly as production does.
+
+That window is the least a rollout is observed. By default (``judge_quality``) it is then
+observed one more data day at a time (``extended``) until its matured rows hold enough frauds
+to judge quality, or until ``quality_deadline_days`` after ``D``, when a person decides
+(``mlops.deployment.maturity``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ class DeploymentRequest:
     observation_days: int = 7
     wait_for_labels: bool = True
     require_approval: bool = False
+    # judge matured AP against the champion before promoting; past the deadline, a person
+    judge_quality: bool = True
+    quality_deadline_days: int = 30  # data days after ``day``
     reason: str = ""
     actor: str = "model_deployment"
     run_id: str | None = None
@@ -59,6 +67,10 @@ class DeploymentRequest:
         if not 1 <= self.observation_days <= 90:
             raise DeploymentRequestError(
                 f"observation_days must be in 1..90, got {self.observation_days}"
+            )
+        if not 1 <= self.quality_deadline_days <= 365:
+            raise DeploymentRequestError(
+                f"quality_deadline_days must be in 1..365, got {self.quality_deadline_days}"
             )
 
 
@@ -119,6 +131,8 @@ def deployment_request(
         observation_days=int(params["observation_days"]),
         wait_for_labels=bool(params["wait_for_labels"]),
         require_approval=bool(params["require_approval"]),
+        judge_quality=bool(params.get("judge_quality", True)),
+        quality_deadline_days=int(params.get("quality_deadline_days") or 30),
         reason=params.get("reason") or extra.get("reason") or "",
         actor=actor,
         run_id=run_id,
@@ -126,8 +140,9 @@ def deployment_request(
     )
 
 
-def _window(request: DeploymentRequest, delay_days: int) -> dict[str, Any]:
-    days = [request.day + timedelta(days=i) for i in range(1, request.observation_days + 1)]
+def _window(request: DeploymentRequest, delay_days: int, extra_days: int = 0) -> dict[str, Any]:
+    observed = request.observation_days + extra_days
+    days = [request.day + timedelta(days=i) for i in range(1, observed + 1)]
     judge_day = days[-1] + timedelta(days=delay_days if request.wait_for_labels else 0)
     matured = [d for d in days if d <= judge_day - timedelta(days=delay_days)]
     return {
@@ -135,6 +150,14 @@ def _window(request: DeploymentRequest, delay_days: int) -> dict[str, Any]:
         "judge_day": judge_day.isoformat(),
         "label_days": tuple(d.isoformat() for d in matured),
     }
+
+
+def extended(plan: DeploymentPlan, extra_days: int, delay_days: int) -> DeploymentPlan:
+    """``plan`` observed ``extra_days`` more data days: its observed days, judgement day and
+    matured days all move on by as many (the request, as asked, is kept)."""
+    if not plan.observes or extra_days == 0:
+        return plan
+    return replace(plan, **_window(plan.request, delay_days, extra_days))
 
 
 def plan_deployment(
@@ -173,5 +196,6 @@ __all__ = [
     "DeploymentRequest",
     "DeploymentRequestError",
     "deployment_request",
+    "extended",
     "plan_deployment",
 ]

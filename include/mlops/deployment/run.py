@@ -11,31 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import date
 from typing import Any
 
-import pandas as pd
-
 from mlops import zones
-from mlops.deployment.judge import PROMOTE, Judgement, RolloutPolicy, judge
+from mlops.deployment.judge import PROMOTE, ROLLBACK, Judgement, RolloutPolicy, judge
+from mlops.deployment.maturity import observation_markers, observe, observed_rows
 from mlops.deployment.plan import (
     DeploymentPlan,
     DeploymentRequest,
     DeploymentRequestError,
+    extended,
     plan_deployment,
 )
-from mlops.features.names import LABEL
 from mlops.io import storage
-from mlops.io.partitions import require_partition
 from mlops.registry import aliases as moves
 from mlops.registry import trust
 from mlops.registry.history import DeploymentEvent, recorded_move
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.state import RolloutState, clear_rollout, read_rollout, write_rollout
-from mlops.schema import SUCCESS_MARKER, partition_name
-from mlops.scoring.log import prediction_sink
 from mlops.settings import Settings
-from mlops.validation.partition import VALIDATED_TABLE
 
 
 @dataclass(frozen=True)
@@ -186,33 +180,6 @@ def start(
     )
 
 
-def _labels(settings: Settings, days: list[str], options: storage.StorageOptions | None):
-    parts = []
-    for day in days:
-        folder = storage.join(settings.zone(zones.VALIDATED), partition_name(day))
-        uri = require_partition(folder, options).file(VALIDATED_TABLE)
-        parts.append(storage.read_parquet(uri, options)[["TRANSACTION_ID", LABEL]])
-    if not parts:
-        return pd.DataFrame({"transaction_id": [], LABEL: []}, dtype="int64")
-    return pd.concat(parts, ignore_index=True).rename(columns={"TRANSACTION_ID": "transaction_id"})
-
-
-def observed_rows(
-    settings: Settings, plan: DeploymentPlan, options: storage.StorageOptions | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The logged rows of the observed days scored by the rollout's challenger (batch and
-    service), and those of them whose labels are known at the judgement day."""
-    sink = prediction_sink(settings.data_root, settings.prediction_log_url, options)
-    days = [date.fromisoformat(d) for d in plan.observed_days]
-    frames = [sink.read_day(source, day) for day in days for source in ("batch", "service")]
-    rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-    rows = rows.loc[rows["challenger_version"] == str(plan.request.version)]
-    labels = _labels(settings, list(plan.label_days), options)
-    batch = rows.loc[rows["source"] == "batch"]  # the service's rows repeat batch ones
-    labelled = batch.merge(labels, on="transaction_id", how="inner")
-    return rows.reset_index(drop=True), labelled
-
-
 def evidence_uri(settings: Settings, plan: DeploymentPlan) -> str:
     name = f"{MODEL_NAME}-v{plan.request.version}-{plan.request.day.isoformat()}.json"
     return storage.join(settings.zone(zones.DEPLOYMENT_REPORTS), name)
@@ -224,12 +191,31 @@ def judge_rollout(
     options: storage.StorageOptions | None = None,
     policy: RolloutPolicy | None = None,
 ) -> Judgement:
-    """Judge the rollout on its observed days; the evidence is written beside the history."""
-    rows, labelled = observed_rows(settings, plan, options)
-    judgement = judge(rows, labelled, policy)
+    """Judge the rollout where its observation concluded (``mlops.deployment.maturity``):
+    on quality once its matured rows hold enough frauds, on its window when it fails there,
+    or, at the deadline without enough frauds, on health alone for a person to decide
+    (``REVIEW``). The evidence (the observation:
+    days, matured rows and frauds; the judgement: each check, the bootstrap's AP of both
+    variants and its interval) is written beside the history."""
+    policy = policy or RolloutPolicy()
+    seen = observe(settings, plan, options, policy)
+    if not seen.concluded:
+        raise RuntimeError(
+            f"the rollout of v{plan.request.version} is still observed: "
+            f"{', '.join(seen.missing)} missing (wait_for_observed_days ends when they are in)"
+        )
+    rows, labelled = observed_rows(settings, seen.plan, options)
+    judgement = judge(rows, labelled, policy, require_quality=plan.request.judge_quality)
+    judgement = replace(judgement, checks={**judgement.checks, "observation": seen.to_dict()})
     evidence = {"plan": plan.to_xcom(), "judgement": judgement.to_dict()}
     storage.write_json_atomic(evidence_uri(settings, plan), evidence, options)
     return judgement
+
+
+def judged_plan(settings: Settings, plan: DeploymentPlan, judgement: Judgement) -> DeploymentPlan:
+    """``plan`` as it was observed until ``judgement`` (its extra days)."""
+    extra = (judgement.checks.get("observation") or {}).get("extra_days", 0)
+    return extended(plan, int(extra), settings.label_delay_days)
 
 
 def finish(
@@ -238,11 +224,16 @@ def finish(
     judgement: Judgement,
     options: storage.StorageOptions | None = None,
     *,
+    approval: Approval = Approval(),
     recorded_at: str | None = None,
 ) -> DeploymentStep:
     """Promote (champion moves, the old one becomes ``previous``) or roll back (challenger
-    alias and rollout cleared, champion untouched), as the judgement says."""
+    alias and rollout cleared, champion untouched), as the judgement says; on the day the
+    rollout was judged at. A ``REVIEW`` is a person's to decide (``quality_review``)."""
+    if judgement.verdict not in (PROMOTE, ROLLBACK):
+        raise ValueError(f"a {judgement.verdict!r} judgement is decided by a person, not here")
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
+    plan = judged_plan(settings, plan, judgement)
 
     def move() -> moves.AliasState:
         if judgement.verdict == PROMOTE:
@@ -262,6 +253,7 @@ def finish(
         move,
         options,
         reason="; ".join(judgement.reasons),
+        approval=approval,
         evidence=evidence_uri(settings, plan),
         recorded_at=recorded_at,
     )
@@ -287,24 +279,13 @@ def roll_back(
     )
 
 
-def observation_markers(settings: Settings, plan: DeploymentPlan) -> list[str]:
-    """The ``_SUCCESS`` markers whose presence means the rollout can be judged: the scored
-    batch partitions of the observed days and, for the labels, the validated partition of
-    the judgement day (the data clock has reached it)."""
-    batch = storage.join(settings.zone(zones.PREDICTIONS), "batch")
-    markers = [storage.join(batch, partition_name(d), SUCCESS_MARKER) for d in plan.observed_days]
-    if plan.judge_day and plan.judge_day not in plan.observed_days:
-        validated = settings.zone(zones.VALIDATED)
-        markers.append(storage.join(validated, partition_name(plan.judge_day), SUCCESS_MARKER))
-    return markers
-
-
 __all__ = [
     "Approval",
     "DeploymentStep",
     "evidence_uri",
     "finish",
     "judge_rollout",
+    "judged_plan",
     "observation_markers",
     "observed_rows",
     "plan",

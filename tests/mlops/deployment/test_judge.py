@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.deployment.judge import PROMOTE, ROLLBACK, judge, score_psi
+from mlops.deployment.judge import PROMOTE, REVIEW, ROLLBACK, Judgement, judge, score_psi
 
 ROWS = 4000
 
@@ -59,8 +59,14 @@ def test_a_challenger_like_the_champion_is_promoted_and_judged_on_labels():
     rows = logged(similar)
     result = judge(rows, rows)
     assert result.verdict == PROMOTE
-    assert result.checks["quality"]["judged"]
-    assert "matured AP non-inferior" in result.reasons
+    quality = result.checks["quality"]
+    assert quality["judged"]
+    found = quality["bootstrap"]
+    assert result.reasons[-1] == (
+        f"matured AP non-inferior: challenger {found['candidate']:.3f} vs champion "
+        f"{found['champion']:.3f} on {ROWS} rows with {quality['frauds']} frauds, "
+        f"CI of the difference [{found['lo']:.3f}, {found['hi']:.3f}]"
+    )
 
 
 def test_any_challenger_error_rolls_back_and_names_the_error():
@@ -105,6 +111,29 @@ def test_too_few_matured_frauds_are_reported_not_judged():
     assert result.verdict == PROMOTE
     assert not result.checks["quality"]["judged"]
     assert "not judged" in result.reasons[-1]
+
+
+def test_when_quality_is_required_too_few_frauds_go_to_a_person():
+    rows = logged(similar)
+    few = rows.loc[rows["TX_FRAUD"].eq(0) | (rows.index < 1000)]
+    result = judge(rows, few, require_quality=True)
+    assert result.verdict == REVIEW
+    assert result.reasons[-1] == "quality not judged: a person decides"
+    assert "frauds among matured rows (< 30): not judged" in result.reasons[-2]
+    assert Judgement.from_dict(result.to_dict()) == result
+
+
+def test_when_quality_is_required_enough_frauds_are_judged_either_way():
+    rows = logged(similar)
+    assert judge(rows, rows, require_quality=True).verdict == PROMOTE
+    worse = logged(blind)
+    assert judge(worse, worse, require_quality=True).verdict == ROLLBACK
+
+
+def test_an_unhealthy_challenger_rolls_back_without_asking_even_unjudged():
+    rows = logged(similar, errors=3)
+    result = judge(rows, rows.head(0), require_quality=True)
+    assert result.verdict == ROLLBACK
 
 
 def test_too_few_rows_never_promote():

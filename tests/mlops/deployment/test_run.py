@@ -27,7 +27,8 @@ def world(deployment_world):
     return deployment_world
 
 
-def rollout(world, version: str, **kwargs):
+def rollout(world, version: str, scored: int = 3, **kwargs):
+    """A canary of ``version`` started on START, its first ``scored`` days scored; judged."""
     request = DeploymentRequest(
         day=START,
         version=version,
@@ -38,7 +39,7 @@ def rollout(world, version: str, **kwargs):
     )
     planned = plan(world.settings, request)
     started = start(world.settings, planned, approval=Approval(by="alice", at="t"))
-    score_days(world.settings, observed(START, 3))
+    score_days(world.settings, observed(START, scored))
     return planned, started, judge_rollout(world.settings, planned)
 
 
@@ -49,14 +50,34 @@ def logged(world, days):
     return pd.concat([sink.read_day("batch", d) for d in days], ignore_index=True)
 
 
-def test_a_good_canary_is_promoted_and_the_history_tells_who_served_when(world):
+def test_a_canary_is_observed_until_its_matured_rows_hold_enough_frauds(world):
+    """Its 3 days are scored, but no label of theirs has matured: it is still observed, on
+    one more day at a time (mlops.deployment.maturity)."""
+    with pytest.raises(RuntimeError, match=r"still observed: .*date=\S+/_SUCCESS"):
+        rollout(world, world.versions.better, scored=5)
+
+
+def test_a_good_canary_is_promoted_on_matured_quality_and_the_history_tells_who_served_when(
+    world,
+):
     good, better = world.versions.good, world.versions.better
-    planned, started, judgement = rollout(world, better, canary_share=0.3)
+    # judged once the labels of D+1 are known (D+8): they hold enough frauds
+    planned, started, judgement = rollout(world, better, scored=8, canary_share=0.3)
     assert started.action == "rollout_started"
-    rows = logged(world, observed(START, 3))
+    rows = logged(world, observed(START, 8))
     share = (rows["variant"] == "challenger").mean()
     assert 0.15 < share < 0.45 and rows["challenger_score"].notna().all()
     assert judgement.verdict == "promote", judgement.reasons
+    seen, quality = judgement.checks["observation"], judgement.checks["quality"]
+    assert (seen["status"], seen["extra_days"], seen["judge_day"]) == (
+        "enough_frauds",
+        5,
+        str(START + timedelta(days=8)),
+    )
+    assert seen["label_days"] == [str(START + timedelta(days=1))]
+    assert quality["judged"] and quality["frauds"] == seen["frauds"] >= 30
+    assert {"candidate", "champion", "lo", "hi"} <= set(quality["bootstrap"])
+    assert judgement.reasons[-1].startswith("matured AP non-inferior: challenger ")
     step = finish(world.settings, planned, judgement)
     assert step.action == "promoted"
     state = alias_state(world.settings.mlflow_tracking_uri)
@@ -66,7 +87,9 @@ def test_a_good_canary_is_promoted_and_the_history_tells_who_served_when(world):
     assert [e.action for e in history] == ["rollout_started", "promoted"]
     assert history[0].approved_by == "alice"
     assert history[1].evidence.endswith(f"v{better}-{START}.json")
-    last_observed = START + timedelta(days=3)
+    assert history[1].day == str(START + timedelta(days=8))  # judged there
+    assert history[1].reason.endswith(judgement.reasons[-1])
+    last_observed = START + timedelta(days=8)
     assert served_on(world.settings, last_observed).version == good
     assert served_on(world.settings, last_observed + timedelta(days=1)).version == better
 
@@ -74,8 +97,10 @@ def test_a_good_canary_is_promoted_and_the_history_tells_who_served_when(world):
 @pytest.mark.parametrize("kind", ["broken", "garbage"])
 def test_a_bad_challenger_is_rolled_back_and_the_champion_untouched(world, kind):
     good, bad = world.versions.good, getattr(world.versions, kind)
+    # judged on its 3 days: failing there, it is not kept in traffic for its labels
     planned, _, judgement = rollout(world, bad, canary_share=0.5)
     assert judgement.verdict == "rollback"
+    assert judgement.checks["observation"]["status"] == "failing"
     rows = logged(world, observed(START, 3))
     if kind == "broken":  # it raised on every row: no client was ever answered by it
         assert (rows["variant"] == "champion").all()
