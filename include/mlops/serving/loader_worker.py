@@ -99,6 +99,7 @@ def main() -> None:
     cap_native_threads(1)
     worker = Worker(*sys.argv[1:3])
     worker.prepare()
+    log.info("model loader ready (pid %s)", os.getpid())
     requests = sys.stdin.buffer.fileno()
     while True:
         try:
