@@ -34,12 +34,16 @@ features offline and online.
    (`predictions/batch/date=...`, or the PostgreSQL table when `MLOPS_PREDICTION_LOG_URL`
    is set). No champion yet: the task succeeds, reporting that it skipped and why.
 
-**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows) and the
-`features` asset (event extra: day, feature rows, snapshot rows, online store).
+**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows), the
+`features` asset (event extra: day, feature rows, snapshot rows, online store) and the
+`scored_predictions` asset (event extra: day, status `scored` or `skipped`, rows, champion
+version), each event with the day as its **partition key**, so a rerun of a day is an
+event for the same partition (README "How the day travels").
 **Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`,
 with any `--max-active-runs`; each run processes its own data interval, so reruns replace
 the same partitions, and each day's features wait for the days before it.
-**Manual run**: trigger with the `day` param to re-process one day. **Alerts** (README
+**Manual run**: trigger with the `day` param, or over REST with `"partition_key": "D"` (and
+`"logical_date": null`), to re-process one day. **Alerts** (README
 "Alerts"): a task's last failed try, a failed run, and a run not done
 `MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued. Owner: ml-platform.
 """
@@ -51,7 +55,7 @@ from datetime import timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mlops_airflow.alerts import FailureNotifier, deadline_alert
-from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
+from mlops_airflow.assets import FEATURES, SCORED_PREDICTIONS, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
     daily_run_timeout,
     features_deadline,
@@ -136,6 +140,7 @@ def transactions_daily():
             "rows": result.good,
             "bad_rows": result.bad,
         }
+        outlet_events[VALIDATED_TRANSACTIONS].add_partitions(result.day)
         return result.to_xcom()
 
     @task(multiple_outputs=False)
@@ -170,10 +175,11 @@ def transactions_daily():
             "terminals": online.terminals,
             "online_store": online.online_store,
         }
+        outlet_events[FEATURES].add_partitions(features["day"])
         return result.to_xcom()
 
-    @task(multiple_outputs=False)
-    def score_transactions(materialized: dict) -> dict:
+    @task(multiple_outputs=False, outlets=[SCORED_PREDICTIONS])
+    def score_transactions(materialized: dict, *, outlet_events=None) -> dict:
         from mlops.features.inputs import MissingPartitionError
         from mlops.scoring.daily import score_day
         from mlops.settings import load_settings
@@ -182,7 +188,12 @@ def transactions_daily():
         settings = load_settings()
         with data_errors_fail_the_task(MissingPartitionError):
             result = score_day(settings, materialized["day"], task_storage_options(settings))
-        return result.to_xcom()
+        scored = result.to_xcom()
+        outlet_events[SCORED_PREDICTIONS].extra = {
+            key: scored[key] for key in ("day", "status", "rows", "champion_version")
+        }
+        outlet_events[SCORED_PREDICTIONS].add_partitions(result.day)
+        return scored
 
     wait_for_earlier_days = EarlierPartitionsSensor(
         task_id="wait_for_earlier_days",

@@ -12,6 +12,7 @@ import pendulum
 import pytest
 
 from tests.support.landing_files import snapshot
+from tests.support.partition_runs import emitted
 from tests.support.published import published
 from tests.support.threads import helper_thread
 
@@ -113,6 +114,16 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     )
     scored = run.get_task_instance("score_transactions").xcom_pull(task_ids="score_transactions")
     assert scored["status"] == "skipped" and "no champion" in scored["reason"]
+    # each asset of the chain: an event for the day's partition, the day as its key
+    assert emitted("scored_predictions")[-1] == (
+        day,
+        {"day": day, "status": "skipped", "rows": 0, "champion_version": None},
+    )
+    assert emitted("validated_transactions")[-1] == (
+        day,
+        {"day": day, "rows": len(landed), "bad_rows": 0},
+    )
+    assert emitted("features")[-1][0] == day
 
 
 def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, data_root):
@@ -120,9 +131,12 @@ def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, dat
     assert str(run_day(day).state) == "success"
     zones = ("raw", "validated", "features/daily", "features/snapshots/customer")
     first = {zone: snapshot(data_root / zone / f"date={day}") for zone in zones}
+    events = {asset: len(emitted(asset)) for asset in ("validated_transactions", "features")}
     assert str(run_day(day).state) == "success"
     for zone, files in first.items():
         assert snapshot(data_root / zone / f"date={day}") == files, zone
+    for asset, before in events.items():  # the rerun: one more event, the same partition
+        assert [key for key, _ in emitted(asset)[before:]] == [day], asset
 
 
 def test_a_missing_earlier_partition_fails_the_wait_naming_it(
