@@ -20,6 +20,8 @@ from airflow.sdk import Asset
 from mlops import zones
 from mlops_airflow.parse_time import zone_uri
 
+DAY_KEY = "%Y-%m-%d"  # the partition key of a data day, as the zones name it (date=...)
+
 
 def _data_asset(name: str, zone: str, group: str) -> Asset:
     return Asset(name=name, group=group, extra={"location": zone_uri(zone)})

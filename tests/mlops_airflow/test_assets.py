@@ -33,16 +33,16 @@ def test_an_asset_driven_partitioned_dag_cannot_be_backfilled():
     assert CronPartitionTimetable.periodic is True
 
 
-@pytest.mark.parametrize("dag_id", ["transactions_daily", "model_monitoring"])
-def test_the_daily_dags_take_a_day_param_not_a_partition_key(airflow_db, dag_id):
-    """Not partitioned, the daily DAGs take no ``partition_key``: a REST trigger with one is
-    refused, and the ``day`` Param re-processes a day."""
+def test_model_monitoring_takes_a_day_param_not_a_partition_key(airflow_db):
+    """Not partitioned, model_monitoring takes no ``partition_key``: a REST trigger with one is
+    refused, and the ``day`` Param re-judges a day."""
     body = {"logical_date": None, "partition_key": "2018-04-05", "conf": {}}
-    status, answer = rest_trigger(dag_id, body)
+    status, answer = rest_trigger("model_monitoring", body)
     assert status == 400, answer
     assert "is not a partitioned Dag and does not accept a partition_key" in answer["detail"]
-    status, answer = rest_trigger(dag_id, {"logical_date": None, "conf": {"day": "2018-04-05"}})
-    assert status == 200 and answer["conf"] == {"day": "2018-04-05"}, answer
+    body = {"logical_date": None, "conf": {"day": "2018-04-05"}}
+    status, answer = rest_trigger("model_monitoring", body)
+    assert status == 200 and answer["conf"]["day"] == "2018-04-05", answer
     assert answer["partition_key"] is None
 
 

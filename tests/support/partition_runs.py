@@ -1,11 +1,22 @@
 """Partition keys as Airflow 3.3.2 handles them: the keys asset events carry, which DAGs an
-event queues, and what the REST API answers to a trigger (as an admin of the SimpleAuthManager,
-on the in-process FastAPI app)."""
+event queues, what the REST API answers (as an admin of the SimpleAuthManager, on the
+in-process FastAPI app), and ``dag.test()`` running a partitioned run.
+
+``dag.test()`` always makes a manual run with a logical date and no key. Inside
+``partitioned_run(key)`` it runs the run the scheduler makes for ``key`` instead (scheduled,
+no logical date, no data interval, ``partition_key`` and ``partition_date``); a second time,
+the same run cleared, as a rerun from the UI or ``clearDagRuns`` does. Inside
+``existing_run`` it runs a run Airflow made (over REST, by a backfill). Call
+``dag.test(logical_date=None)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 
 def emitted(asset: str) -> list[tuple[str | None, dict[str, Any]]]:
@@ -86,22 +97,99 @@ def _admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {get_auth_manager().generate_jwt(user)}"}
 
 
-def rest_trigger(dag_id: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    """``POST /api/v2/dags/{dag_id}/dagRuns`` with ``body`` on the in-process API (the DAGs
-    synced first): the status code and the answer. A probe: a run it created is deleted."""
+def api(method: str, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+    """One call of the public REST API (``/api/v2/...``) on the in-process app, the DAGs
+    synced first: its status code and its JSON answer."""
     from airflow.api_fastapi.app import create_app
-    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from fastapi.testclient import TestClient
-    from sqlalchemy import delete
 
     with create_session() as session:
-        _sync_dags(session)  # the API triggers the serialized DAG
+        _sync_dags(session)  # the API acts on the serialized DAGs
     client = TestClient(create_app("core"))
-    path = f"/api/v2/dags/{dag_id}/dagRuns"
-    response = client.post(path, json=dict(body), headers=_admin_headers())
-    answer = response.json()
-    if response.status_code == 200:
+    response = client.request(method, path, json=body, headers=_admin_headers())
+    return response.status_code, response.json()
+
+
+def rest_trigger(dag_id: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``POST /api/v2/dags/{dag_id}/dagRuns`` with ``body``: the status code and the answer.
+    A probe: a run it created is deleted."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    status, answer = api("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+    if status == 200:
         with create_session() as session:
             session.execute(delete(DagRun).where(DagRun.run_id == answer["dag_run_id"]))
-    return response.status_code, answer
+    return status, answer
+
+
+def _running(session: Any, run: Any, dag: Any) -> Any:
+    """``run`` set running, bound to the scheduler's ``dag`` (``dag.test()`` runs it)."""
+    from airflow.utils.state import DagRunState
+
+    run.dag = dag
+    run.state = DagRunState.RUNNING
+    session.commit()
+    return run
+
+
+@contextmanager
+def partitioned_run(key: str) -> Iterator[None]:
+    """``dag.test(logical_date=None)`` runs the scheduled run of partition ``key`` (its tasks
+    cleared first when it ran before: a rerun)."""
+    from airflow.models import dagrun
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    def scheduled_run(*, dag: Any, session: Any, **_: Any) -> Any:
+        partition_date = dag.timetable.resolve_partition_date(key)
+        run_after = partition_date + timedelta(days=1)  # run_offset=-1: due when the day ends
+        found = session.scalar(
+            select(dagrun.DagRun).where(
+                dagrun.DagRun.dag_id == dag.dag_id,
+                dagrun.DagRun.partition_key == key,
+                dagrun.DagRun.run_type == DagRunType.SCHEDULED,
+            )
+        )
+        if found is not None:
+            dag.clear(run_id=found.run_id, dag_run_state=DagRunState.QUEUED, session=session)
+            return _running(session, found, dag)
+        run = dag.create_dagrun(
+            run_id=dag.timetable.generate_run_id(
+                run_type=DagRunType.SCHEDULED, run_after=run_after, data_interval=None
+            ),
+            logical_date=None,
+            data_interval=None,
+            run_after=run_after,
+            run_type=DagRunType.SCHEDULED,
+            triggered_by=DagRunTriggeredByType.TIMETABLE,
+            state=DagRunState.RUNNING,
+            partition_key=key,
+            partition_date=partition_date,
+            session=session,
+        )
+        session.commit()
+        return run
+
+    with mock.patch.object(dagrun, "get_or_create_dagrun", scheduled_run):
+        yield
+
+
+@contextmanager
+def existing_run(dag_id: str, run_id: str) -> Iterator[None]:
+    """``dag.test(logical_date=None)`` runs the run ``run_id`` that Airflow already made
+    (triggered over REST, or created by a backfill) instead of making its own."""
+    from airflow.models import dagrun
+    from sqlalchemy import select
+
+    def the_run(*, dag: Any, session: Any, **_: Any) -> Any:
+        query = select(dagrun.DagRun).where(
+            dagrun.DagRun.dag_id == dag_id, dagrun.DagRun.run_id == run_id
+        )
+        return _running(session, session.scalar(query), dag)
+
+    with mock.patch.object(dagrun, "get_or_create_dagrun", the_run):
+        yield
