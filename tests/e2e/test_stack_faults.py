@@ -5,7 +5,7 @@ The stack is ``demo.production_stack.ProductionStack`` (PostgreSQL, RabbitMQ, Re
 moto's S3, the MLflow server, Airflow on the CeleryExecutor) on a small world: 300 cards,
 five days landed on S3 at once. ``transactions_daily`` runs only what a test asks for: its
 start date is after its end date, so the scheduler creates no run of its own, while a manual
-run (the ``day`` Param, no logical date) and a backfill (days up to the end date) run.
+run (the ``day`` Param, no partition key) and a backfill (a partition range) run.
 
 What Airflow 3.3 does (seen in the components' logs, and in its source):
 
@@ -319,16 +319,16 @@ def test_a_backfill_whose_scheduler_is_killed_completes_once_a_day(stack, seen):
         for task, (_, tries) in task_states(stack, run["dag_run_id"]).items()
         if tries > 1
     }
-    spans = {r["logical_date"][:10]: (r["start_date"][11:19], r["end_date"][11:19]) for r in runs}
+    spans = {r["partition_key"]: (r["start_date"][11:19], r["end_date"][11:19]) for r in runs}
     print(
         f"killed the scheduler {killed_after:.0f} s into backfill {backfill['id']}, in flight: "
         f"{in_flight}; all {len(runs)} runs ended after {time.monotonic() - began:.0f} s; "
         f"tasks tried more than once: {retried or 'none'}; the scheduler's recovery: "
         f"{recovery_lines(stack)}; runs (start, end): {spans}"
     )
-    dated = [run["logical_date"][:10] for run in stack.dag_runs(DAG_ID) if run["logical_date"]]
-    assert Counter(dated) == Counter(on_days), "exactly one run a day"
-    states = {run["logical_date"][:10]: run["state"] for run in runs}
+    keyed = [run["partition_key"] for run in stack.dag_runs(DAG_ID) if run["partition_key"]]
+    assert Counter(keyed) == Counter(on_days), "exactly one run a day"
+    states = {run["partition_key"]: run["state"] for run in runs}
     assert states == dict.fromkeys(on_days, "success")
     versions, problems = published_versions(stack, on_days)
     assert problems == []
