@@ -138,10 +138,17 @@ def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, dat
     first_run = run_day(day).run_id
     rerun = run_day(day)  # the same run, cleared
     assert str(rerun.state) == "success" and rerun.run_id == first_run
+    # and cleared by partition over REST (clearDagRuns with a partition_key selector)
+    path = "/api/v2/dags/transactions_daily/clearDagRuns"
+    status, cleared = api("POST", path, {"partition_key": day, "dry_run": False})
+    assert status == 200, cleared
+    assert [r["dag_run_id"] for r in cleared["dag_runs"]] == [first_run]
+    with existing_run("transactions_daily", first_run):
+        assert str(load_dag().test(logical_date=None).state) == "success"
     for zone, files in first.items():
         assert snapshot(data_root / zone / f"date={day}") == files, zone
     for asset, before in events.items():  # the rerun: one more event, the same partition
-        assert [key for key, _ in emitted(asset)[before:]] == [day, day], asset
+        assert [key for key, _ in emitted(asset)[before:]] == [day, day, day], asset
 
 
 def test_a_rest_trigger_with_a_partition_key_processes_that_day(airflow_db, simulated, data_root):
