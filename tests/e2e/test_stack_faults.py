@@ -71,13 +71,22 @@ def world_config() -> Any:
 
 
 def world() -> dict[str, str]:
-    """The loop's settings, with the start date after the end date: no scheduled run."""
+    """The loop's settings, with the start date after the end date and both outside the
+    landed days: no scheduled run. The end is before the first day because Airflow 3.3.2
+    schedules a partitioned DAG on from its latest backfill run (up to the end date), and a
+    backfill run's run_after is its day, the one a scheduled run gets a day later."""
+    from datetime import timedelta
+
     from demo.closed_loop import loop_environment
 
     config = world_config()
     settings = loop_environment(config, None)
-    after_the_end = config.simulation().day(config.days)  # MLOPS_END_DATE is the day before
-    return {**settings, "MLOPS_START_DATE": after_the_end.isoformat()}
+    before_the_first = config.simulation().day(0) - timedelta(days=1)
+    return {
+        **settings,
+        "MLOPS_START_DATE": config.simulation().day(config.days).isoformat(),
+        "MLOPS_END_DATE": before_the_first.isoformat(),
+    }
 
 
 def days() -> list[str]:
