@@ -28,7 +28,7 @@ turns what it sees into at most one retrain request or one rollback.
    acts at once, aborting a rollout observed meanwhile; a second request for the same bad
    champion finds it gone and does nothing); a quiet day skips both.
 
-The loop, as the asset graph shows it: `validated_transactions` → `features` →
+The loop, as the asset graph shows it: `validated_transactions`, `scored_predictions` →
 `model_monitoring` → `retrain_request` → `model_training` → `candidate_model` →
 `model_deployment`, and `model_monitoring` → `rollback_request` → `model_rollback`.
 

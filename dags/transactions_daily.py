@@ -49,10 +49,11 @@ each day's features wait for the days before it (a 37-day window is no partition
 the `wait_for_earlier_days` sensor keeps that check). **Rerun**: clear the run, or
 `POST /api/v2/dags/transactions_daily/clearDagRuns` with `partition_key` (or
 `partition_date_start`/`_end`). **Manual run**: trigger over REST with
-`{"logical_date": null, "partition_key": "D"}`, or with the `day` Param.
-**Alerts** (README
-"Alerts"): a task's last failed try, a failed run, and a run not done
-`MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued. Owner: ml-platform.
+`{"logical_date": null, "partition_key": "D"}`, or with the `day` Param. A backfill reaching
+past the scheduler's latest day B makes the scheduler run B once more (Airflow 3.3.2; README
+"How the day travels"). **Alerts** (README "Alerts"): a task's last failed try, a failed
+run, and a run not done `MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued.
+Owner: ml-platform.
 """
 
 from __future__ import annotations
