@@ -37,6 +37,10 @@ def test_partition_day_prefers_the_param_then_the_key_then_the_interval_then_run
     no_logical_date = context(data_interval_start=None)
     no_logical_date["dag_run"] = SimpleNamespace(run_after=pendulum.datetime(2018, 4, 3, 6))
     assert partition_day(no_logical_date) == "2018-04-02"
+    # a keyless manual run of a partitioned DAG: an empty interval at run_after
+    empty = {**no_logical_date, "data_interval_start": DAY.add(days=2)}
+    empty["data_interval_end"] = empty["data_interval_start"]
+    assert partition_day(empty) == "2018-04-02"
 
 
 def test_a_partition_key_that_is_not_a_day_fails_the_task_naming_it():
