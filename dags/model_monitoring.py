@@ -28,9 +28,16 @@ turns what it sees into at most one retrain request or one rollback.
    acts at once, aborting a rollout observed meanwhile; a second request for the same bad
    champion finds it gone and does nothing); a quiet day skips both.
 
-The loop, as the asset graph shows it: `validated_transactions` → `features` →
+The loop, as the asset graph shows it: `validated_transactions`, `scored_predictions` →
 `model_monitoring` → `retrain_request` → `model_training` → `candidate_model` →
 `model_deployment`, and `model_monitoring` → `rollback_request` → `model_rollback`.
+
+**Why a cron and a sensor, not the partitioned `scored_predictions` events** (README "How
+the day travels"): a run woken by a day-keyed event has that key, and in Airflow 3.3.2 every
+asset event such a run emits carries it; a keyed event queues only partition-aware DAGs, so
+this DAG's `retrain_request` and `rollback_request` would wake neither `model_training` (a
+weekly cron too, backfilled by date) nor `model_rollback`. Not partitioned, this DAG takes
+no `partition_key` (the REST API answers 400): re-judge a day with the `day` Param.
 
 **Backfill / catch-up**: each run reads only D's log, labels known at D and the decisions of
 days before D, so a re-run range gives the same decisions. `max_active_runs=1`: a decision
@@ -50,6 +57,7 @@ from mlops_airflow.assets import (
     MODEL_MONITORING,
     RETRAIN_REQUEST,
     ROLLBACK_REQUEST,
+    SCORED_PREDICTIONS,
     VALIDATED_TRANSACTIONS,
 )
 from mlops_airflow.parse_time import (
@@ -110,9 +118,14 @@ def model_monitoring():
         soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
     )
 
-    # inlets and outlets draw the loop in the UI's asset graph (data dependencies): the labels
-    # come from validated_transactions, and a request follows from the day's summary
-    @task(multiple_outputs=False, inlets=[VALIDATED_TRANSACTIONS], outlets=[MODEL_MONITORING])
+    # inlets and outlets draw the loop in the UI's asset graph (data dependencies): the day's
+    # log is scored_predictions, the labels come from validated_transactions, and a request
+    # follows from the day's summary
+    @task(
+        multiple_outputs=False,
+        inlets=[SCORED_PREDICTIONS, VALIDATED_TRANSACTIONS],
+        outlets=[MODEL_MONITORING],
+    )
     def monitor(*, outlet_events=None, **context) -> dict:
         import os
 

@@ -34,31 +34,42 @@ features offline and online.
    (`predictions/batch/date=...`, or the PostgreSQL table when `MLOPS_PREDICTION_LOG_URL`
    is set). No champion yet: the task succeeds, reporting that it skipped and why.
 
-**Produces** the `validated_transactions` asset (event extra: day, rows, bad rows) and the
-`features` asset (event extra: day, feature rows, snapshot rows, online store).
-**Backfill**: `airflow backfill create --dag-id transactions_daily --from-date ... --to-date ...`,
-with any `--max-active-runs`; each run processes its own data interval, so reruns replace
-the same partitions, and each day's features wait for the days before it.
-**Manual run**: trigger with the `day` param to re-process one day. **Alerts** (README
-"Alerts"): a task's last failed try, a failed run, and a run not done
-`MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued. Owner: ml-platform.
+**Partitioned by the day**: `CronPartitionTimetable("@daily", run_offset=-1)` gives each
+run the day D as its `partition_key` (`partition_date` D 00:00 UTC, no data interval); D's
+run is due when D ends. **Produces** the `validated_transactions` asset (event extra: day,
+rows, bad rows), the `features` asset (event extra: day, feature rows, snapshot rows,
+online store) and the `scored_predictions` asset (event extra: day, status `scored` or
+`skipped`, rows, champion version), each event keyed by D, so a rerun of a day is another
+event for the same partition (README "How the day travels").
+**Backfill by partition range**: `airflow backfill create --dag-id transactions_daily
+--from-date D1 --to-date D2` makes one run per day of `[D1, D2]` (partition dates, both
+inclusive), with any `--max-active-runs`; `--reprocess-behavior completed` reruns days
+already done. Each run processes its own day, so reruns replace the same partitions, and
+each day's features wait for the days before it (a 37-day window is no partition range:
+the `wait_for_earlier_days` sensor keeps that check). **Rerun**: clear the run, or
+`POST /api/v2/dags/transactions_daily/clearDagRuns` with `partition_key` (or
+`partition_date_start`/`_end`). **Manual run**: trigger over REST with
+`{"logical_date": null, "partition_key": "D"}`, or with the `day` Param. A backfill reaching
+past the scheduler's latest day B makes the scheduler run B once more (Airflow 3.3.2; README
+"How the day travels"). **Alerts** (README "Alerts"): a task's last failed try, a failed
+run, and a run not done `MLOPS_FEATURES_DEADLINE_H` (8) hours after it was queued.
+Owner: ml-platform.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronPartitionTimetable, Param, dag, task
 
 from mlops_airflow.alerts import FailureNotifier, deadline_alert
-from mlops_airflow.assets import FEATURES, VALIDATED_TRANSACTIONS
+from mlops_airflow.assets import DAY_KEY, FEATURES, SCORED_PREDICTIONS, VALIDATED_TRANSACTIONS
 from mlops_airflow.parse_time import (
     daily_run_timeout,
     features_deadline,
     landing_uri,
+    partition_run_dates,
     retry_delay,
-    schedule_end,
-    schedule_start,
     sensor_poke_s,
     sensor_timeout_s,
     task_timeout,
@@ -66,19 +77,22 @@ from mlops_airflow.parse_time import (
 )
 from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSensor
 
+START, END = partition_run_dates()
+
 
 @dag(
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=schedule_start(),
-    end_date=schedule_end(),
+    # one run a day, its partition key the day; D's run is due when D ends (run_offset=-1)
+    schedule=CronPartitionTimetable("@daily", timezone="UTC", run_offset=-1, key_format=DAY_KEY),
+    start_date=START,
+    end_date=END,
     catchup=True,
     max_active_runs=1,  # scheduled catch-up one day at a time; backfills set their own
     dagrun_timeout=daily_run_timeout(),
     tags=["mlops", "ingestion", "validation", "features"],
     doc_md=__doc__,
     on_failure_callback=FailureNotifier(run=True),
-    # From the run's queued time, which for a scheduled run is the end of its data interval:
-    # when the day's data lands (deadline_alert says why not the logical date).
+    # From the run's queued time, which for a scheduled run is the end of its day: when the
+    # day's data lands (deadline_alert says why not the logical date).
     deadline=deadline_alert("features_online", "the day's features online", features_deadline()),
     default_args={
         "owner": "ml-platform",
@@ -92,7 +106,7 @@ from mlops_airflow.sensors import EarlierPartitionsSensor, LandingPartitionSenso
             None,
             type=["null", "string"],
             format="date",
-            description="Process this day (YYYY-MM-DD) instead of the run's data interval.",
+            description="Process this day (YYYY-MM-DD) instead of the run's partition key.",
         )
     },
 )
@@ -136,6 +150,7 @@ def transactions_daily():
             "rows": result.good,
             "bad_rows": result.bad,
         }
+        outlet_events[VALIDATED_TRANSACTIONS].add_partitions(result.day)
         return result.to_xcom()
 
     @task(multiple_outputs=False)
@@ -170,10 +185,11 @@ def transactions_daily():
             "terminals": online.terminals,
             "online_store": online.online_store,
         }
+        outlet_events[FEATURES].add_partitions(features["day"])
         return result.to_xcom()
 
-    @task(multiple_outputs=False)
-    def score_transactions(materialized: dict) -> dict:
+    @task(multiple_outputs=False, outlets=[SCORED_PREDICTIONS])
+    def score_transactions(materialized: dict, *, outlet_events=None) -> dict:
         from mlops.features.inputs import MissingPartitionError
         from mlops.scoring.daily import score_day
         from mlops.settings import load_settings
@@ -182,7 +198,12 @@ def transactions_daily():
         settings = load_settings()
         with data_errors_fail_the_task(MissingPartitionError):
             result = score_day(settings, materialized["day"], task_storage_options(settings))
-        return result.to_xcom()
+        scored = result.to_xcom()
+        outlet_events[SCORED_PREDICTIONS].extra = {
+            key: scored[key] for key in ("day", "status", "rows", "champion_version")
+        }
+        outlet_events[SCORED_PREDICTIONS].add_partitions(result.day)
+        return scored
 
     wait_for_earlier_days = EarlierPartitionsSensor(
         task_id="wait_for_earlier_days",

@@ -360,7 +360,8 @@ class AirflowStack:
         return self.api("POST", "backfills", json=body, retries=10)
 
     def dag_runs(self, dag_id: str) -> list[dict]:
-        params = {"order_by": "logical_date", "limit": 1000}
+        # run_after, not logical_date: a partitioned run (transactions_daily) has none
+        params = {"order_by": "run_after", "limit": 1000}
         return self.api("GET", f"dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:

@@ -127,6 +127,7 @@ def deadline_missed(deadline: str, context: dict[str, Any]) -> None:
                 "deadline_time": str(missed.get("deadline_time")),
                 "queued_at": run.get("queued_at"),
                 "data_interval_end": run.get("data_interval_end"),
+                "partition_key": run.get("partition_key"),  # the day of a partitioned run
                 "run_type": run.get("run_type"),
             },
             kind=DEADLINE_MISSED,

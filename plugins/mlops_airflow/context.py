@@ -11,18 +11,33 @@ from typing import Any
 def partition_day(context: Any) -> str:
     """The ``YYYY-MM-DD`` day a run processes.
 
-    A ``day`` param wins (manual re-processing from the UI). Scheduled and backfill runs
-    use the start of their data interval. Manual or asset-triggered runs may have no
-    logical date at all in Airflow 3; they take the last complete day before ``run_after``.
+    A ``day`` param wins (manual re-processing from the UI). A partitioned run (scheduled,
+    backfilled or triggered with a ``partition_key``) processes its key, the day. Runs with a
+    data interval use its start. Manual or asset-triggered runs may have no logical date at
+    all in Airflow 3, and a manual run of a partitioned DAG without a key gets an empty
+    interval at ``run_after`` (a cron trigger's): they take the last complete day before
+    ``run_after``.
     """
     params = context.get("params") or {}
     if params.get("day"):
         return str(params["day"])
+    if key := context.get("partition_key"):
+        return _day_key(key)
     start = context.get("data_interval_start")
-    if start is not None:
+    if start is not None and start != context.get("data_interval_end"):
         return start.strftime("%Y-%m-%d")
     run_after = context["dag_run"].run_after
     return (run_after - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def _day_key(key: str) -> str:
+    """A partition key that must be a day, ``YYYY-MM-DD`` (the daily DAGs' keys)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return date.fromisoformat(key).isoformat()
+    except ValueError:
+        raise AirflowFailException(f"partition key {key!r} is not a day (YYYY-MM-DD)") from None
 
 
 def storage_options(uri: str, aws_conn_id: str) -> dict[str, Any]:

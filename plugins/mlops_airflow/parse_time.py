@@ -60,6 +60,14 @@ def schedule_end() -> pendulum.DateTime | None:
     return _date("MLOPS_END_DATE", None)
 
 
+def partition_run_dates() -> tuple[pendulum.DateTime, pendulum.DateTime | None]:
+    """``start_date`` and ``end_date`` of a daily DAG on ``CronPartitionTimetable("@daily",
+    run_offset=-1)``: day D's run is due when D ends (D+1 00:00), so the run dates are one
+    day after the first and last days (``MLOPS_START_DATE``, ``MLOPS_END_DATE``)."""
+    end = schedule_end()
+    return schedule_start().add(days=1), end.add(days=1) if end else None
+
+
 def sensor_timeout_s() -> int:
     """How long the landing sensor waits for a day before it fails (6 h by default)."""
     return int(os.environ.get("MLOPS_SENSOR_TIMEOUT_S") or 6 * 3600)

@@ -355,6 +355,8 @@ def test_the_asset_graph_shows_the_whole_loop(dag_bags) -> None:
     loop = [
         ("transactions_daily", "asset:validated_transactions"),
         ("asset:validated_transactions", "model_monitoring"),
+        ("transactions_daily", "asset:scored_predictions"),
+        ("asset:scored_predictions", "model_monitoring"),
         ("model_monitoring", "asset:retrain_request"),
         ("asset:retrain_request", "model_training"),
         ("model_training", "asset:candidate_model"),

@@ -1,4 +1,5 @@
-"""transactions_daily run by ``dag.test()``: the scheduler's code path, in one process."""
+"""transactions_daily run by ``dag.test()``: the scheduler's code path, in one process, on
+the runs Airflow makes for a day's partition (scheduled, rerun, over REST, by a backfill)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pendulum
 import pytest
 
 from tests.support.landing_files import snapshot
+from tests.support.partition_runs import api, emitted, existing_run, partitioned_run
 from tests.support.published import published
 from tests.support.threads import helper_thread
 
@@ -45,8 +47,9 @@ def load_dag():
 
 
 def run_day(day: str, **kwargs):
-    """A manual run at D+1 has the data interval [D, D+1), like the scheduled run of D."""
-    return load_dag().test(logical_date=pendulum.parse(day, tz="UTC").add(days=1), **kwargs)
+    """The scheduled run of partition D (D's tasks cleared and run again the next time)."""
+    with partitioned_run(day):
+        return load_dag().test(logical_date=None, **kwargs)
 
 
 def states(run) -> dict[str, str]:
@@ -82,6 +85,7 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     day = land(simulated, data_root, 0)
     run = run_day(day)
     assert str(run.state) == "success", states(run)
+    assert (run.partition_key, run.logical_date, str(run.run_type)) == (day, None, "scheduled")
 
     landed = pd.read_parquet(data_root / "landing" / f"date={day}" / "transactions.parquet")
     validated = pd.read_parquet(
@@ -113,6 +117,16 @@ def test_one_simulated_day_goes_from_landing_to_validated(airflow_db, simulated,
     )
     scored = run.get_task_instance("score_transactions").xcom_pull(task_ids="score_transactions")
     assert scored["status"] == "skipped" and "no champion" in scored["reason"]
+    # each asset of the chain: an event for the day's partition, the day as its key
+    assert emitted("scored_predictions")[-1] == (
+        day,
+        {"day": day, "status": "skipped", "rows": 0, "champion_version": None},
+    )
+    assert emitted("validated_transactions")[-1] == (
+        day,
+        {"day": day, "rows": len(landed), "bad_rows": 0},
+    )
+    assert emitted("features")[-1][0] == day
 
 
 def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, data_root):
@@ -120,9 +134,67 @@ def test_the_same_day_rerun_gives_the_same_partitions(airflow_db, simulated, dat
     assert str(run_day(day).state) == "success"
     zones = ("raw", "validated", "features/daily", "features/snapshots/customer")
     first = {zone: snapshot(data_root / zone / f"date={day}") for zone in zones}
-    assert str(run_day(day).state) == "success"
+    events = {asset: len(emitted(asset)) for asset in ("validated_transactions", "features")}
+    first_run = run_day(day).run_id
+    rerun = run_day(day)  # the same run, cleared
+    assert str(rerun.state) == "success" and rerun.run_id == first_run
+    # and cleared by partition over REST (clearDagRuns with a partition_key selector)
+    path = "/api/v2/dags/transactions_daily/clearDagRuns"
+    status, cleared = api("POST", path, {"partition_key": day, "dry_run": False})
+    assert status == 200, cleared
+    assert [r["dag_run_id"] for r in cleared["dag_runs"]] == [first_run]
+    with existing_run("transactions_daily", first_run):
+        assert str(load_dag().test(logical_date=None).state) == "success"
     for zone, files in first.items():
         assert snapshot(data_root / zone / f"date={day}") == files, zone
+    for asset, before in events.items():  # the rerun: one more event, the same partition
+        assert [key for key, _ in emitted(asset)[before:]] == [day, day, day], asset
+
+
+def test_a_rest_trigger_with_a_partition_key_processes_that_day(airflow_db, simulated, data_root):
+    """``POST /api/v2/dags/transactions_daily/dagRuns`` with a ``partition_key`` (no logical
+    date, no ``day`` Param): the run processes the key's day and keys its events with it; a
+    key that is not a day is refused."""
+    day = land(simulated, data_root, 5)
+    before = len(emitted("scored_predictions"))
+    body = {"logical_date": None, "partition_key": day, "conf": {}}
+    status, created = api("POST", "/api/v2/dags/transactions_daily/dagRuns", body)
+    assert status == 200, created
+    assert (created["partition_key"], created["logical_date"]) == (day, None)
+    with existing_run("transactions_daily", created["dag_run_id"]):
+        run = load_dag().test(logical_date=None)
+    assert str(run.state) == "success", states(run)
+    assert (data_root / "predictions" / "batch" / f"date={day}" / "_SUCCESS").exists()
+    assert [key for key, _ in emitted("scored_predictions")[before:]] == [day]
+    bad = {"logical_date": None, "partition_key": "yesterday", "conf": {}}
+    status, refused = api("POST", "/api/v2/dags/transactions_daily/dagRuns", bad)
+    assert status == 400 and "yesterday" in str(refused), refused
+
+
+def test_a_backfill_by_partition_range_runs_each_day_of_the_range(airflow_db, simulated, data_root):
+    """``POST /api/v2/backfills`` (what ``airflow backfill create`` does) over two days: one
+    run a day, keyed by the day, no logical date; each run processes its day."""
+    days = [land(simulated, data_root, index) for index in (1, 2)]
+    os.environ["MLOPS_HISTORY_START"] = days[0]
+    body = {
+        "dag_id": "transactions_daily",
+        "from_date": f"{days[0]}T00:00:00Z",
+        "to_date": f"{days[1]}T00:00:00Z",
+        "max_active_runs": 2,
+        "reprocess_behavior": "completed",
+    }
+    status, backfill = api("POST", "/api/v2/backfills", body)
+    assert status == 200, backfill
+    status, listed = api("GET", "/api/v2/dags/transactions_daily/dagRuns")
+    runs = [r for r in listed["dag_runs"] if r["run_type"] == "backfill"]
+    runs = sorted(runs, key=lambda r: r["partition_key"])[-2:]
+    assert [(r["partition_key"], r["logical_date"]) for r in runs] == [(d, None) for d in days]
+    for created in runs:
+        with existing_run("transactions_daily", created["dag_run_id"]):
+            run = load_dag().test(logical_date=None)
+        assert str(run.state) == "success", states(run)
+    for day in days:
+        assert (data_root / "features" / "daily" / f"date={day}" / "_SUCCESS").exists()
 
 
 def test_a_missing_earlier_partition_fails_the_wait_naming_it(
@@ -237,7 +309,8 @@ def test_s3_data_root_through_the_airflow_aws_connection(
     dag = load_dag()
     assert dag.get_task("wait_for_landing_partition").landing_uri == f"{root}/landing"
 
-    run = dag.test(logical_date=pendulum.parse(day, tz="UTC").add(days=1))
+    with partitioned_run(day):
+        run = dag.test(logical_date=None)
     assert str(run.state) == "success", states(run)
     assert storage.exists(f"{root}/features/daily/date={day}/_SUCCESS", options)
     validated_part = published(f"{root}/validated/date={day}", options)

@@ -70,7 +70,7 @@ def test_the_scheduler_catches_up_on_landed_days_and_stops_cleanly(tmp_path):
     assert listening == {"127.0.0.1"}
     assert (without_token, with_token) == (401, 200)
     assert [run["state"] for run in runs] == ["success"] * len(days)
-    assert [run["logical_date"][:10] for run in runs] == [d.isoformat() for d in days]
+    assert [run["partition_key"] for run in runs] == [d.isoformat() for d in days]
     assert {ti["state"] for ti in tis} == {"success"} and len(tis) == 7
     assert ingested["day"] == days[-1].isoformat()
     for day in days:

@@ -5,7 +5,7 @@ The stack is ``demo.production_stack.ProductionStack`` (PostgreSQL, RabbitMQ, Re
 moto's S3, the MLflow server, Airflow on the CeleryExecutor) on a small world: 300 cards,
 five days landed on S3 at once. ``transactions_daily`` runs only what a test asks for: its
 start date is after its end date, so the scheduler creates no run of its own, while a manual
-run (the ``day`` Param, no logical date) and a backfill (days up to the end date) run.
+run (the ``day`` Param, no partition key) and a backfill (a partition range) run.
 
 What Airflow 3.3 does (seen in the components' logs, and in its source):
 
@@ -71,13 +71,22 @@ def world_config() -> Any:
 
 
 def world() -> dict[str, str]:
-    """The loop's settings, with the start date after the end date: no scheduled run."""
+    """The loop's settings, with the start date after the end date and both outside the
+    landed days: no scheduled run. The end is before the first day because Airflow 3.3.2
+    schedules a partitioned DAG on from its latest backfill run (up to the end date), and a
+    backfill run's run_after is its day, the one a scheduled run gets a day later."""
+    from datetime import timedelta
+
     from demo.closed_loop import loop_environment
 
     config = world_config()
     settings = loop_environment(config, None)
-    after_the_end = config.simulation().day(config.days)  # MLOPS_END_DATE is the day before
-    return {**settings, "MLOPS_START_DATE": after_the_end.isoformat()}
+    before_the_first = config.simulation().day(0) - timedelta(days=1)
+    return {
+        **settings,
+        "MLOPS_START_DATE": config.simulation().day(config.days).isoformat(),
+        "MLOPS_END_DATE": before_the_first.isoformat(),
+    }
 
 
 def days() -> list[str]:
@@ -319,16 +328,16 @@ def test_a_backfill_whose_scheduler_is_killed_completes_once_a_day(stack, seen):
         for task, (_, tries) in task_states(stack, run["dag_run_id"]).items()
         if tries > 1
     }
-    spans = {r["logical_date"][:10]: (r["start_date"][11:19], r["end_date"][11:19]) for r in runs}
+    spans = {r["partition_key"]: (r["start_date"][11:19], r["end_date"][11:19]) for r in runs}
     print(
         f"killed the scheduler {killed_after:.0f} s into backfill {backfill['id']}, in flight: "
         f"{in_flight}; all {len(runs)} runs ended after {time.monotonic() - began:.0f} s; "
         f"tasks tried more than once: {retried or 'none'}; the scheduler's recovery: "
         f"{recovery_lines(stack)}; runs (start, end): {spans}"
     )
-    dated = [run["logical_date"][:10] for run in stack.dag_runs(DAG_ID) if run["logical_date"]]
-    assert Counter(dated) == Counter(on_days), "exactly one run a day"
-    states = {run["logical_date"][:10]: run["state"] for run in runs}
+    keyed = [run["partition_key"] for run in stack.dag_runs(DAG_ID) if run["partition_key"]]
+    assert Counter(keyed) == Counter(on_days), "exactly one run a day"
+    states = {run["partition_key"]: run["state"] for run in runs}
     assert states == dict.fromkeys(on_days, "success")
     versions, problems = published_versions(stack, on_days)
     assert problems == []

@@ -101,6 +101,7 @@ def dag_run(**changes) -> dict:
         "queued_at": "2018-06-25T00:00:02Z",
         "data_interval_start": "2018-06-24T00:00:00Z",
         "data_interval_end": "2018-06-25T00:00:00Z",
+        "partition_key": "2018-06-24",
         "run_type": "scheduled",
         "state": "running",
         **changes,
@@ -134,6 +135,7 @@ def test_a_missed_deadline_is_posted_naming_it_and_the_run(root, hook):
     )
     assert posted["error"] == "not done by 2018-06-25 08:00:02+00:00 (run running)"
     assert posted["details"]["data_interval_end"] == "2018-06-25T00:00:00Z"
+    assert posted["details"]["partition_key"] == "2018-06-24"
     assert written(root) == [posted]
 
 

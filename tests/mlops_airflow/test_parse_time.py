@@ -71,3 +71,20 @@ def test_a_decision_on_an_unjudged_canary_waits_two_days_unless_told_otherwise(m
     monkeypatch.setenv("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", "0")
     with pytest.raises(ValueError, match="MLOPS_ROLLOUT_DECISION_TIMEOUT_H must be a positive"):
         rollout_decision_timeout()
+
+
+def test_a_partitioned_daily_dag_runs_a_day_after_its_first_and_last_days(monkeypatch):
+    """run_offset=-1: day D's run is due at D+1 00:00, and is keyed D."""
+    import pendulum
+
+    from mlops_airflow.parse_time import partition_run_dates
+
+    monkeypatch.setenv("MLOPS_START_DATE", "2018-04-01")
+    monkeypatch.setenv("MLOPS_END_DATE", "2018-04-30")
+    start, end = partition_run_dates()
+    assert (start, end) == (
+        pendulum.datetime(2018, 4, 2, tz="UTC"),
+        pendulum.datetime(2018, 5, 1, tz="UTC"),
+    )
+    monkeypatch.delenv("MLOPS_END_DATE")
+    assert partition_run_dates()[1] is None

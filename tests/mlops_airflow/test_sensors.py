@@ -28,12 +28,26 @@ def context(**overrides):
     return {**base, **overrides}
 
 
-def test_partition_day_prefers_the_param_then_the_interval_then_run_after():
+def test_partition_day_prefers_the_param_then_the_key_then_the_interval_then_run_after():
     assert partition_day(context(params={"day": "2018-05-02"})) == "2018-05-02"
+    keyed = context(partition_key="2018-05-03", data_interval_start=None)
+    assert partition_day(keyed) == "2018-05-03"
+    assert partition_day({**keyed, "params": {"day": "2018-05-02"}}) == "2018-05-02"
     assert partition_day(context()) == "2018-04-01"
     no_logical_date = context(data_interval_start=None)
     no_logical_date["dag_run"] = SimpleNamespace(run_after=pendulum.datetime(2018, 4, 3, 6))
     assert partition_day(no_logical_date) == "2018-04-02"
+    # a keyless manual run of a partitioned DAG: an empty interval at run_after
+    empty = {**no_logical_date, "data_interval_start": DAY.add(days=2)}
+    empty["data_interval_end"] = empty["data_interval_start"]
+    assert partition_day(empty) == "2018-04-02"
+
+
+def test_a_partition_key_that_is_not_a_day_fails_the_task_naming_it():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="'us-east' is not a day"):
+        partition_day(context(partition_key="us-east"))
 
 
 def test_local_landing_defers_to_a_file_trigger_until_the_marker_exists(tmp_path):
