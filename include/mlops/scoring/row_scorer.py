@@ -9,7 +9,10 @@ pipeline and rebuilds those computations on a float array in the order of ``FEAT
   ``"passthrough"`` or a ``StandardScaler``, the rest dropped) as a column selection and
   ``(x - mean_) / scale_``;
 - a binary ``HistGradientBoostingClassifier`` as compiled Python (``tree_code``), or a
-  binary ``LogisticRegression`` as ``expit(x @ coef + intercept)``.
+  binary ``LogisticRegression`` as ``expit(x @ coef + intercept)``;
+- a binary ``StackingClassifier`` of such members on their ``decision_function`` (the
+  ``hgb_lr_stack`` family: the trees' raw sum and the scaled linear model's
+  ``x @ coef + intercept``), blended by its final logistic regression as above.
 
 Anything else (random forest, other steps, NaN in a tree model's row, more than ``BATCH``
 rows at once) is scored by the model itself. The registry keeps the scikit-learn model as
@@ -33,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.features.names import FEATURES
-from mlops.scoring.tree_code import compile_hgb
+from mlops.scoring.tree_code import compile_hgb, compile_hgb_raw
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +105,51 @@ def _selection(transformer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return select
 
 
+def _raw_fast(member: Any) -> Fast | None:
+    """A stack member's ``decision_function`` on rows of the stack's input: an HGB as code,
+    or a logistic regression, after at most a ``StandardScaler``, as ``x @ coef + b``."""
+    *before, estimator = [step for _, step in getattr(member, "steps", [("model", member)])]
+    if len(before) > 1 or (before and type(before[0]).__name__ != "StandardScaler"):
+        return None
+    name = type(estimator).__name__
+    if name == "HistGradientBoostingClassifier" and not before:
+        raw = compile_hgb_raw(estimator)
+        if raw is None:
+            return None
+        return lambda x: np.array([raw(row) for row in x.tolist()], dtype=np.float64)
+    if name != "LogisticRegression" or len(estimator.classes_) != 2:
+        return None
+    coef, intercept = estimator.coef_[0].copy(), float(estimator.intercept_[0])
+    scaler = before[0] if before else None
+    mean = scaler.mean_ if scaler is not None and scaler.with_mean else None
+    scale = scaler.scale_ if scaler is not None and scaler.with_std else None
+
+    def linear(x: np.ndarray) -> np.ndarray:
+        if mean is not None:
+            x = x - mean
+        if scale is not None:
+            x = x / scale
+        return x @ coef + intercept
+
+    return linear
+
+
+def _stack_fast(stack: Any) -> Fast | None:
+    """``final(column_stack(member raw scores))`` of a binary stack on decision functions."""
+    methods = set(getattr(stack, "stack_method_", ()))
+    if stack.passthrough or len(stack.classes_) != 2 or methods != {"decision_function"}:
+        return None
+    parts = [_raw_fast(member) for member in stack.estimators_]
+    final = _estimator_fast(stack.final_estimator_)
+    if not parts or None in parts or final is None:
+        return None
+    return lambda x: final(np.column_stack([part(x) for part in parts]))
+
+
 def _estimator_fast(estimator: Any) -> Fast | None:
     name = type(estimator).__name__
+    if name == "StackingClassifier":
+        return _stack_fast(estimator)
     if name == "HistGradientBoostingClassifier":
         tree = compile_hgb(estimator)
         if tree is None:
@@ -146,7 +192,9 @@ def probe_rows(model: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
     pools = [list(_ORDINARY) for _ in FEATURES]
     estimator = getattr(model, "steps", [("m", model)])[-1][1]
     columns = _passthrough_columns(model)
-    for trees in getattr(estimator, "_predictors", []):
+    # the estimator's trees, or those of a stack's members that take its input unchanged
+    forests = [getattr(m, "_predictors", []) for m in [estimator, *_members(estimator)]]
+    for trees in (trees for forest in forests for trees in forest):
         for predictor in trees:
             for node in predictor.nodes[predictor.nodes["is_leaf"] == 0]:
                 column = columns.get(int(node["feature_idx"])) if columns else None
@@ -155,6 +203,13 @@ def probe_rows(model: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
                     pools[column] += [t, float(np.nextafter(t, np.inf))]
     columns = [rng.choice(np.array(pool, dtype=np.float64), size=rows) for pool in pools]
     return np.column_stack(columns)
+
+
+def _members(estimator: Any) -> list[Any]:
+    """A stack's fitted members (none for any other estimator)."""
+    if type(estimator).__name__ != "StackingClassifier":
+        return []
+    return list(getattr(estimator, "estimators_", []))
 
 
 def _passthrough_columns(model: Any) -> dict[int, int] | None:

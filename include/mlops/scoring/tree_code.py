@@ -66,8 +66,9 @@ def tree_sources(model: Any) -> tuple[float, list[str]] | None:
     return float(baseline.ravel()[0]), sources
 
 
-def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
-    """``score(x)``: P(class 1) of one row given as a list of floats; None when not covered."""
+def compile_hgb_raw(model: Any) -> Callable[[list[float]], float] | None:
+    """``raw(x)``: the model's ``decision_function`` (log-odds) of one row given as a list of
+    floats; None when not covered. A stack blends these (``mlops.scoring.row_scorer``)."""
     found = tree_sources(model)
     if found is None:
         return None
@@ -77,15 +78,28 @@ def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
         namespace: dict[str, Any] = {}
         exec(compile(source, "<hgb-tree>", "exec"), namespace)  # noqa: S102 (our own source)
         trees.append(namespace["tree"])
-    exp = math.exp
 
-    def score(x: list[float]) -> float:
+    def raw(x: list[float]) -> float:
         r = baseline
         for tree in trees:
             r += tree(x)
+        return r
+
+    return raw
+
+
+def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
+    """``score(x)``: P(class 1) of one row given as a list of floats; None when not covered."""
+    raw = compile_hgb_raw(model)
+    if raw is None:
+        return None
+    exp = math.exp
+
+    def score(x: list[float]) -> float:
+        r = raw(x)
         return 1.0 / (1.0 + exp(-r)) if r > -700.0 else 0.0
 
     return score
 
 
-__all__ = ["compile_hgb", "tree_sources"]
+__all__ = ["compile_hgb", "compile_hgb_raw", "tree_sources"]

@@ -14,7 +14,14 @@ from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 from typing import Any
 
-FAMILIES: tuple[str, ...] = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+FAMILIES: tuple[str, ...] = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gradient_boosting",
+    "hgb_lr_stack",
+)
+# The stack's members: each takes its family's hyperparameters (validated as that family's)
+STACK_MEMBERS: tuple[str, ...] = ("hist_gradient_boosting", "logistic_regression")
 
 # Chosen by ``mlops.training.selection`` (``make bench``: the 13-entry grid on ``daily``
 # features, then each family's best on ``handbook``), default simulation, 3 folds of 7 train
@@ -50,6 +57,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "early_stopping": False,
         "class_weight": "balanced",
     },
+    # members at their families' defaults (the overrides given here, validated as theirs);
+    # ``cv`` folds give the out-of-fold scores the blending weights are fitted on
+    "hgb_lr_stack": {"cv": 3, "hist_gradient_boosting": {}, "logistic_regression": {}},
 }
 
 Check = Callable[[Any], bool]
@@ -85,6 +95,19 @@ def _max_features(v: Any) -> bool:
     return v in ("sqrt", "log2") or _float(0.0, 1.0)(v) or v is None
 
 
+def _member(family: str) -> Check:
+    """A stack member's overrides: a mapping that ``validate_params`` accepts for its family
+    (which raises naming the bad key, a clearer message than a failed check)."""
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, Mapping):
+            return False
+        validate_params(family, v)
+        return True
+
+    return check
+
+
 CHECKS: dict[str, dict[str, Check]] = {
     "logistic_regression": {
         "C": _float(0.0),
@@ -114,6 +137,7 @@ CHECKS: dict[str, dict[str, Check]] = {
         "n_iter_no_change": _int(1),
         "class_weight": _one_of("balanced", None),
     },
+    "hgb_lr_stack": {"cv": _int(2), **{member: _member(member) for member in STACK_MEMBERS}},
 }
 
 
