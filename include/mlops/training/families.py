@@ -32,7 +32,7 @@ STACK_MEMBERS: tuple[str, ...] = ("hist_gradient_boosting", "logistic_regression
 # RF leads by 0.006 AP and 0.005 CP@100, less than two equally good retrains differ (paired
 # CI +-0.013, GatePolicy), for 2-4x the fit time and a 50 MB artifact. Within each family
 # the defaults are its best entry: class weights help HGB (+0.08 AP) but hurt LR and RF.
-DEFAULT_FAMILY = "hist_gradient_boosting"
+DEFAULT_FAMILY = "hgb_lr_stack"
 
 # Defaults. HGB: no early stopping (its random 10 % hold-out ignores time; 100 iterations
 # cost 4.5 s on 1M rows, ../shared/notes/libs.md §E). RF: depth-limited and on all cores,
