@@ -1,4 +1,4 @@
-"""scikit-learn pipelines for the fraud model: three families, validated hyperparameters.
+"""scikit-learn pipelines for the fraud model: four families, validated hyperparameters.
 
 The families, their defaults and the checks of a request live in
 ``mlops.training.families`` (no scikit-learn there, so DAG files can read them cheaply).
@@ -8,8 +8,17 @@ drops everything else. The model therefore cannot see TRANSACTION_ID, the keys o
 even when a caller passes them, which is what the gate's invariance check verifies, and a
 serving frame may carry extra columns in any order.
 
+The fourth family, ``hgb_lr_stack`` (the default), is a ``StackingClassifier`` of the HGB and
+the scaled logistic regression, each with its own family's hyperparameters, blended in
+log-odds by a final logistic regression (``_stack``). It stays plain scikit-learn, so MLflow's
+sklearn flavour and skops store it (one more trusted type, ``mlops.registry.trust``), and the
+row scorer scores it as its members' code (``mlops.scoring.row_scorer``). Its final
+regression is fitted unweighted on out-of-fold scores, so its scores are close to calibrated
+probabilities even though its HGB member is class-weighted.
+
 Class imbalance (about 1 % fraud with the defaults) can be handled with class weights, the
-same way in the three families (the prequential selection keeps them for HGB only, below): ``class_weight="balanced"`` weighs each class by
+same way in the three base families (the prequential selection keeps them for HGB only,
+``mlops.training.families``): ``class_weight="balanced"`` weighs each class by
 ``n / (2 * n_class)``, so the frauds carry as much total weight as the legitimate
 transactions. Without it a logistic regression's loss is dominated by the majority class
 and trees rarely split on the rare positives. scikit-learn 1.9's
