@@ -2,7 +2,7 @@
 
 The world is ``tests.support.serving_world``'s (50 simulated days, the online store as of
 the served day's eve); the model is the training pipeline (``mlops.training.estimators``,
-HGB with the family's defaults) registered in MLflow as champion. Each server runs as a
+the default family, ``DEFAULT_FAMILY``) registered in MLflow as champion. Each server runs as a
 subprocess; load comes from ``bench.open_loop``, another process, open loop: request i is
 due at t0 + i/rate and its latency counts from then, so falling behind shows.
 
@@ -227,11 +227,12 @@ def register(world: Any, seed: int = 1, *, champion: bool = True) -> tuple[str, 
     registered (as champion unless told not to)."""
     from mlops.features.names import LABEL
     from mlops.training.estimators import train
+    from mlops.training.families import DEFAULT_FAMILY
     from tests.support.feature_data import offline_rows
     from tests.support.serving_world import TRAIN, register_fitted, set_alias
 
     frame = offline_rows(world.root, *TRAIN)
-    model = train("hist_gradient_boosting", frame, frame[LABEL], seed=seed, threads=1)
+    model = train(DEFAULT_FAMILY, frame, frame[LABEL], seed=seed, threads=1)
     uri = world.settings.mlflow_tracking_uri
     version = register_fitted(uri, world.root, model, pyfunc_predict_fn="predict_proba")
     if champion:

@@ -120,7 +120,10 @@ CRON = training_cron()
             DEFAULT_MODEL_FAMILY, type="string", enum=MODEL_FAMILIES, description="Model family."
         ),
         "hyperparameters": Param(
-            {}, type="object", description='Family hyperparameters, e.g. {"max_iter": 300}.'
+            {},
+            type="object",
+            description='Family hyperparameters, e.g. {"max_iter": 300} for '
+            'hist_gradient_boosting, {"hist_gradient_boosting": {"max_iter": 300}} for the stack.',
         ),
         "seed": Param(
             0, type="integer", minimum=0, description="Random seed of training and bootstrap."

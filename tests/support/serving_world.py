@@ -19,7 +19,7 @@ import pandas as pd
 from mlops.features.names import FEATURES, LABEL
 from mlops.features.online import materialize_day
 from mlops.features.store import apply_definitions, feature_store
-from mlops.registry.trust import TAG_GATE_OUTCOME, record_digest
+from mlops.registry.trust import SKOPS_TRUSTED_TYPES, TAG_GATE_OUTCOME, record_digest
 from mlops.registry.versions import MODEL_NAME, tracking_scope
 from mlops.rollout.live import registry_client
 from mlops.settings import Settings
@@ -28,10 +28,6 @@ from tests.support.feature_data import day, offline_rows, publish_all, settings_
 SERVED = day(45)  # transactions of this day are served; the store holds the day before
 TRAIN = (day(25), day(40))
 EXPERIMENT = "serving-tests"
-SKOPS_TRUSTED = [
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-]
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ def register_fitted(tracking_uri: str, root: Path, model: Any, **log_options: An
                 model,
                 name="model",
                 serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED,
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
                 pip_requirements=["scikit-learn"],
                 **log_options,
             )

@@ -35,7 +35,12 @@ def publish_sets(settings: Settings, as_of: date, seed: int = 0) -> str:
 
 def run_request(settings: Settings, as_of: date, airflow_run_id: str, **kw: Any) -> TrainingOutcome:
     """``train_and_gate`` as model_training's task calls it, for the run ``airflow_run_id``."""
-    request = TrainingRequest(as_of=as_of, params={"max_iter": 10}, reason="a retrain request")
+    request = TrainingRequest(
+        as_of=as_of,
+        family="hist_gradient_boosting",
+        params={"max_iter": 10},
+        reason="a retrain request",
+    )
     return train_and_gate(
         settings,
         request,

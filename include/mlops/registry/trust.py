@@ -32,12 +32,15 @@ from mlops.registry.mlflow_http import bound_http_calls
 TAG_GATE_OUTCOME = "mlops.gate_outcome"  # approve | reject | needs_review | pending
 TAG_ARTIFACT_SHA256 = "mlops.artifact_sha256"
 TAG_HUMAN_APPROVAL = "mlops.human_approval"  # "approved by <name> at <time>"
-# HistGradientBoosting and RandomForest hold these; skops refuses to load them untrusted
-# (the linear model, scaler and pipeline are trusted by default). A test checks the list
-# against skops for every family, so an upgrade that adds a type fails loudly.
+# HistGradientBoosting and RandomForest hold the first two, the stacking of HGB and LR a
+# Bunch (its ``named_estimators_``: a dict with attribute access); skops refuses to load them
+# untrusted (the linear model, scaler, pipeline and StackingClassifier are trusted by
+# default). A test checks the list against skops for every family, so an upgrade that adds
+# a type fails loudly.
 SKOPS_TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
+    "sklearn.utils._bunch.Bunch",
 )
 SKOPS_FILE = "model.skops"  # mlflow.sklearn's file for the skops format
 _ADDED_BY_CLIENT = "registered_model_meta"  # MLflow writes it beside a models:/ download

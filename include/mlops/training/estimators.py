@@ -1,4 +1,4 @@
-"""scikit-learn pipelines for the fraud model: three families, validated hyperparameters.
+"""scikit-learn pipelines for the fraud model: four families, validated hyperparameters.
 
 The families, their defaults and the checks of a request live in
 ``mlops.training.families`` (no scikit-learn there, so DAG files can read them cheaply).
@@ -8,8 +8,17 @@ drops everything else. The model therefore cannot see TRANSACTION_ID, the keys o
 even when a caller passes them, which is what the gate's invariance check verifies, and a
 serving frame may carry extra columns in any order.
 
+The fourth family, ``hgb_lr_stack`` (the default), is a ``StackingClassifier`` of the HGB and
+the scaled logistic regression, each with its own family's hyperparameters, blended in
+log-odds by a final logistic regression (``_stack``). It stays plain scikit-learn, so MLflow's
+sklearn flavour and skops store it (one more trusted type, ``mlops.registry.trust``), and the
+row scorer scores it as its members' code (``mlops.scoring.row_scorer``). Its final
+regression is fitted unweighted on out-of-fold scores, so its scores are close to calibrated
+probabilities even though its HGB member is class-weighted.
+
 Class imbalance (about 1 % fraud with the defaults) can be handled with class weights, the
-same way in the three families (the prequential selection keeps them for HGB only, below): ``class_weight="balanced"`` weighs each class by
+same way in the three base families (the prequential selection keeps them for HGB only,
+``mlops.training.families``): ``class_weight="balanced"`` weighs each class by
 ``n / (2 * n_class)``, so the frauds carry as much total weight as the legitimate
 transactions. Without it a logistic regression's loss is dominated by the majority class
 and trees rarely split on the rare positives. scikit-learn 1.9's
@@ -32,14 +41,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mlops.features.names import FEATURES
-from mlops.training.families import validate_params
+from mlops.training.families import STACK_MEMBERS, validate_params
+
+
+def _stack(params: dict[str, Any], seed: int) -> StackingClassifier:
+    """HGB and the scaled logistic regression, blended in log-odds: the final logistic
+    regression takes each member's ``decision_function`` (its log-odds up to a constant),
+    fitted on out-of-fold scores of ``cv`` contiguous folds of the training rows, so
+    ``P = expit(c + a * f_hgb(x) + b * f_lr(x))``. An average of probabilities would let the
+    class-weighted HGB's inflated probabilities drown the linear model's."""
+    members = []
+    for family in STACK_MEMBERS:
+        member = _estimator(family, validate_params(family, params[family]), seed)
+        if family == "logistic_regression":
+            member = Pipeline([("scale", StandardScaler()), ("model", member)])
+        members.append((family, member))
+    final = LogisticRegression(random_state=seed)
+    # an int cv: StratifiedKFold without shuffling, deterministic (and no splitter object
+    # for skops to trust)
+    return StackingClassifier(
+        members, final_estimator=final, cv=params["cv"], stack_method="decision_function"
+    )
 
 
 def _estimator(family: str, params: dict[str, Any], seed: int) -> Any:
@@ -47,11 +80,14 @@ def _estimator(family: str, params: dict[str, Any], seed: int) -> Any:
         return LogisticRegression(random_state=seed, **params)
     if family == "random_forest":
         return RandomForestClassifier(random_state=seed, **params)
+    if family == "hgb_lr_stack":
+        return _stack(params, seed)
     return HistGradientBoostingClassifier(random_state=seed, **params)
 
 
 def build_pipeline(family: str, params: Mapping[str, Any] | None = None, seed: int = 0) -> Pipeline:
-    """Unfitted pipeline: select the 15 features by name (scaled for the linear model), fit."""
+    """Unfitted pipeline: select the 15 features by name (scaled for the linear model), fit.
+    The stack scales inside its linear member, so its trees see the features unchanged."""
     merged = validate_params(family, params)
     scale = StandardScaler() if family == "logistic_regression" else "passthrough"
     select = ColumnTransformer(

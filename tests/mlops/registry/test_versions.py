@@ -336,6 +336,7 @@ def test_skops_trusted_types_cover_every_family(family: str) -> None:
 
     frame = synthetic_frame(0, date(2018, 8, 1), n=200)
     small = {"random_forest": {"n_estimators": 3}, "hist_gradient_boosting": {"max_iter": 3}}
+    small["hgb_lr_stack"] = {"hist_gradient_boosting": {"max_iter": 3}}
     model = train(family, frame, frame[LABEL], small.get(family, {}))
     assert set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) <= set(SKOPS_TRUSTED_TYPES)
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlops.features.names import FEATURES, LABEL
-from mlops.scoring.row_scorer import BATCH, row_scorer
+from mlops.scoring.row_scorer import BATCH, probe_rows, row_scorer
 from mlops.scoring.tree_code import compile_hgb
 from mlops.training.estimators import train
 from mlops.training.families import FAMILIES
@@ -23,6 +23,7 @@ EXPECTED_FAST = {
     "hist_gradient_boosting": "HistGradientBoostingClassifier as code",
     "logistic_regression": "LogisticRegression as code",
     "random_forest": "RandomForestClassifier: scored by scikit-learn",
+    "hgb_lr_stack": "StackingClassifier as code",
 }
 
 
@@ -128,32 +129,26 @@ def test_a_packed_scorer_changed_on_the_way_is_refused(weeks):
         replace(packed, check_scores=packed.check_scores + 1e-12).scorer()
 
 
-def test_a_stack_of_trees_and_a_scaled_linear_model_is_scored_as_code(weeks):
-    """HGB and a scaled logistic regression blended in log-odds by a final regression."""
-    import pickle
-
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, StackingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from mlops.scoring.portable import portable_scorer
-
+def test_a_stack_is_scored_as_its_members_code_and_probed_at_their_thresholds(weeks):
     train_rows, test_rows = weeks
-    stack = StackingClassifier(
-        [
-            ("hgb", HistGradientBoostingClassifier(max_iter=20, random_state=1)),
-            ("lr", Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])),
-        ],
-        final_estimator=LogisticRegression(),
-        stack_method="decision_function",
-        cv=3,
-    )
-    select = ColumnTransformer([("features", "passthrough", list(FEATURES))])
-    model = Pipeline([("select", select), ("model", stack)]).fit(train_rows, train_rows[LABEL])
-    scorer = pickle.loads(pickle.dumps(portable_scorer(model, "5"))).scorer()
+    params = {"hist_gradient_boosting": {"max_iter": 20}}
+    model = train("hgb_lr_stack", train_rows, train_rows[LABEL], params, seed=3, threads=1)
+    stack = model.named_steps["model"]
+    trees = stack.named_estimators_["hist_gradient_boosting"]._predictors
+    node = next(n for n in trees[0][0].nodes if not n["is_leaf"])
+    probe = probe_rows(model)
+    assert (probe[:, int(node["feature_idx"])] == float(node["num_threshold"])).any()
+    scorer = row_scorer(model, "4")
     assert scorer.fast_path == "StackingClassifier as code"
-    values = test_rows[list(FEATURES)].to_numpy(dtype=np.float64)
-    one_by_one = np.concatenate([scorer.scores(values[i : i + 1]) for i in range(len(values))])
-    np.testing.assert_allclose(one_by_one, model.predict_proba(test_rows)[:, 1], rtol=0, atol=1e-9)
+    values = test_rows[list(FEATURES)].to_numpy(dtype=np.float64)[:BATCH]
+    expected = model.predict_proba(test_rows.iloc[:BATCH])[:, 1]
+    np.testing.assert_allclose(scorer.fast(values), expected, rtol=0, atol=1e-12)
+
+
+def test_a_stack_on_probabilities_goes_to_scikit_learn(weeks):
+    train_rows, _ = weeks
+    model = train("hgb_lr_stack", train_rows, train_rows[LABEL], seed=3, threads=1)
+    model.named_steps["model"].stack_method_ = ["predict_proba", "predict_proba"]
+    scorer = row_scorer(model, "5")
+    assert scorer.fast is None
+    assert scorer.fast_path == "StackingClassifier: scored by scikit-learn"

@@ -21,7 +21,7 @@ def test_defaults_are_the_dags_param_defaults():
     request = request_of(["--as-of", "2018-08-01"])
     assert request.as_of == date(2018, 8, 1)
     assert (request.window_days, request.eval_days, request.seed) == (21, 7, 0)
-    assert request.family == "hist_gradient_boosting"
+    assert request.family == "hgb_lr_stack"
     assert (request.force_review, request.allow_unsettled_features, request.reason) == (
         False,
         False,

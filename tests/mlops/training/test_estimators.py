@@ -27,6 +27,7 @@ FAST = {
     "logistic_regression": {},
     "random_forest": {"n_estimators": 30, "max_depth": 8},
     "hist_gradient_boosting": {"max_iter": 40},
+    "hgb_lr_stack": {"hist_gradient_boosting": {"max_iter": 40}},
 }
 
 
@@ -113,7 +114,7 @@ def test_extra_columns_order_and_transaction_id_change_nothing(data, models, fam
     assert np.allclose(predict_scores(model, shuffled), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("family", ["random_forest", "hist_gradient_boosting"])
+@pytest.mark.parametrize("family", ["random_forest", "hist_gradient_boosting", "hgb_lr_stack"])
 def test_same_seed_same_model(data, models, family: str) -> None:
     rows = data["train"]
     again = train(family, rows, rows[LABEL], FAST[family], 0, threads=1)
@@ -169,9 +170,16 @@ def test_hyperparameters_are_validated() -> None:
         ("random_forest", {"class_weight": "balancd"}),
         ("hist_gradient_boosting", {"max_iter": 10.5}),
         ("hist_gradient_boosting", {"early_stopping": "auto"}),
+        ("hgb_lr_stack", {"cv": 1}),
+        ("hgb_lr_stack", {"logistic_regression": "C=1"}),
     ]:
         with pytest.raises(ValueError, match="invalid"):
             validate_params(family, params)
+    # a stack member's hyperparameters are checked as its family's, naming the bad one
+    with pytest.raises(ValueError, match="invalid hist_gradient_boosting hyperparameters: max"):
+        validate_params("hgb_lr_stack", {"hist_gradient_boosting": {"max_iter": 0}})
+    with pytest.raises(ValueError, match="unknown logistic_regression hyperparameters"):
+        validate_params("hgb_lr_stack", {"logistic_regression": {"max_depth": 3}})
     with pytest.raises(ValueError, match="unknown model family"):
         validate_params("xgboost")
 

@@ -64,7 +64,9 @@ def test_the_wide_grid_crosses_weighting_early_stopping_and_definitions():
     assert {c.definition for c in grid} == {"daily", "handbook"}
     for candidate in grid:
         validate_params(candidate.family, candidate.params)  # every entry is a valid request
-    weights = {(c.family, validate_params(c.family, c.params)["class_weight"]) for c in grid}
+    chosen = [(c.family, validate_params(c.family, c.params)) for c in grid]
+    weights = {(f, p["class_weight"]) for f, p in chosen if "class_weight" in p}
     assert {(f, None) for f, _ in weights} <= weights  # each family also unweighted
     hgb = [validate_params(c.family, c.params) for c in grid if c.family == "hist_gradient_boosting"]  # fmt: skip
     assert {p["early_stopping"] for p in hgb} == {True, False}
+    assert "hgb_lr_stack" in {c.family for c in grid}  # the blend competes with its members
