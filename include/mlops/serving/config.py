@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlops.secrets import is_example
 from mlops.settings import PREFIX, ConfigError
 
 SERVE = PREFIX + "SERVE_"
+MIN_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class ServingConfig:
     log_flush_s: float = 1.0
     threads: int = 1  # OpenMP threads for the models
     # The bearer token of /predict, /metrics and /openapi.json: a secret, so never a default
-    # here (``mlops.serving.guard.require_token`` refuses to start without one).
+    # here (``require_token`` refuses to start without one).
     token: str = field(default="", repr=False)
     max_body_bytes: int = 1 << 20  # a larger request body is refused (413) before parsing
     max_in_flight: int = 32  # guarded requests at once; more get 503 with Retry-After
@@ -45,6 +47,17 @@ class ServingConfig:
             raise ConfigError(f"{SERVE}LOAD_TIMEOUT_S must be > 0, got {self.load_timeout_s}")
         if self.max_body_bytes < 1024 or self.max_in_flight < 1:
             raise ConfigError(f"{SERVE}MAX_BODY_BYTES must be >= 1024, {SERVE}MAX_IN_FLIGHT >= 1")
+
+
+def require_token(token: str) -> str:
+    """The token, or ``ConfigError`` saying how to set one (never what it was)."""
+    if len(token) < MIN_TOKEN_CHARS or is_example(token):
+        raise ConfigError(
+            f"a bearer token of at least {MIN_TOKEN_CHARS} characters is required, not an "
+            "example: set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE (make one with "
+            'python3 -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    return token
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:

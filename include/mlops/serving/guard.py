@@ -23,24 +23,11 @@ import re
 from typing import Any
 
 from mlops.features.online import OnlineStoreUnavailable
-from mlops.secrets import is_example
-from mlops.settings import ConfigError
+from mlops.serving.config import require_token
 
 OPEN_PATHS = frozenset({"/live", "/health"})
-MIN_TOKEN_CHARS = 16
 RETRY_AFTER_S = 1
 AUTHENTICATED = "authenticated"  # key in the ASGI scope's state: the app reads it
-
-
-def require_token(token: str) -> str:
-    """The token, or ``ConfigError`` saying how to set one (never what it was)."""
-    if len(token) < MIN_TOKEN_CHARS or is_example(token):
-        raise ConfigError(
-            f"a bearer token of at least {MIN_TOKEN_CHARS} characters is required, not an "
-            "example: set MLOPS_SERVE_TOKEN or MLOPS_SERVE_TOKEN_FILE (make one with "
-            'python3 -c "import secrets; print(secrets.token_urlsafe(32))")'
-        )
-    return token
 
 
 def authenticated(scope: dict) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from mlops.serving.app import create_app
+from mlops.serving.api import create_app
 from mlops.serving.config import ServingConfig
 from mlops.settings import load_settings
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mlops.features.online import OnlineStoreUnavailable
-from mlops.serving.app import create_app
+from mlops.serving.api import create_app
 from mlops.serving.config import ServingConfig, load_serving_config
 from mlops.serving.guard import Guard, public_cause, public_text, require_token
 from mlops.settings import ConfigError, load_settings
