@@ -69,6 +69,7 @@ def finish(
 ) -> int:
     import os
 
+    from demo.airflow_ui import DEMO_SETTINGS
     from demo.service_calls import serve_examples
     from mlops.settings import load_settings
 
@@ -80,9 +81,10 @@ def finish(
     print(f"report: {report}")
     env = {k: v for k, v in os.environ.items() if k.startswith("MLOPS_")}
     serve_examples(env, served_day_rows(transactions, last + timedelta(days=1)))
-    settings = " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "MLOPS_PRELOAD")
+    default_home = Path(__file__).resolve().parents[1] / ".airflow"
+    command = "make airflow" if home == default_home else f"AIRFLOW_HOME={home} make airflow"
     print(
-        f"\nreopen the Airflow UI on this run (same metadata DB, same data):\n"
-        f"  AIRFLOW_HOME={home} {settings} make airflow"
+        "\nreopen the Airflow UI on this run (same metadata DB, same data, the demo's "
+        f"settings from {home / DEMO_SETTINGS}):\n  {command}"
     )
     return 0 if timeline.deployments else 1

@@ -75,7 +75,7 @@ class Worker:
         model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
         packed = portable_scorer(model, version)
         if os.nice(0) == 0:  # after the first load: later ones yield the CPU to the server
-            os.nice(10)
+            os.nice(19)
         return packed
 
     def answer(self, op: str, args: tuple) -> tuple[str, Any]:
