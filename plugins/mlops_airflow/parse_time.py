@@ -111,25 +111,22 @@ def review_timeout() -> timedelta:
     """How long model_training's review of a ``needs_review`` candidate waits for an answer
     before it counts as a rejection (``MLOPS_REVIEW_TIMEOUT_H``, hours, 24 by default). The
     run, and the retrain requests queued behind it (``max_active_runs=1``), wait that long."""
-    value = os.environ.get("MLOPS_REVIEW_TIMEOUT_H", "").strip()
-    hours = float(value) if value else REVIEW_TIMEOUT.total_seconds() / 3600
-    if not hours > 0:
-        raise ValueError(
-            f"MLOPS_REVIEW_TIMEOUT_H must be a positive number of hours, got {value!r}"
-        )
-    return timedelta(hours=hours)
+    return _positive_hours("MLOPS_REVIEW_TIMEOUT_H", REVIEW_TIMEOUT)
 
 
 def rollout_decision_timeout() -> timedelta:
     """How long model_deployment waits for a person to decide a canary whose quality could
     not be judged by its deadline, before it counts as a rejection (rolled back):
     ``MLOPS_ROLLOUT_DECISION_TIMEOUT_H``, hours, 48 by default."""
-    value = os.environ.get("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", "").strip()
-    hours = float(value) if value else DECISION_TIMEOUT.total_seconds() / 3600
+    return _positive_hours("MLOPS_ROLLOUT_DECISION_TIMEOUT_H", DECISION_TIMEOUT)
+
+
+def _positive_hours(variable: str, default: timedelta) -> timedelta:
+    """A positive number of hours from ``variable``, else ``default``."""
+    value = os.environ.get(variable, "").strip()
+    hours = float(value) if value else default.total_seconds() / 3600
     if not hours > 0:
-        raise ValueError(
-            f"MLOPS_ROLLOUT_DECISION_TIMEOUT_H must be a positive number of hours, got {value!r}"
-        )
+        raise ValueError(f"{variable} must be a positive number of hours, got {value!r}")
     return timedelta(hours=hours)
 
 

@@ -112,3 +112,17 @@ def time_out_hitl(task_id: str) -> Callable[[], None]:
 
     time_out.__name__ = f"time_out_{task_id}"
     return time_out
+
+
+def hitl_response(
+    choice: str, user: str | None, *, at: datetime, comment: str = "read it", **extra: object
+) -> dict:
+    """Airflow's HITL response as the approval operator hands it on: ``user`` chose
+    ``choice`` at ``at`` (``timedout=True`` and the like in ``extra``)."""
+    return {
+        "chosen_options": [choice],
+        "params_input": {"comment": comment},
+        "responded_at": at,
+        "responded_by_user": {"id": user, "name": user} if user else None,
+        **extra,
+    }

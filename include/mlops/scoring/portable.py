@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from mlops.scoring.row_scorer import BATCH, FastForm, RowScorer, fast_form, probe_rows, row_scorer
+from mlops.scoring.row_scorer import (
+    BATCH,
+    FastForm,
+    RowScorer,
+    checked,
+    fast_form,
+    probe_rows,
+)
 
 CHECK_ROWS = BATCH
 
@@ -58,16 +65,17 @@ class PortableScorer:
 def portable_scorer(model: Any, version: str | None) -> PortableScorer:
     """Check ``model``'s fast form against ``predict_proba`` and pack both for the server."""
     form, what = fast_form(model)
-    checked = row_scorer(model, version, build=lambda m: (form and form.build(), what))
+    fast, what = checked(model, version, form and form.build(), what)
+    blob = pickle.dumps(model, protocol=5)  # the bytes ``row_scorer.digest`` hashes
     rows = probe_rows(model, rows=CHECK_ROWS, seed=1)
     return PortableScorer(
-        model_pickle=pickle.dumps(model, protocol=5),
-        digest=checked.digest,
+        model_pickle=blob,
+        digest=hashlib.sha256(blob).hexdigest(),
         version=version,
-        form=form if checked.fast is not None else None,
-        fast_path=checked.fast_path,
+        form=form if fast is not None else None,
+        fast_path=what,
         check_rows=rows,
-        check_scores=None if checked.fast is None else checked.fast(rows),
+        check_scores=None if fast is None else fast(rows),
     )
 
 

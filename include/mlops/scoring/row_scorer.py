@@ -117,6 +117,26 @@ class RowScorer:
         return np.column_stack([1.0 - p, p])
 
 
+def checked(
+    model: Any, version: str | None, fast: Fast | None, what: str
+) -> tuple[Fast | None, str]:
+    """``fast`` and what it is when it gives ``predict_proba`` to ``TOLERANCE`` on the probe
+    rows; else None and why."""
+    if fast is None:
+        return None, what
+    probe = probe_rows(model)
+    try:
+        expected = np.asarray(model.predict_proba(_frame(probe))[:, 1], dtype=np.float64)
+        got = np.concatenate([fast(probe[i : i + BATCH]) for i in range(0, len(probe), BATCH)])
+        worst = float(np.max(np.abs(got - expected)))
+    except Exception as err:  # a fast form that cannot even run is not used
+        worst, what = float("inf"), f"{what} raised {type(err).__name__}: {err}"
+    if not worst <= TOLERANCE:
+        log.warning("fast scorer of v%s differs from predict_proba (%s): %s", version, worst, what)
+        return None, f"fast form differs from predict_proba by {worst:.3g}: scikit-learn"
+    return fast, what
+
+
 def row_scorer(
     model: Any,
     version: str | None = None,
@@ -126,20 +146,7 @@ def row_scorer(
     """The scorer of ``model``; its fast form only when it matches ``predict_proba``."""
     if isinstance(model, RowScorer):
         return model
-    fast, what = build(model)
-    if fast is not None:
-        probe = probe_rows(model)
-        try:
-            expected = np.asarray(model.predict_proba(_frame(probe))[:, 1], dtype=np.float64)
-            got = np.concatenate([fast(probe[i : i + BATCH]) for i in range(0, len(probe), BATCH)])
-            worst = float(np.max(np.abs(got - expected)))
-        except Exception as err:  # a fast form that cannot even run is not used
-            worst, what = float("inf"), f"{what} raised {type(err).__name__}: {err}"
-        if not worst <= TOLERANCE:
-            log.warning(
-                "fast scorer of v%s differs from predict_proba (%s): %s", version, worst, what
-            )
-            fast, what = None, f"fast form differs from predict_proba by {worst:.3g}: scikit-learn"
+    fast, what = checked(model, version, *build(model))
     return RowScorer(model, digest(model), version, fast, what)
 
 
@@ -148,6 +155,7 @@ __all__ = [
     "TOLERANCE",
     "FastForm",
     "RowScorer",
+    "checked",
     "digest",
     "fast_form",
     "fast_path",

@@ -3,22 +3,20 @@
 Each tree of ``_predictors`` becomes a function of nested ``if x[f] <= t:`` blocks over its
 nodes (feature, ``num_threshold``, ``left``, ``right``, ``value`` at the leaves) returning
 its leaf's value; the score starts from ``_baseline_prediction``, adds one leaf value per
-tree in the trees' order (the additions scikit-learn makes, in the same float64 steps) and
-returns the sigmoid of the sum. About 20 µs a row against 0.4 ms for ``predict_proba`` on
-a one-row array, and no OpenMP. One function per tree, not one for the model: ``compile``
-holds the GIL for the whole source it is given (84 ms for 100 trees on this host), so a
-single function stalled every request of a service loading a new version in the
-background; a tree at a time lets the requests in between (about 1 ms each).
+tree in the trees' order (the additions scikit-learn makes, in the same float64 steps):
+``hgb_raw`` gives the log-odds, whose sigmoid ``mlops.scoring.fast_form`` takes. About
+20 µs a row against 0.4 ms for ``predict_proba`` on a one-row array, and no OpenMP. One
+compiled module per tree (``tree_code``): the code objects are marshalled to the model
+service from its loader process, and ``compile`` of 100 trees at once held the GIL 84 ms.
 
 The function takes a list of floats **without NaN**: a missing value needs the node's
 ``missing_go_to_left``, so rows with NaN are left to scikit-learn by the caller
 (``mlops.scoring.row_scorer``). A model this does not cover (categorical splits, more than
-two classes, trees deeper than Python's indentation allows) returns None from ``compile_hgb``.
+two classes, trees deeper than Python's indentation allows) returns None from ``tree_code``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
@@ -95,22 +93,4 @@ def hgb_raw(baseline: float, code: list[CodeType]) -> Callable[[list[float]], fl
     return raw
 
 
-def hgb_scorer(baseline: float, code: list[CodeType]) -> Callable[[list[float]], float]:
-    """``score(x)`` of the trees ``tree_code`` compiled: the sigmoid of ``hgb_raw``."""
-    raw = hgb_raw(baseline, code)
-    exp = math.exp
-
-    def score(x: list[float]) -> float:
-        r = raw(x)
-        return 1.0 / (1.0 + exp(-r)) if r > -700.0 else 0.0
-
-    return score
-
-
-def compile_hgb(model: Any) -> Callable[[list[float]], float] | None:
-    """``score(x)``: P(class 1) of one row given as a list of floats; None when not covered."""
-    found = tree_code(model)
-    return None if found is None else hgb_scorer(*found)
-
-
-__all__ = ["compile_hgb", "hgb_raw", "hgb_scorer", "tree_code", "tree_sources"]
+__all__ = ["hgb_raw", "tree_code", "tree_sources"]

@@ -43,17 +43,23 @@ RECHECK_REFUSED_S = 60.0
 EMPTY = ServingModels(LiveVariants(None, None, NO_ROLLOUT), {})
 
 
-def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
-    """Load a version and score one row with it, so the first request does not pay for
-    scikit-learn's lazy set-up (and a model that cannot score never enters a snapshot);
-    served through its checked fast form (``mlops.scoring.row_scorer``)."""
+def score_one_row(model: Any) -> None:
+    """One ``predict_proba`` on a row of zeros: scikit-learn's lazy set-up is paid here, not
+    by the first request, and a model that cannot score raises before it is served."""
     import pandas as pd
 
     from mlops.features.names import FEATURES
+
+    model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+
+
+def load_warm(tracking_uri: str, model_name: str, version: str) -> Any:
+    """Load a version and score one row with it (``score_one_row``); served through its
+    checked fast form (``mlops.scoring.row_scorer``)."""
     from mlops.scoring.row_scorer import row_scorer
 
     model = load_version(tracking_uri, model_name, version)
-    model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+    score_one_row(model)
     return row_scorer(model, version)
 
 

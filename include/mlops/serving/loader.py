@@ -125,12 +125,10 @@ class LoaderProcess:
     def load(self, tracking_uri: str, model_name: str, version: str) -> Any:
         """The ``ModelHolder`` loader: a ``RowScorer`` built here from the child's check."""
         scorer = self.call("load", version).scorer()
-        if not self._warmed:  # scikit-learn's first predict_proba here sets itself up
-            import pandas as pd
+        if not self._warmed:  # scikit-learn's lazy set-up in this process too, once
+            from mlops.serving.holder import score_one_row
 
-            from mlops.features.names import FEATURES
-
-            scorer.model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=FEATURES))
+            score_one_row(scorer.model)
             self._warmed = True
         return scorer
 

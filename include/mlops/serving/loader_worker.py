@@ -65,14 +65,12 @@ class Worker:
     def load(self, version: str) -> Any:
         """The version through the trust check, scored once (a model that cannot score is
         refused here), its fast form checked against ``predict_proba`` and packed."""
-        import pandas as pd
-
-        from mlops.features.names import FEATURES
         from mlops.rollout.live import load_version
         from mlops.scoring.portable import portable_scorer
+        from mlops.serving.holder import score_one_row
 
         model = load_version(self.tracking_uri, self.model_name, version)
-        model.predict_proba(pd.DataFrame([[0.0] * len(FEATURES)], columns=list(FEATURES)))
+        score_one_row(model)
         packed = portable_scorer(model, version)
         if os.nice(0) == 0:  # after the first load: later ones yield the CPU to the server
             os.nice(19)

@@ -18,20 +18,14 @@ from mlops.io import storage
 from mlops.registry.aliases import alias_state
 from mlops.registry.history import read_history
 from tests.support.deployment_world import START, observed, reset_registry, score_days
+from tests.support.hitl import hitl_response
 
 AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 DEADLINE_DAYS = 5  # START+5: the labels of START+1 are not known before START+8
 
 
 def answer(choice: str, user: str | None, **extra) -> dict:
-    """Airflow's HITL response, as the approval operator hands it on."""
-    return {
-        "chosen_options": [choice],
-        "params_input": {"comment": "too few frauds, but it looks fine"},
-        "responded_at": AT,
-        "responded_by_user": {"id": user, "name": user} if user else None,
-        **extra,
-    }
+    return hitl_response(choice, user, at=AT, comment="too few frauds, but it looks fine", **extra)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from mlops.registry.trust import (
 )
 from mlops.registry.versions import MODEL_NAME
 from mlops.settings import load_settings
+from tests.support.hitl import hitl_response
 
 AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 DAY = date(2018, 7, 9)
@@ -44,13 +45,7 @@ OUTCOME = {
 
 
 def answer(choice: str, user: str | None, **extra) -> dict:
-    return {
-        "chosen_options": [choice],
-        "params_input": {"comment": "read the card"},
-        "responded_at": AT,
-        "responded_by_user": {"id": user, "name": user} if user else None,
-        **extra,
-    }
+    return hitl_response(choice, user, at=AT, comment="read the card", **extra)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from mlops.features.names import FEATURES, LABEL
 from mlops.scoring.row_scorer import BATCH, probe_rows, row_scorer
-from mlops.scoring.tree_code import compile_hgb
+from mlops.scoring.tree_code import tree_code
 from mlops.training.estimators import train
 from mlops.training.families import FAMILIES
 from tests.support.feature_data import day, transactions
@@ -62,7 +62,7 @@ def test_a_bare_hgb_is_compiled_and_a_missing_value_goes_to_scikit_learn(weeks):
     model = HistGradientBoostingClassifier(max_iter=20, random_state=1)
     model.fit(train_rows[list(FEATURES)], train_rows[LABEL])
     scorer = row_scorer(model, "1")
-    assert scorer.fast is not None and compile_hgb(model) is not None
+    assert scorer.fast is not None and tree_code(model) is not None
     row = test_rows[list(FEATURES)].to_numpy(dtype=np.float64)[:1].copy()
     row[0, 0] = np.nan
     frame = pd.DataFrame(row, columns=list(FEATURES))
