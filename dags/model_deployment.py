@@ -23,12 +23,15 @@ deployment history.
 3. **start_rollout**: `direct` moves `champion` now (the old one becomes `previous`, kept warm
    by the model service: blue-green). `shadow`/`canary` make the version the `challenger`
    and write the rollout (strategy, share, start day) into the registered model's tag; the
-   service and daily scoring route by it from then on.
+   service and daily scoring route by it from then on. The days after the version's data
+   (its run's `eval_end`) up to D, which it never saw, are scored by replay: their matured
+   rows judge its quality too (`mlops.deployment.replay`).
 4. **wait_for_observed_days**: a deferrable sensor over the prediction log's batch partitions
    of data days D+1..D+N (and, to judge on matured labels, the validated partition of
    D+N+7). Time is data time: a backfill or a simulation advances it, the wall clock never.
    Then, with `judge_quality` (the default), one more data day at a time until the rows the
-   challenger scored whose labels have matured hold enough frauds (30) to judge it, or until
+   challenger scored (replayed or live) whose labels have matured hold enough frauds (30) to
+   judge it, or until
    `quality_deadline_days` after D (`mlops.deployment.maturity`); a challenger that already
    fails on D+1..D+N (errors, latency, alert volume) is judged there.
 5. **judge_rollout**: challenger errors and latency, score shift against the champion on the

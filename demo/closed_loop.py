@@ -71,8 +71,9 @@ def loop_environment(
         "MLOPS_SENSOR_POKE_S": "1",
         "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
         # canaries observed 3 days at least, then until the matured rows hold 30 frauds to
-        # judge AP against the champion: the labels of the first day, 7 days later (80 to
-        # 100 frauds a day at 2,500 cards), so a canary started on D is judged on D+8. One
+        # judge AP against the champion (80 to 100 frauds a day at 2,500 cards): those of
+        # the days the candidate never saw, replayed (mlops.deployment.replay), so a canary
+        # started on D after a breach is judged on D+3; else the labels of D+1, on D+8. One
         # that cannot be judged by D+14 goes to a person; nobody answers here: within a
         # minute it times out and is rolled back
         "MLOPS_ROLLOUT_OBSERVATION_DAYS": "3",

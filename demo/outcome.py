@@ -10,6 +10,8 @@ from typing import Any
 from demo.closed_loop import LoopConfig, days_of, served_day_rows
 from demo.report import Timeline, collect, quality_series, write_report
 
+RECOVERY_WINDOW_DAYS = 45  # issue 19: served AP averaged over the 45 days from the drift
+
 
 def _mean_ap(timeline: Timeline, first: date, last: date) -> str:
     values = [v for d, v in quality_series(timeline)["average_precision"] if first <= d <= last]
@@ -37,6 +39,43 @@ def milestones(timeline: Timeline) -> dict[str, Any]:
     }
 
 
+def _mean_of(points: list[tuple[date, float]], first: date, last: date) -> float | None:
+    values = [v for d, v in points if first <= d <= last]
+    return round(mean(values), 3) if values else None
+
+
+def recovery_figures(timeline: Timeline, last: date) -> dict[str, Any]:
+    """The recovery figures of a collected timeline (``demo.report.Timeline``)."""
+    found, drift = milestones(timeline), timeline.drift_start
+    ap = quality_series(timeline)["average_precision"]
+    requests = [d.isoformat() for d, _ in found["retrain_requests"]]
+    out: dict[str, Any] = {
+        "drift_start": drift.isoformat() if drift else None,
+        "breaches_before_drift": len(found["breaches_before_drift"]),
+        "first_breach_after_drift": str(found["first_breach_after_drift"] or "") or None,
+        "retrain_requests": requests,
+        "trainings": [f"{t['as_of']} v{t['version']} {t['outcome']}" for t in found["trainings"]],
+        "deployments": [f"{e.day} {e.action} v{e.version}" for e in found["deployments"]],
+        "rollbacks": sum(1 for e in found["deployments"] if e.action == "rolled_back"),
+    }
+    if not drift:
+        return out
+    promoted = [e for e in found["promotions"] if e.day >= drift.isoformat()]
+    out["served_ap_before_drift"] = _mean_of(ap, drift - timedelta(days=21), drift - timedelta(1))
+    out["served_ap_45_days_from_drift"] = _mean_of(
+        ap, drift, drift + timedelta(days=RECOVERY_WINDOW_DAYS - 1)
+    )
+    if promoted:
+        day = date.fromisoformat(promoted[0].day)
+        out["first_promotion_after_drift"] = f"{day} v{promoted[0].version}"
+        out["promotion_days_after_drift"] = (day - drift).days
+        out["served_ap_after_promotion"] = _mean_of(ap, day + timedelta(days=1), last)
+        if out["served_ap_before_drift"] and out["served_ap_after_promotion"]:
+            ratio = out["served_ap_after_promotion"] / out["served_ap_before_drift"]
+            out["after_vs_before"] = round(ratio, 3)
+    return out
+
+
 def print_summary(timeline: Timeline, first: date, last: date) -> None:
     found = milestones(timeline)
     drift = found["drift_start"]
@@ -61,6 +100,16 @@ def print_summary(timeline: Timeline, first: date, last: date) -> None:
         if promoted_after:
             print(
                 f"  after the promotion         {_mean_ap(timeline, end_of_old + timedelta(days=1), last)}"
+            )
+        found = recovery_figures(timeline, last)
+        print(
+            f"  the {RECOVERY_WINDOW_DAYS} days from the drift   {found['served_ap_45_days_from_drift']}"
+        )
+        if promoted_after:
+            print(
+                f"first model trained after the drift in service: {found['first_promotion_after_drift']}, "
+                f"{found['promotion_days_after_drift']} days after the drift; served AP after it "
+                f"{found.get('after_vs_before', 'n/a')} of before"
             )
 
 

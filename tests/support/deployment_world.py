@@ -71,6 +71,22 @@ def build_deployment_world(root: Path) -> DeploymentWorld:
     return DeploymentWorld(root, settings, env, versions)
 
 
+def register_with_data_end(world: DeploymentWorld, data_end: date, seed: int = 5) -> str:
+    """A good version whose run says its data ended on ``data_end`` (``eval_end``), as a
+    training run's does."""
+    from sklearn.ensemble import HistGradientBoostingClassifier as HGB
+
+    from mlops.rollout.live import registry_client
+
+    uri = world.settings.mlflow_tracking_uri
+    version = _register(
+        uri, world.root, HGB(max_iter=30, random_state=seed), list(FEATURES), _labels
+    )
+    client = registry_client(uri)
+    client.log_param(client.get_model_version(MODEL_NAME, version).run_id, "eval_end", data_end)
+    return version
+
+
 def _labels(frame):
     return frame[LABEL].to_numpy()
 

@@ -14,7 +14,9 @@ labels: its observation ends there, and it is rolled back.
 
 Every logged row of a rollout carries both variants' scores (the challenger scores every row
 in shadow and canary alike), so the matured rows of a rollout are every batch row of its
-matured days. Nothing here keeps state: the observation is worked out again from the markers
+matured days, and before them the rows of the days it never saw, which the champion served
+and the challenger scored by replay when it started (``mlops.deployment.replay``): a
+candidate trained after a breach is then judged a week sooner, on the newest data. Nothing here keeps state: the observation is worked out again from the markers
 and the log at every look, so a sensor's retry, a restart or a replay finds the same day to
 judge at (the first one with enough frauds), and the same days give the same decisions.
 """
@@ -31,6 +33,7 @@ import pandas as pd
 from mlops import zones
 from mlops.deployment.judge import ROLLBACK, RolloutPolicy, judge
 from mlops.deployment.plan import DeploymentPlan, extended
+from mlops.deployment.replay import replayed_rows, replayed_scores
 from mlops.features.names import LABEL
 from mlops.io import storage
 from mlops.io.partitions import require_partition
@@ -71,6 +74,7 @@ class Observation:
             "judge_day": self.plan.judge_day,
             "observed_days": list(self.plan.observed_days),
             "label_days": list(self.plan.label_days),
+            "replayed_days": list(self.plan.replayed_days),
             "deadline_day": self.deadline_day,
             "min_frauds": self.min_frauds,
             "matured_rows": self.matured_rows,
@@ -149,6 +153,17 @@ def labels(
     return pd.concat(parts, ignore_index=True).rename(columns={"TRANSACTION_ID": "transaction_id"})
 
 
+def _logged(
+    settings: Settings,
+    days: Sequence[str],
+    sources: tuple[str, ...],
+    options: storage.StorageOptions | None,
+) -> pd.DataFrame:
+    sink = prediction_sink(settings.data_root, settings.prediction_log_url, options)
+    frames = [sink.read_day(s, date.fromisoformat(d)) for d in days for s in sources]
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+
 def _read(
     settings: Settings,
     days: Sequence[str],
@@ -157,21 +172,42 @@ def _read(
     options: storage.StorageOptions | None,
 ) -> pd.DataFrame:
     """The logged rows of ``days`` from ``sources`` that ``version`` scored as challenger."""
-    sink = prediction_sink(settings.data_root, settings.prediction_log_url, options)
-    frames = [sink.read_day(s, date.fromisoformat(d)) for d in days for s in sources]
-    rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    rows = _logged(settings, days, sources, options)
     return rows.loc[rows["challenger_version"] == version].reset_index(drop=True)
+
+
+def _replayed(
+    settings: Settings,
+    plan: DeploymentPlan,
+    days: Sequence[str],
+    options: storage.StorageOptions | None,
+    scores: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The batch rows of replayed ``days``, the challenger's replayed score beside the
+    champion's (``mlops.deployment.replay``), with their labels."""
+    if scores is None:
+        scores = replayed_scores(settings, plan, options)
+    if not days:
+        return pd.DataFrame()
+    rows = replayed_rows(_logged(settings, days, ("batch",), options), scores, plan)
+    return rows.merge(labels(settings, list(days), options), on="transaction_id")
 
 
 def observed_rows(
     settings: Settings, plan: DeploymentPlan, options: storage.StorageOptions | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The logged rows of the observed days scored by the rollout's challenger (batch and
-    service), and those of them whose labels are known at the judgement day."""
+    service), and the rows whose labels are known at the judgement day: those of them, and
+    the replayed rows of the matured days it never saw."""
     version = str(plan.request.version)
     rows = _read(settings, plan.observed_days, ("batch", "service"), version, options)
     batch = rows.loc[rows["source"] == "batch"]  # the service's rows repeat batch ones
-    labelled = batch.merge(labels(settings, list(plan.label_days), options), on="transaction_id")
+    served = [d for d in plan.label_days if d not in plan.replayed_days]
+    labelled = batch.merge(labels(settings, served, options), on="transaction_id")
+    replayed = [d for d in plan.label_days if d in plan.replayed_days]
+    if replayed:
+        found = _replayed(settings, plan, replayed, options)
+        labelled = pd.concat([labelled, found[labelled.columns]], ignore_index=True)
     return rows, labelled
 
 
@@ -189,13 +225,18 @@ def observe(
     def missing(at: DeploymentPlan) -> list[str]:
         return [m for m in observation_markers(settings, at) if not storage.exists(m, options)]
 
+    scores = replayed_scores(settings, plan, options)
+
     def matured(day: str) -> tuple[int, int]:
-        batch = _read(settings, [day], ("batch",), version, options)
-        found = batch.merge(labels(settings, [day], options), on="transaction_id")
-        return len(found), int(found[LABEL].sum())
+        if day in plan.replayed_days:
+            found = _replayed(settings, plan, [day], options, scores)
+        else:
+            batch = _read(settings, [day], ("batch",), version, options)
+            found = batch.merge(labels(settings, [day], options), on="transaction_id")
+        return len(found), int(found[LABEL].sum()) if len(found) else 0
 
     def healthy(at: DeploymentPlan) -> bool:
-        rows, _ = observed_rows(settings, at, options)
+        rows = _read(settings, at.observed_days, ("batch", "service"), version, options)
         return judge(rows, rows.head(0), policy).verdict != ROLLBACK
 
     return follow(

@@ -12,6 +12,13 @@ That window is the least a rollout is observed. By default (``judge_quality``) i
 observed one more data day at a time (``extended``) until its matured rows hold enough frauds
 to judge quality, or until ``quality_deadline_days`` after ``D``, when a person decides
 (``mlops.deployment.maturity``).
+
+Its quality is judged on more than the rows it served. The days after the candidate's own
+data (the end of its evaluation window) up to ``D`` are days it never saw, trained on nor
+was gated on: the champion served them, and the challenger scores them by replay when the
+rollout starts (``mlops.deployment.replay``). Their labels mature a week before those of
+``D+1``, so a candidate trained after a breach is judged on a week of the new data sooner
+than its own traffic can be (``replayed_days``: at most ``REPLAY_LIMIT_DAYS``, the newest).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from mlops.registry.aliases import AliasState
 from mlops.rollout.state import STRATEGIES
 
 ACTIONS = ("deploy", "rollback")
+REPLAY_LIMIT_DAYS = 14
 PATHS = ("start", "rollback", "nothing")
 
 
@@ -83,7 +91,8 @@ class DeploymentPlan:
     why: str
     observed_days: tuple[str, ...] = ()  # D+1 .. D+N
     judge_day: str | None = None  # the data day the rollout is judged at
-    label_days: tuple[str, ...] = ()  # observed days whose labels are known at judge_day
+    label_days: tuple[str, ...] = ()  # replayed and observed days matured at judge_day
+    replayed_days: tuple[str, ...] = ()  # after the candidate's data, up to D (module doc)
 
     @property
     def observes(self) -> bool:
@@ -104,6 +113,7 @@ class DeploymentPlan:
                 "aliases": AliasState(**data["aliases"]),
                 "observed_days": tuple(data["observed_days"]),
                 "label_days": tuple(data["label_days"]),
+                "replayed_days": tuple(data.get("replayed_days") or ()),
             }
         )
 
@@ -140,15 +150,31 @@ def deployment_request(
     )
 
 
-def _window(request: DeploymentRequest, delay_days: int, extra_days: int = 0) -> dict[str, Any]:
+def unseen_days(data_end: date | None, day: date, limit: int = REPLAY_LIMIT_DAYS) -> list[date]:
+    """The days from ``data_end`` (the first day after a candidate's data) to ``day``, the
+    newest ``limit`` of them."""
+    if data_end is None or limit < 1:
+        return []
+    first = max(data_end, day - timedelta(days=limit - 1))
+    return [first + timedelta(days=i) for i in range((day - first).days + 1)]
+
+
+def _window(
+    request: DeploymentRequest,
+    delay_days: int,
+    extra_days: int = 0,
+    replayed: tuple[str, ...] = (),
+) -> dict[str, Any]:
     observed = request.observation_days + extra_days
     days = [request.day + timedelta(days=i) for i in range(1, observed + 1)]
     judge_day = days[-1] + timedelta(days=delay_days if request.wait_for_labels else 0)
-    matured = [d for d in days if d <= judge_day - timedelta(days=delay_days)]
+    known = (judge_day - timedelta(days=delay_days)).isoformat()
+    observed_days = tuple(d.isoformat() for d in days)
     return {
-        "observed_days": tuple(d.isoformat() for d in days),
+        "observed_days": observed_days,
         "judge_day": judge_day.isoformat(),
-        "label_days": tuple(d.isoformat() for d in matured),
+        "label_days": tuple(d for d in (*replayed, *observed_days) if d <= known),
+        "replayed_days": replayed,
     }
 
 
@@ -157,13 +183,17 @@ def extended(plan: DeploymentPlan, extra_days: int, delay_days: int) -> Deployme
     matured days all move on by as many (the request, as asked, is kept)."""
     if not plan.observes or extra_days == 0:
         return plan
-    return replace(plan, **_window(plan.request, delay_days, extra_days))
+    return replace(plan, **_window(plan.request, delay_days, extra_days, plan.replayed_days))
 
 
 def plan_deployment(
-    request: DeploymentRequest, aliases: AliasState, delay_days: int
+    request: DeploymentRequest,
+    aliases: AliasState,
+    delay_days: int,
+    data_end: date | None = None,
 ) -> DeploymentPlan:
-    """The plan of ``request`` given the aliases as they are now (pure)."""
+    """The plan of ``request`` given the aliases as they are now (pure); ``data_end``: the
+    first day after the version's training and evaluation data, when known."""
     if request.action == "rollback":
         if aliases.previous is None:
             why = "no previous version to roll back to"
@@ -185,17 +215,19 @@ def plan_deployment(
         why = f"v{version} replaces v{aliases.champion} at once; v{aliases.champion} kept warm"
         return DeploymentPlan(request, "start", "direct", aliases, why)
     why = f"{request.strategy} of v{version} against champion v{aliases.champion}"
-    return DeploymentPlan(
-        request, "start", request.strategy, aliases, why, **_window(request, delay_days)
-    )
+    unseen = unseen_days(data_end, request.day) if request.judge_quality else []
+    window = _window(request, delay_days, replayed=tuple(d.isoformat() for d in unseen))
+    return DeploymentPlan(request, "start", request.strategy, aliases, why, **window)
 
 
 __all__ = [
     "ACTIONS",
+    "REPLAY_LIMIT_DAYS",
     "DeploymentPlan",
     "DeploymentRequest",
     "DeploymentRequestError",
     "deployment_request",
     "extended",
     "plan_deployment",
+    "unseen_days",
 ]

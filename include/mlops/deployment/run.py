@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import date
 from typing import Any
 
 from mlops import zones
@@ -23,6 +24,7 @@ from mlops.deployment.plan import (
     extended,
     plan_deployment,
 )
+from mlops.deployment.replay import replay_unseen
 from mlops.io import storage
 from mlops.registry import aliases as moves
 from mlops.registry import trust
@@ -58,12 +60,20 @@ class DeploymentStep:
 
 
 def plan(settings: Settings, request: DeploymentRequest) -> DeploymentPlan:
-    state = moves.alias_state(settings.mlflow_tracking_uri)
+    state, data_end = moves.alias_state(settings.mlflow_tracking_uri), None
     if request.action == "deploy":
         with tracking_scope(settings.mlflow_tracking_uri) as client:
             found = client.get_model_version(MODEL_NAME, str(request.version))  # raises if absent
+            data_end = _data_end(client, found.run_id)
         _require_loadable(request, found.tags)
-    return plan_deployment(request, state, settings.label_delay_days)
+    return plan_deployment(request, state, settings.label_delay_days, data_end)
+
+
+def _data_end(client: Any, run_id: str | None) -> date | None:
+    """The first day after the version's training and evaluation data (its run's
+    ``eval_end``), if the run says."""
+    found = client.get_run(run_id).data.params.get("eval_end") if run_id else None
+    return date.fromisoformat(found) if found else None
 
 
 def _require_loadable(request: DeploymentRequest, tags: dict[str, str]) -> None:
@@ -138,7 +148,8 @@ def start(
     recorded_at: str | None = None,
 ) -> DeploymentStep:
     """Direct: the version becomes champion now. Shadow/canary: it becomes the challenger
-    and the rollout tag routes traffic to it from the next scored day on."""
+    and the rollout tag routes traffic to it from the next scored day on; the days it never
+    saw are scored by replay for its judgement (``mlops.deployment.replay``)."""
     if plan.path != "start":
         raise ValueError(f"a {plan.path!r} plan does not start a rollout ({plan.why})")
     uri, version = settings.mlflow_tracking_uri, str(plan.request.version)
@@ -168,7 +179,7 @@ def start(
     else:
         action = "rollout_started"
         reason = f"{plan.why}, observed on {len(plan.observed_days)} days"
-    return _moved(
+    step = _moved(
         settings,
         plan,
         action,
@@ -178,6 +189,9 @@ def start(
         approval=approval,
         recorded_at=recorded_at,
     )
+    if plan.observes:  # the days it never saw, scored for its quality judgement
+        replay_unseen(settings, plan, options)
+    return step
 
 
 def evidence_uri(settings: Settings, plan: DeploymentPlan) -> str:

@@ -22,10 +22,10 @@ D = date(2018, 6, 30)
 DELAY = 7
 
 
-def canary(**kwargs):
+def canary(data_end=None, **kwargs):
     fields = {"observation_days": 3, "wait_for_labels": False, **kwargs}
     request = DeploymentRequest(day=D, version="2", run_id="r", **fields)
-    return plan_deployment(request, AliasState(champion="1"), DELAY)
+    return plan_deployment(request, AliasState(champion="1"), DELAY, data_end)
 
 
 def day(offset: int) -> str:
@@ -121,6 +121,21 @@ def test_waiting_for_the_labels_keeps_the_window_and_its_matured_days_together()
     assert longer.request == plan.request
     seen, looked = look(plan, scored_through=20, frauds_a_day=10)
     assert (seen.status, seen.extra_days, seen.frauds) == (ENOUGH_FRAUDS, 0, 30)
+
+
+def test_the_matured_days_the_challenger_never_saw_judge_it_on_the_plan_s_window():
+    """Its data ended a week before D: at D+3 the replayed days up to D-4 have matured."""
+    seen, looked = look(canary(data_end=D - timedelta(days=7)), scored_through=3)
+    assert (seen.status, seen.extra_days, seen.plan.judge_day) == (ENOUGH_FRAUDS, 0, day(3))
+    assert looked == [day(-7), day(-6), day(-5), day(-4)]
+    assert (seen.frauds, seen.to_dict()["replayed_days"][-1]) == (160, day(0))
+
+
+def test_too_few_replayed_frauds_keep_it_observed_until_its_own_days_add_up():
+    seen, looked = look(canary(data_end=D - timedelta(days=2)), scored_through=20, frauds_a_day=6)
+    # D-2 .. D, then D+1 and D+2 matured: five days of 6 frauds
+    assert (seen.status, seen.extra_days, seen.frauds) == (ENOUGH_FRAUDS, 6, 30)
+    assert looked == [day(-2), day(-1), day(0), day(1), day(2)]
 
 
 @pytest.mark.parametrize("days", [0, 366])

@@ -8,10 +8,12 @@ from datetime import date
 import pytest
 
 from mlops.deployment.plan import (
+    REPLAY_LIMIT_DAYS,
     DeploymentPlan,
     DeploymentRequest,
     DeploymentRequestError,
     deployment_request,
+    extended,
     plan_deployment,
 )
 from mlops.registry.aliases import AliasState
@@ -77,8 +79,39 @@ def test_a_rollback_without_previous_does_nothing():
     assert (plan.path, plan.why) == ("nothing", "no previous version to roll back to")
 
 
+def test_the_days_a_candidate_never_saw_are_replayed_and_mature_before_its_own():
+    """Its data ended on 05-20: 05-20 .. D were served by the champion and seen by nothing of
+    the candidate's; judged at D+3 (no waiting for labels), those up to D-4 are matured."""
+    plan = plan_deployment(
+        request(observation_days=3, wait_for_labels=False), SERVING, 7, date(2018, 5, 20)
+    )
+    assert plan.replayed_days == tuple(f"2018-05-{d}" for d in range(20, 32)) + ("2018-06-01",)
+    assert plan.judge_day == "2018-06-04"
+    assert plan.label_days == tuple(f"2018-05-{d}" for d in range(20, 29))
+    later = extended(plan, 8, 7)  # judged at D+11: the observed days mature after D
+    assert later.replayed_days == plan.replayed_days
+    assert later.label_days[-5:] == tuple(f"2018-06-0{d}" for d in range(1, 6))
+
+
+@pytest.mark.parametrize(
+    ("data_end", "kwargs", "first"),
+    [
+        (date(2018, 1, 1), {}, f"2018-05-{32 - REPLAY_LIMIT_DAYS + 1}"),  # the newest only
+        (None, {}, None),  # its data unknown: nothing to replay
+        (date(2018, 5, 20), {"judge_quality": False}, None),  # quality not judged
+        (date(2018, 5, 20), {"strategy": "direct"}, None),  # nothing observed
+    ],
+)
+def test_what_is_replayed_is_bounded(data_end, kwargs, first):
+    plan = plan_deployment(request(**kwargs), SERVING, 7, data_end)
+    assert (plan.replayed_days[0] if plan.replayed_days else None) == first
+    assert len(plan.replayed_days) <= REPLAY_LIMIT_DAYS
+    assert set(plan.replayed_days) <= set(plan.label_days) or not plan.replayed_days
+
+
 def test_the_plan_survives_xcom():
-    plan = plan_deployment(request(observation_days=2), SERVING, 7)
+    plan = plan_deployment(request(observation_days=2), SERVING, 7, date(2018, 5, 25))
+    assert plan.replayed_days
     assert DeploymentPlan.from_xcom(plan.to_xcom()) == plan
 
 

@@ -17,7 +17,13 @@ from mlops.registry.versions import MODEL_NAME
 from mlops.rollout.live import registry_client
 from mlops.rollout.state import read_rollout
 from mlops.scoring.log import prediction_sink
-from tests.support.deployment_world import START, observed, reset_registry, score_days
+from tests.support.deployment_world import (
+    START,
+    observed,
+    register_with_data_end,
+    reset_registry,
+    score_days,
+)
 from tests.support.feature_data import offline_rows
 
 
@@ -41,6 +47,11 @@ def rollout(world, version: str, scored: int = 3, **kwargs):
     started = start(world.settings, planned, approval=Approval(by="alice", at="t"))
     score_days(world.settings, observed(START, scored))
     return planned, started, judge_rollout(world.settings, planned)
+
+
+def labels_of(world, days):
+    frame = offline_rows(world.root, days[0], days[-1] + timedelta(days=1))
+    return frame[["TRANSACTION_ID", LABEL]].rename(columns={"TRANSACTION_ID": "transaction_id"})
 
 
 def logged(world, days):
@@ -92,6 +103,36 @@ def test_a_good_canary_is_promoted_on_matured_quality_and_the_history_tells_who_
     last_observed = START + timedelta(days=8)
     assert served_on(world.settings, last_observed).version == good
     assert served_on(world.settings, last_observed + timedelta(days=1)).version == better
+
+
+def test_the_days_a_candidate_never_saw_are_replayed_and_judge_it_on_its_planned_days(world):
+    """Its data ended on START-7: the champion served START-7 .. START, the challenger scores
+    those days when its rollout starts; judged at START+3, the labels of START-7 .. START-4
+    are known and hold enough frauds, so it is judged without waiting for its own."""
+    from mlops.deployment.replay import replay_uri, replayed_scores
+    from mlops.rollout.live import load_version
+
+    unseen = [START - timedelta(days=i) for i in range(7, -1, -1)]
+    version = register_with_data_end(world, unseen[0])
+    score_days(world.settings, unseen)  # served by the champion
+    planned, _, judgement = rollout(world, version)
+    assert planned.replayed_days == tuple(str(d) for d in unseen)
+    seen, quality = judgement.checks["observation"], judgement.checks["quality"]
+    assert (seen["status"], seen["extra_days"]) == ("enough_frauds", 0)
+    assert seen["label_days"] == [str(d) for d in unseen[:4]]
+    served = logged(world, unseen[:4])
+    assert quality["judged"] and quality["rows"] == len(served) and quality["frauds"] >= 30
+    assert quality["frauds"] == int(served.merge(labels_of(world, unseen[:4]))[LABEL].sum())
+    assert judgement.verdict == "promote", judgement.reasons
+    scores = replayed_scores(world.settings, planned)
+    assert replay_uri(world.settings, planned).endswith(f"v{version}-{START}.parquet")
+    first = offline_rows(world.root, unseen[0], unseen[1])
+    model = load_version(world.settings.mlflow_tracking_uri, MODEL_NAME, version)
+    expected = model.predict_proba(first[list(FEATURES)])[:, 1]
+    replayed = scores.loc[scores["day"] == str(unseen[0])].sort_values("transaction_id")
+    assert replayed["transaction_id"].tolist() == sorted(first["TRANSACTION_ID"].tolist())
+    by_id = dict(zip(first["TRANSACTION_ID"], expected, strict=True))
+    assert replayed["challenger_score"].tolist() == [by_id[t] for t in replayed["transaction_id"]]
 
 
 @pytest.mark.parametrize("kind", ["broken", "garbage"])
