@@ -10,7 +10,14 @@ from typing import Any
 from demo.closed_loop import LoopConfig, days_of, served_day_rows
 from demo.report import Timeline, collect, quality_series, write_report
 
-RECOVERY_WINDOW_DAYS = 45  # issue 19: served AP averaged over the 45 days from the drift
+RECOVERY_WINDOW_DAYS = 45  # served AP averaged over the 45 days from the drift start
+# what a recovery from a drift must show: a model trained on it promoted within three weeks,
+# the mean served AP over the 45 days from the drift, and after that promotion against before
+RECOVERY_TARGETS = {
+    "promotion_days_after_drift": 21,
+    "served_ap_45_days_from_drift": 0.45,
+    "after_vs_before": 0.95,
+}
 
 
 def _mean_ap(timeline: Timeline, first: date, last: date) -> str:
@@ -76,6 +83,17 @@ def recovery_figures(timeline: Timeline, last: date) -> dict[str, Any]:
     return out
 
 
+def recovery_shortfalls(found: dict[str, Any]) -> list[str]:
+    """The recovery targets ``found`` (``recovery_figures``) misses, each named."""
+    missed = []
+    for name, target in RECOVERY_TARGETS.items():
+        value = found.get(name)
+        at_most = name == "promotion_days_after_drift"
+        if value is None or (value > target if at_most else value < target):
+            missed.append(f"{name} {value} ({'at most' if at_most else 'at least'} {target})")
+    return missed
+
+
 def print_summary(timeline: Timeline, first: date, last: date) -> None:
     found = milestones(timeline)
     drift = found["drift_start"]
@@ -111,6 +129,8 @@ def print_summary(timeline: Timeline, first: date, last: date) -> None:
                 f"{found['promotion_days_after_drift']} days after the drift; served AP after it "
                 f"{found.get('after_vs_before', 'n/a')} of before"
             )
+        missed = recovery_shortfalls(found)
+        print(f"recovery targets: {'missed: ' + '; '.join(missed) if missed else 'all met'}")
 
 
 def finish(
