@@ -19,7 +19,9 @@ A run asked for after a breach trains right up to its held-out week
 new data. Until that reaches the policy's ``post_breach_days``, the request is held, with
 the day it will be asked in the reason: one asked earlier trains a candidate blind to the
 change, which the gate cannot approve, and spends the cooldown and budget that the useful
-request needs.
+request needs. A request asked before the breach's data was there (for staleness, or for an
+earlier signal) did not learn from it either (``days_learnt``): it still counts in the
+budget, but it does not start a cooldown against the breach's own request.
 """
 
 from __future__ import annotations
@@ -93,3 +95,12 @@ def post_breach_hold(
         f"post-breach data: a run as of {day} would train on {held} day(s) from the breach's "
         f"first data day {since} ({needed} needed); asks on {ready}"
     )
+
+
+def days_learnt(request: Mapping[str, Any], since: date, eval_days: int, delay_days: int) -> int:
+    """How many days from ``since`` on the run a past retrain ``request`` (a decision record)
+    asked for trained on: up to its held-out week after a breach (``breach_since`` set),
+    a label delay before it otherwise (``mlops.training.windows``)."""
+    gap = 0 if request.get("breach_since") else delay_days
+    end = date.fromisoformat(request["day"]) - timedelta(days=delay_days + eval_days + gap)
+    return max(0, (end - since).days)

@@ -25,7 +25,8 @@ a model that knew it). Staleness alone asks at once, with the routine windows.
 
 Storm guards, in this order, each named as ``held_by`` when it holds a request back: a
 training run already active, the cooldown after the last request, the budget of requests per
-30 days. Probation: while a champion that has a ``previous`` is in its first
+30 days. An earlier request that learnt nothing of a breach (``onset.days_learnt``) does not
+hold the breach's request by its cooldown; the budget counts it. Probation: while a champion that has a ``previous`` is in its first
 ``probation_days`` days, matured quality below ``previous``'s on the same rows by the margin
 gives ``rollback`` (once per version), which wins over a retrain.
 """
@@ -37,10 +38,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from mlops.retraining.onset import breach_start, post_breach_hold
+from mlops.retraining.baseline import QUALITY_METRICS, expected_quality
+from mlops.retraining.onset import breach_start, days_learnt, post_breach_hold
 
 NONE, RETRAIN, ROLLBACK = "none", "retrain", "rollback"
-QUALITY_METRICS = ("average_precision", "card_precision_at_100")
 
 
 @dataclass(frozen=True)
@@ -130,50 +131,6 @@ def consecutive_breaches(
         count += 1
         cursor -= timedelta(days=1)
     return count
-
-
-def live_baseline(
-    past: Sequence[Mapping[str, Any]], champion: str | None, policy: RetrainPolicy
-) -> dict[str, float] | None:
-    """The champion's own served quality on its first ``baseline_days`` matured days (read
-    from the earlier decisions), or None until that many were recorded. The gate's
-    evaluation window is a different week with the known cards of another history, so live
-    quality can sit well away from it (0.66 served against 0.50 evaluated on the demo's
-    first model); a model is judged against how it did when it started serving."""
-    served = [
-        r["signals"]["newest"]
-        for r in past
-        if r.get("champion_version") == champion and (r.get("signals") or {}).get("newest")
-    ][: policy.baseline_days]
-    if champion is None or len(served) < policy.baseline_days:
-        return None
-    return {
-        metric: sum(s[metric] for s in served) / len(served)
-        for metric in QUALITY_METRICS
-        if all(s.get(metric) is not None for s in served)
-    }
-
-
-def expected_quality(
-    past: Sequence[Mapping[str, Any]], champion: str | None, policy: RetrainPolicy
-) -> dict[str, float] | None:
-    """What the served quality is held to: per metric, the best live baseline among the
-    champion's own and those recorded for earlier champions in the history. A model
-    promoted during a drift, still blind to it, starts with a low baseline of its own; held
-    to its predecessor's, it keeps breaching until a retrain on the new data restores the
-    quality (the storm guards bound how often that is asked)."""
-    found = [live_baseline(past, champion, policy)]
-    found += [
-        (r.get("signals") or {}).get("baseline")
-        for r in past
-        if r.get("champion_version") != champion
-    ]
-    found = [b for b in found if b]
-    if not found:
-        return None
-    return {
-        m: max(b[m] for b in found if m in b) for m in QUALITY_METRICS if any(m in b for b in found)
-    }
 
 
 def _quality_breaches(
@@ -282,13 +239,26 @@ def probation_rollback(
 
 
 def _guard(
-    past: Sequence[Mapping[str, Any]], day: date, policy: RetrainPolicy, training_active: bool
+    past: Sequence[Mapping[str, Any]],
+    day: date,
+    policy: RetrainPolicy,
+    training_active: bool,
+    since: date | None = None,
 ) -> tuple[str | None, str]:
+    """The storm guard holding a request back, if any. For a breach's request (``since``),
+    an earlier request that learnt nothing of the breach starts no cooldown (module doc)."""
     if training_active:
         return "training_active", "a training run is already active"
-    requests = [date.fromisoformat(r["day"]) for r in past if r.get("action") == RETRAIN]
-    if requests and (day - requests[-1]).days <= policy.cooldown_days:
-        last = requests[-1].isoformat()
+    asked = [r for r in past if r.get("action") == RETRAIN]
+    requests = [date.fromisoformat(r["day"]) for r in asked]
+    learnt = (policy.eval_days, policy.delay_days)
+    spent = [
+        date.fromisoformat(r["day"])
+        for r in asked
+        if since is None or days_learnt(r, since, *learnt) >= (policy.post_breach_days or 1)
+    ]
+    if spent and (day - spent[-1]).days <= policy.cooldown_days:
+        last = spent[-1].isoformat()
         return "cooldown", f"cooldown: last request {last}, {policy.cooldown_days} days"
     recent = [d for d in requests if (day - d).days < policy.budget_days]
     if len(recent) >= policy.budget:
@@ -334,7 +304,7 @@ def decide(
     if first_model_day is not None and summary.get("status") != "monitored":
         return first_model(day, past, first_model_day, policy, training_active)
     champion = (summary.get("champion") or {}).get("version")
-    baseline = expected_quality(past, champion, policy)
+    baseline = expected_quality(past, champion, policy.baseline_days)
     breaches = breach_reasons(summary, policy, baseline)
     stale = staleness_reasons(summary, past, policy)
     run = consecutive_breaches(past, day, champion) + 1 if breaches else 0
@@ -390,7 +360,7 @@ def _request(
     if after_breach and (why := post_breach_hold(day, since, *wait)):
         held = (*wanted, f"held: {why}")
         return Decision(day.isoformat(), NONE, held, held_by="post_breach_data", **common)
-    held_by, why = _guard(past, day, policy, training_active)
+    held_by, why = _guard(past, day, policy, training_active, since if after_breach else None)
     if held_by:
         return Decision(day.isoformat(), NONE, (*wanted, f"held: {why}"), held_by=held_by, **common)
     if not after_breach:  # staleness alone: the routine windows

@@ -141,3 +141,40 @@ def test_a_breach_that_lasts_is_bounded_by_the_budget():
     for day in requests:
         assert len([d for d in requests if 0 <= (day - d).days < policy.budget_days]) <= 2
     assert history[[r["day"] for r in history].index("2018-07-14")]["held_by"] == "budget"
+
+
+def stale_on(stale_day: date):
+    """The demo's drift, and on ``stale_day`` a champion past its age limit."""
+
+    def summary(day: date) -> dict:
+        found = new_pattern(day)
+        if day == stale_day:
+            found["champion"]["age_days"] = POLICY.max_age_days + 5
+        return found
+
+    return summary
+
+
+def test_a_request_that_learnt_nothing_of_the_breach_does_not_hold_its_request_back():
+    """Staleness asked on 07-01, before the drift's labels: that run trained up to 06-10 and
+    learnt nothing of it. The breach's request is asked on 07-12 anyway, not held by that
+    cooldown until 07-16; the next cooldown runs from the request that learnt the drift."""
+    history = run(date(2018, 6, 20), date(2018, 8, 10), make=stale_on(date(2018, 7, 1)))
+    requests = [date.fromisoformat(r["day"]) for r in history if r["action"] == RETRAIN]
+    assert requests[:2] == [date(2018, 7, 1), date(2018, 7, 12)]
+    by_day = {r["day"]: r for r in history}
+    assert by_day["2018-07-01"]["breach_since"] is None  # staleness: the routine windows
+    assert by_day["2018-07-12"]["breach_since"] == DRIFT.isoformat()
+    later = zip(requests[1:], requests[2:], strict=False)
+    assert requests[2:] and all((b - a).days > POLICY.cooldown_days for a, b in later)
+
+
+def test_a_request_that_learnt_nothing_of_the_breach_still_counts_in_the_budget():
+    policy = RetrainPolicy(budget=1, budget_days=30)
+    history = run(
+        date(2018, 6, 20), date(2018, 8, 10), make=stale_on(date(2018, 7, 1)), policy=policy
+    )
+    requests = [date.fromisoformat(r["day"]) for r in history if r["action"] == RETRAIN]
+    assert requests[:2] == [date(2018, 7, 1), date(2018, 7, 31)]
+    held = {r["day"]: r["held_by"] for r in history}
+    assert held["2018-07-12"] == held["2018-07-30"] == "budget"
