@@ -163,6 +163,8 @@ def _served_ap(rows: pd.DataFrame) -> dict[str, float | None]:
 def _quality(labelled: pd.DataFrame, policy: RolloutPolicy) -> tuple[dict[str, Any], list[str]]:
     frauds = int(labelled[LABEL].sum()) if len(labelled) else 0
     check: dict[str, Any] = {"rows": len(labelled), "frauds": frauds, "judged": False}
+    if "replayed" in labelled:  # rows of days the challenger never saw (deployment.replay)
+        check["replayed_rows"] = int(labelled["replayed"].sum())
     if frauds < policy.min_frauds or frauds == len(labelled):
         check["note"] = f"{frauds} frauds among matured rows (< {policy.min_frauds}): not judged"
         return check, []
@@ -188,10 +190,11 @@ def _quality(labelled: pd.DataFrame, policy: RolloutPolicy) -> tuple[dict[str, A
 
 
 def _non_inferior(quality: dict[str, Any]) -> str:
-    found = quality["bootstrap"]
+    found, replayed = quality["bootstrap"], quality.get("replayed_rows")
+    rows = f"{quality['rows']} rows" + (f" ({replayed} replayed)" if replayed else "")
     return (
         f"matured AP non-inferior: challenger {found['candidate']:.3f} vs champion "
-        f"{found['champion']:.3f} on {quality['rows']} rows with {quality['frauds']} frauds, "
+        f"{found['champion']:.3f} on {rows} with {quality['frauds']} frauds, "
         f"CI of the difference [{found['lo']:.3f}, {found['hi']:.3f}]"
     )
 

@@ -204,9 +204,10 @@ def observed_rows(
     batch = rows.loc[rows["source"] == "batch"]  # the service's rows repeat batch ones
     served = [d for d in plan.label_days if d not in plan.replayed_days]
     labelled = batch.merge(labels(settings, served, options), on="transaction_id")
+    labelled = labelled.assign(replayed=False)
     replayed = [d for d in plan.label_days if d in plan.replayed_days]
     if replayed:
-        found = _replayed(settings, plan, replayed, options)
+        found = _replayed(settings, plan, replayed, options).assign(replayed=True)
         labelled = pd.concat([labelled, found[labelled.columns]], ignore_index=True)
     return rows, labelled
 

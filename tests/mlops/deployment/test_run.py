@@ -122,6 +122,7 @@ def test_the_days_a_candidate_never_saw_are_replayed_and_judge_it_on_its_planned
     assert seen["label_days"] == [str(d) for d in unseen[:4]]
     served = logged(world, unseen[:4])
     assert quality["judged"] and quality["rows"] == len(served) and quality["frauds"] >= 30
+    assert quality["replayed_rows"] == quality["rows"]  # no label of its own days yet
     assert quality["frauds"] == int(served.merge(labels_of(world, unseen[:4]))[LABEL].sum())
     assert judgement.verdict == "promote", judgement.reasons
     scores = replayed_scores(world.settings, planned)
