@@ -68,7 +68,7 @@ def loop_environment(
         "MLOPS_START_DATE": simulation.day(first_index).isoformat(),
         "MLOPS_END_DATE": last.isoformat(),
         "MLOPS_TRAINING_CRON": "",  # only the monitoring policy asks for training
-        "MLOPS_SENSOR_POKE_S": "1",
+        "MLOPS_SENSOR_POKE_S": "0.25",  # a trigger's look at a local file costs nothing
         "MLOPS_MONITORING_HTML": "false",  # the Evidently page costs seconds a day: on demand
         # canaries observed 3 days at least, then until the matured rows hold 30 frauds to
         # judge AP against the champion: the labels of the first day, 7 days later (80 to
@@ -119,21 +119,22 @@ def wait_for_day(stack: Any, settings: Any, day: date, timeout: float) -> None:
     from mlops.retraining.decisions import decision_uri
 
     deadline = time.monotonic() + timeout
-    quiet, checked = 0, time.monotonic()
+    quiet_since, checked = None, time.monotonic()
     while time.monotonic() < deadline:
         stack.check_alive()
         # the file first: REST calls cost the api-server CPU that the tasks need
         if storage.exists(decision_uri(settings, day)) and not busy(stack):
-            quiet += 1
-            if quiet >= 2:  # twice in a row: an asset event may just be turning into a run
+            quiet_since = quiet_since or time.monotonic()
+            # quiet for half a second: an asset event may just be turning into a run
+            if time.monotonic() - quiet_since >= 0.5:
                 return
         else:
-            quiet = 0
+            quiet_since = None
         if time.monotonic() - checked > 10:
             checked = time.monotonic()
             if failed := failures(stack):
                 raise RuntimeError(f"a run failed on {day}: {failed}; logs in {stack.home}/logs")
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise TimeoutError(f"{day} not finished within {timeout:.0f} s; still busy: {busy(stack)}")
 
 

@@ -187,8 +187,9 @@ def monitoring_deadline() -> timedelta | None:
     return _hours("MLOPS_MONITORING_DEADLINE_H", MONITORING_DEADLINE)
 
 
-def sensor_poke_s() -> int:
-    return int(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
+def sensor_poke_s() -> float:
+    """Seconds between a sensor's looks (its trigger's, when deferred); fractions allowed."""
+    return float(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
 
 
 def training_cron() -> str | None:
