@@ -68,6 +68,7 @@ from mlops_airflow.parse_time import (
     retry_delay,
     schedule_end,
     schedule_start,
+    sensor_mode,
     sensor_poke_s,
     sensor_timeout_s,
     task_timeout,
@@ -115,6 +116,7 @@ def model_monitoring():
         task_id="wait_for_predictions",
         batch_uri=f"{zone_uri('predictions')}/batch",
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
         soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped

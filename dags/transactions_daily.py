@@ -73,6 +73,7 @@ from mlops_airflow.parse_time import (
     landing_uri,
     partition_run_dates,
     retry_delay,
+    sensor_mode,
     sensor_poke_s,
     sensor_timeout_s,
     task_timeout,
@@ -118,6 +119,7 @@ def transactions_daily():
         task_id="wait_for_landing_partition",
         landing_uri=landing_uri(),
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
     )
@@ -193,6 +195,7 @@ def transactions_daily():
         task_id="wait_for_earlier_days",
         validated_uri=validated_uri(),
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
     )
