@@ -7,20 +7,22 @@ turns what it sees into at most one retrain request or one rollback.
    `predictions/batch/date=D/_SUCCESS` (written by `transactions_daily.score_transactions`);
    when none comes within `MLOPS_SENSOR_TIMEOUT_S` (no champion scored the day) the run is
    skipped, not failed.
-2. **monitor**: D's logged features and champion scores against the champion's training data
-   (PSI on reference-quantile bins, thresholds calibrated on stable simulated days; the
-   weekend flag is reported, not judged), and the quality of what was served on the days
-   whose labels are known at D (AUC, AP, CP@100). Writes
-   `monitoring/reports/date=D/summary.json` and Evidently's `report.html` (Param
-   `html_report`, or `MLOPS_MONITORING_HTML=false` for scheduled runs), and emits a
-   `model_monitoring` asset event whose extra is the summary.
-3. **decide**: the retrain policy (signals, consecutive days, cooldown, budget, no request
-   while `model_training` runs, probation of a new champion) records D's decision in
-   `monitoring/decisions/date=D.json`, with its reasons, retrain or not. A breach's request
-   waits until a training run as of D would train on 3 days of the breach (its first data
-   day is recorded as `breach_since`; the reasons name the day it will ask), and carries
-   that day so the run places its windows after it.
-4. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
+2. **decide**, in one task (the decision reads the summary and nothing else: a split would
+   buy a task start, about a second on the laptop profile, and nothing more):
+   - *monitor*: D's logged features and champion scores against the champion's training
+     data (PSI on reference-quantile bins, thresholds calibrated on stable simulated days;
+     the weekend flag is reported, not judged), and the quality of what was served on the
+     days whose labels are known at D (AUC, AP, CP@100). Writes
+     `monitoring/reports/date=D/summary.json` and Evidently's `report.html` (Param
+     `html_report`, or `MLOPS_MONITORING_HTML=false` for scheduled runs), and emits a
+     `model_monitoring` asset event whose extra is the summary;
+   - *decide*: the retrain policy (signals, consecutive days, cooldown, budget, no request
+     while `model_training` runs, probation of a new champion) records D's decision in
+     `monitoring/decisions/date=D.json`, with its reasons, retrain or not. A breach's
+     request waits until a training run as of D would train on 3 days of the breach (its
+     first data day is recorded as `breach_since`; the reasons name the day it will ask),
+     and carries that day so the run places its windows after it.
+3. **route_decision** → **request_retraining** emits a `retrain_request` asset event with
    extra `{"day": D, "reasons": [...], "breach_since": ...}` (model_training then trains as
    of D), or
    **request_rollback** emits a `rollback_request` asset event with extra `{"day": D,
@@ -66,6 +68,7 @@ from mlops_airflow.parse_time import (
     retry_delay,
     schedule_end,
     schedule_start,
+    sensor_mode,
     sensor_poke_s,
     sensor_timeout_s,
     task_timeout,
@@ -113,6 +116,7 @@ def model_monitoring():
         task_id="wait_for_predictions",
         batch_uri=f"{zone_uri('predictions')}/batch",
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
         soft_fail=True,  # no log by the timeout (no champion yet): the day is skipped
@@ -126,11 +130,12 @@ def model_monitoring():
         inlets=[SCORED_PREDICTIONS, VALIDATED_TRANSACTIONS],
         outlets=[MODEL_MONITORING],
     )
-    def monitor(*, outlet_events=None, **context) -> dict:
+    def decide(*, outlet_events=None, **context) -> dict:
         import os
 
         from mlops.monitoring.daily import html_wanted, monitor_day
         from mlops.monitoring.reference import ReferenceUnavailable
+        from mlops.retraining.decisions import decide_day
         from mlops.settings import load_settings
         from mlops_airflow.context import (
             data_errors_fail_the_task,
@@ -139,25 +144,13 @@ def model_monitoring():
         )
 
         settings = load_settings()
+        options = task_storage_options(settings)
         html = html_wanted(context["params"].get("html_report"), os.environ)
         with data_errors_fail_the_task(ReferenceUnavailable):
-            result = monitor_day(
-                settings, partition_day(context), task_storage_options(settings), html=html
-            )
-        outlet_events[MODEL_MONITORING].extra = result.to_xcom()
-        return result.to_xcom()
-
-    @task(multiple_outputs=False)
-    def decide(summary: dict, **context) -> dict:
-        from mlops.retraining.decisions import decide_day
-        from mlops.settings import load_settings
-        from mlops_airflow.context import task_storage_options
-
+            summary = monitor_day(settings, partition_day(context), options, html=html)
+        outlet_events[MODEL_MONITORING].extra = summary.to_xcom()
         active = context["ti"].get_dr_count(dag_id="model_training", states=["queued", "running"])
-        settings = load_settings()
-        result = decide_day(
-            settings, summary["day"], task_storage_options(settings), training_active=active > 0
-        )
+        result = decide_day(settings, summary.day, options, training_active=active > 0)
         return result.to_xcom()
 
     @task.branch
@@ -177,9 +170,8 @@ def model_monitoring():
 
         outlet_events[ROLLBACK_REQUEST].extra = rollback_event(decision)
 
-    summary = monitor()
-    wait_for_predictions >> summary
-    decision = decide(summary)
+    decision = decide()
+    wait_for_predictions >> decision
     route_decision(decision) >> [request_retraining(decision), request_rollback(decision)]
 
 

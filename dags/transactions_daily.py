@@ -6,28 +6,31 @@ features offline and online.
 1. **wait_for_landing_partition**: a deferrable sensor waits for
    `<landing>/date=YYYY-MM-DD/_SUCCESS` (local folder or `s3://`); it fails naming the
    partition when the producer is later than the timeout (`MLOPS_SENSOR_TIMEOUT_S`).
-2. **ingest_landing_partition**: reads every file of the day (Parquet or CSV), normalises
-   types, keeps the file and row of each record, and publishes `raw/date=YYYY-MM-DD`
-   atomically. Unreadable files are copied to the quarantine; landing is never changed.
-3. **validate_partition**: the Great Expectations suite splits the rows into
+2. **validate_partition**: ingests, then validates. Ingesting reads every file of the day
+   (Parquet or CSV), normalises types, keeps the file and row of each record, and publishes
+   `raw/date=YYYY-MM-DD` atomically; unreadable files are copied to the quarantine, and
+   landing is never changed. Then the Great Expectations suite splits the rows into
    `validated/date=...` and `quarantine/date=...` (with the failed rules per row), writes
    `reports/validation/date=....json` and the Data Docs under `docs/validation/`. A batch
-   with a broken schema or too many bad rows is quarantined whole and the task fails.
-4. **wait_for_earlier_days**: a deferrable sensor waits for the validated partitions of the
+   with a broken schema or too many bad rows is quarantined whole and the task fails. One
+   task, not two: a retry re-ingests (an atomic replace of the same partition), and each
+   task start costs about a second of scheduling on the laptop profile.
+3. **wait_for_earlier_days**: a deferrable sensor waits for the validated partitions of the
    37 days before D that the feature windows read (none before `MLOPS_HISTORY_START`). In a
    scheduled run they are long there; in a backfill, days run side by side and each day's
    features start once the days before it are validated. It fails on the sensor timeout,
    naming the days that never came: no window is computed over a gap.
-5. **build_features**: the day's feature partition `features/daily/date=...` (the model's 15
-   inputs, `daily` definition) and the day-end snapshots per card and per terminal,
-   `features/snapshots/{customer,terminal}/date=...`, from the validated partitions of the
-   38 days the windows reach.
-6. **materialize_features**: applies the Feast definitions of `feature_repo/` (a no-op when
-   unchanged) and materialises the day's snapshots, stamped the start of the next day, into
-   the online store (SQLite locally, Redis in production). Exact and idempotent per day; a
-   day older than one already online is skipped. Redis unreachable: the task fails naming
-   the URL and retries. One at a time across runs (`max_active_tis_per_dag=1`).
-7. **score_transactions**: scores the day's transactions (features from its offline
+4. **materialize_features**: builds, then materialises. Building writes the day's feature
+   partition `features/daily/date=...` (the model's 15 inputs, `daily` definition) and the
+   day-end snapshots per card and per terminal, `features/snapshots/{customer,terminal}/
+   date=...`, from the validated partitions of the 38 days the windows reach. Then the
+   Feast definitions of `feature_repo/` are applied (a no-op when unchanged) and the day's
+   snapshots, stamped the start of the next day, materialised into the online store
+   (SQLite locally, Redis in production). Exact and idempotent per day; a day older than
+   one already online is skipped. Redis unreachable: the task fails naming the URL and
+   retries (rebuilding the same partitions). One at a time across runs
+   (`max_active_tis_per_dag=1`): in a backfill the builds queue too, under a second each.
+5. **score_transactions**: scores the day's transactions (features from its offline
    partition, equal to what the online store serves) with the registry's `champion` and,
    during a rollout, the challenger, through the same router as the model service, and
    replaces the day's batch partition of the prediction log
@@ -70,6 +73,7 @@ from mlops_airflow.parse_time import (
     landing_uri,
     partition_run_dates,
     retry_delay,
+    sensor_mode,
     sensor_poke_s,
     sensor_timeout_s,
     task_timeout,
@@ -115,14 +119,16 @@ def transactions_daily():
         task_id="wait_for_landing_partition",
         landing_uri=landing_uri(),
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
     )
 
-    @task(multiple_outputs=False)
-    def ingest_landing_partition(**context) -> dict:
+    @task(multiple_outputs=False, outlets=[VALIDATED_TRANSACTIONS])
+    def validate_partition(*, outlet_events=None, **context) -> dict:
         from mlops.ingestion.landing import LandingFileError, ingest_partition
         from mlops.settings import load_settings
+        from mlops.validation.partition import ValidationFailed, validate_partition
         from mlops_airflow.context import (
             data_errors_fail_the_task,
             partition_day,
@@ -130,53 +136,33 @@ def transactions_daily():
         )
 
         settings = load_settings()
-        with data_errors_fail_the_task(LandingFileError):
-            result = ingest_partition(
-                settings, partition_day(context), task_storage_options(settings)
-            )
-        return result.to_xcom()
-
-    @task(multiple_outputs=False, outlets=[VALIDATED_TRANSACTIONS])
-    def validate_partition(ingested: dict, *, outlet_events=None) -> dict:
-        from mlops.settings import load_settings
-        from mlops.validation.partition import ValidationFailed, validate_partition
-        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
-
-        settings = load_settings()
-        with data_errors_fail_the_task(ValidationFailed):
-            result = validate_partition(settings, ingested["day"], task_storage_options(settings))
+        options = task_storage_options(settings)
+        with data_errors_fail_the_task(LandingFileError, ValidationFailed):
+            ingested = ingest_partition(settings, partition_day(context), options)
+            result = validate_partition(settings, ingested.day, options)
         outlet_events[VALIDATED_TRANSACTIONS].extra = {
             "day": result.day,
             "rows": result.good,
             "bad_rows": result.bad,
         }
         outlet_events[VALIDATED_TRANSACTIONS].add_partitions(result.day)
-        return result.to_xcom()
-
-    @task(multiple_outputs=False)
-    def build_features(validated: dict) -> dict:
-        from mlops.features.inputs import MissingPartitionError, PartitionDayMismatch
-        from mlops.features.pipeline import build_day_features
-        from mlops.settings import load_settings
-        from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
-
-        settings = load_settings()
-        with data_errors_fail_the_task(MissingPartitionError, PartitionDayMismatch):
-            result = build_day_features(settings, validated["day"], task_storage_options(settings))
-        return result.to_xcom()
+        return {**result.to_xcom(), "ingested": ingested.to_xcom()}
 
     @task(multiple_outputs=False, outlets=[FEATURES], max_active_tis_per_dag=1)
-    def materialize_features(features: dict, *, outlet_events=None) -> dict:
-        from mlops.features.pipeline import materialize_day_features
+    def materialize_features(validated: dict, *, outlet_events=None) -> dict:
+        from mlops.features.inputs import MissingPartitionError, PartitionDayMismatch
+        from mlops.features.pipeline import build_day_features, materialize_day_features
         from mlops.features.snapshots import SnapshotMissingError
         from mlops.settings import ConfigError, load_settings
         from mlops_airflow.context import data_errors_fail_the_task, task_storage_options
 
         settings = load_settings()
-        with data_errors_fail_the_task(SnapshotMissingError, ConfigError):
-            result = materialize_day_features(
-                settings, features["day"], task_storage_options(settings)
-            )
+        options = task_storage_options(settings)
+        with data_errors_fail_the_task(
+            MissingPartitionError, PartitionDayMismatch, SnapshotMissingError, ConfigError
+        ):
+            features = build_day_features(settings, validated["day"], options).to_xcom()
+            result = materialize_day_features(settings, features["day"], options)
         online = result.materialized
         outlet_events[FEATURES].extra = {
             "day": features["day"],
@@ -186,7 +172,7 @@ def transactions_daily():
             "online_store": online.online_store,
         }
         outlet_events[FEATURES].add_partitions(features["day"])
-        return result.to_xcom()
+        return {**result.to_xcom(), "built": features}
 
     @task(multiple_outputs=False, outlets=[SCORED_PREDICTIONS])
     def score_transactions(materialized: dict, *, outlet_events=None) -> dict:
@@ -209,14 +195,15 @@ def transactions_daily():
         task_id="wait_for_earlier_days",
         validated_uri=validated_uri(),
         poke_interval=sensor_poke_s(),
+        **sensor_mode(),
         timeout=sensor_timeout_s(),
         execution_timeout=None,  # bounded by timeout
     )
-    ingested = ingest_landing_partition()
-    wait_for_landing_partition >> ingested
-    features = build_features(validate_partition(ingested))
-    wait_for_earlier_days >> features
-    score_transactions(materialize_features(features))
+    validated = validate_partition()
+    wait_for_landing_partition >> validated
+    materialized = materialize_features(validated)
+    wait_for_earlier_days >> materialized
+    score_transactions(materialized)
 
 
 transactions_daily()

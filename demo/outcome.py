@@ -134,7 +134,12 @@ def print_summary(timeline: Timeline, first: date, last: date) -> None:
 
 
 def finish(
-    config: LoopConfig, data_root: Path, home: Path, transactions: Any, loop_s: float
+    config: LoopConfig,
+    data_root: Path,
+    home: Path,
+    transactions: Any,
+    loop_s: float,
+    timing: str = "",
 ) -> int:
     import os
 
@@ -147,6 +152,8 @@ def finish(
     report = write_report(timeline, data_root / "report.html", f"Closed loop, {first} .. {last}")
     print_summary(timeline, first, last)
     print(f"\nloop wall time {loop_s / 60:.1f} min for {config.days} days")
+    if timing:
+        print(timing)
     print(f"report: {report}")
     env = {k: v for k, v in os.environ.items() if k.startswith("MLOPS_")}
     serve_examples(env, served_day_rows(transactions, last + timedelta(days=1)))

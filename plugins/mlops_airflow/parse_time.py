@@ -187,8 +187,23 @@ def monitoring_deadline() -> timedelta | None:
     return _hours("MLOPS_MONITORING_DEADLINE_H", MONITORING_DEADLINE)
 
 
-def sensor_poke_s() -> int:
-    return int(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
+def sensor_mode() -> dict[str, object]:
+    """How the daily partition sensors wait (``MLOPS_SENSOR_MODE``): ``deferrable`` (the
+    default: in the triggerer, no worker slot held for hours), or ``poke`` (in a worker slot,
+    looking every ``MLOPS_SENSOR_POKE_S``: on a laptop whose days land seconds apart this
+    ends a wait at once instead of at the triggerer's next one-second sync; it needs
+    executor slots for the waiting sensors beside the work) or ``reschedule``."""
+    mode = (os.environ.get("MLOPS_SENSOR_MODE") or "deferrable").strip().lower()
+    if mode == "deferrable":
+        return {"deferrable": True}
+    if mode in ("poke", "reschedule"):
+        return {"deferrable": False, "mode": mode}
+    raise ValueError(f"MLOPS_SENSOR_MODE must be deferrable, poke or reschedule, got {mode!r}")
+
+
+def sensor_poke_s() -> float:
+    """Seconds between a sensor's looks (its trigger's, when deferred); fractions allowed."""
+    return float(os.environ.get("MLOPS_SENSOR_POKE_S") or 30)
 
 
 def training_cron() -> str | None:

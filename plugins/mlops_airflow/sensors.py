@@ -19,10 +19,12 @@ files). Four waits use it:
 The day is resolved when the task runs (see ``context.partition_day``), so a manual run
 without a logical date works too. The waiting itself is done by the providers' triggers: the
 amazon provider's ``S3KeyTrigger`` (what ``S3KeySensor(deferrable=True)`` defers to, through
-the Airflow AWS connection, all keys at once) and the standard provider's ``FileTrigger``
-(one file, so a local wait defers once per missing marker, within one deadline). They are
-imported when the task runs, not when the DAG file is parsed: importing the amazon provider
-loads boto3, about a second on every parse. On timeout the task fails naming what never came,
+the Airflow AWS connection, all keys at once) and, for local markers,
+``mlops_airflow.triggers.LocalMarkersTrigger``, which ends the task itself once every marker
+is there (no worker resumes it). ``ObservedDaysSensor`` waits on the standard provider's
+``FileTrigger`` (one file, so a local wait defers once per missing marker, within one
+deadline): it resumes to decide. They are imported when the task runs, not when the DAG file
+is parsed: importing the amazon provider loads boto3, about a second on every parse. On timeout the task fails naming what never came,
 or is skipped with ``soft_fail=True``. With ``deferrable=False`` the sensors are classic ones
 (``poke`` in ``mode="poke"`` or ``"reschedule"``, Airflow's own loop and timeout), for a
 deployment without a triggerer.
@@ -66,6 +68,10 @@ class PartitionMarkersSensor(BaseSensorOperator):
 
     what = "partition markers"
     remedy = "write the partitions, then clear this task"
+    # local markers: the trigger ends the task once all are there, no worker resumes it
+    # (mlops_airflow.triggers.LocalMarkersTrigger); a sensor that decides more on resuming
+    # keeps the provider's trigger
+    ends_in_triggerer = True
 
     def __init__(self, *, aws_conn_id: str = "aws_default", deferrable: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
@@ -119,8 +125,14 @@ class PartitionMarkersSensor(BaseSensorOperator):
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         self.log.info("Waiting for %d missing: %s", len(missing), ", ".join(missing))
+        if self.ends_in_triggerer and not missing[0].startswith("s3://"):
+            from mlops_airflow.triggers import LocalMarkersTrigger
+
+            trigger = LocalMarkersTrigger(missing, poke_interval=self.poke_interval)
+        else:
+            trigger = self._trigger(context, missing, deadline)
         self.defer(
-            trigger=self._trigger(context, missing, deadline),
+            trigger=trigger,
             method_name="execute_complete",
             kwargs={"deadline": deadline.isoformat()},
             timeout=deadline - now,
@@ -164,6 +176,42 @@ class PartitionMarkersSensor(BaseSensorOperator):
         except AirflowSensorTimeout as err:
             raise AirflowSensorTimeout(self._timeout_message(self.missing(context))) from err
 
+    def _start_in_triggerer(self, kind: str, zone_uri: str) -> None:
+        """Deferred on a local zone: the scheduler defers the task straight to
+        ``RunMarkersTrigger`` (``start_from_trigger``), so waiting costs no worker start at
+        all. S3 and templated zones keep the worker path (a connection, a rendering)."""
+        if not self.deferrable or zone_uri.startswith("s3://") or "{{" in zone_uri:
+            return
+        from airflow.triggers.base import StartTriggerArgs
+
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="mlops_airflow.triggers.RunMarkersTrigger",
+            trigger_kwargs={
+                "kind": kind,
+                "zone_uri": zone_uri,
+                "poke_interval": float(self.poke_interval),
+            },
+            next_method="execute_complete",  # on a timeout only: it fails naming the markers
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+
+def run_markers(kind: str, zone_uri: str, context: Context) -> list[str]:
+    """The markers a run waits for: its day's (``"day"``), or those of the earlier days its
+    feature windows read (``"earlier_days"``)."""
+    day = partition_day(context)
+    if kind == "day":
+        return [marker_uri(zone_uri, day)]
+    if kind != "earlier_days":
+        raise ValueError(f"unknown kind of markers {kind!r}")
+    from mlops.features.inputs import earlier_input_days
+    from mlops.settings import load_settings
+
+    settings = load_settings()
+    days = earlier_input_days(day, settings.label_delay_days, settings.history_start)
+    return [marker_uri(zone_uri, earlier.isoformat()) for earlier in days]
+
 
 class LandingPartitionSensor(PartitionMarkersSensor):
     """Wait, deferred, until the day's landing partition is marked complete.
@@ -179,9 +227,10 @@ class LandingPartitionSensor(PartitionMarkersSensor):
     def __init__(self, *, landing_uri: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.landing_uri = landing_uri
+        self._start_in_triggerer("day", landing_uri)
 
     def markers(self, context: Context) -> list[str]:
-        return [marker_uri(self.landing_uri, partition_day(context))]
+        return run_markers("day", self.landing_uri, context)
 
 
 class EarlierPartitionsSensor(PartitionMarkersSensor):
@@ -201,16 +250,10 @@ class EarlierPartitionsSensor(PartitionMarkersSensor):
     def __init__(self, *, validated_uri: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.validated_uri = validated_uri
+        self._start_in_triggerer("earlier_days", validated_uri)
 
     def markers(self, context: Context) -> list[str]:
-        from mlops.features.inputs import earlier_input_days
-        from mlops.settings import load_settings
-
-        settings = load_settings()
-        days = earlier_input_days(
-            partition_day(context), settings.label_delay_days, settings.history_start
-        )
-        return [marker_uri(self.validated_uri, day.isoformat()) for day in days]
+        return run_markers("earlier_days", self.validated_uri, context)
 
 
 class ObservedDaysSensor(PartitionMarkersSensor):
@@ -227,6 +270,7 @@ class ObservedDaysSensor(PartitionMarkersSensor):
     """
 
     what = "observed days of the rollout"
+    ends_in_triggerer = False  # it resumes to look again at the observation and the abort
     remedy = "run transactions_daily for those days (it scores them), then clear this task"
 
     def __init__(self, *, plan_task_id: str, **kwargs: Any):
@@ -288,6 +332,7 @@ class PredictionLogSensor(PartitionMarkersSensor):
     def __init__(self, *, batch_uri: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.batch_uri = batch_uri
+        self._start_in_triggerer("day", batch_uri)
 
     def markers(self, context: Context) -> list[str]:
-        return [marker_uri(self.batch_uri, partition_day(context))]
+        return run_markers("day", self.batch_uri, context)

@@ -62,8 +62,7 @@ def test_the_monitor_waits_for_the_day_log_and_routes_after_the_decision():
     upstream = {task.task_id: task.upstream_task_ids for task in load_dag().tasks}
     assert upstream == {
         "wait_for_predictions": set(),
-        "monitor": {"wait_for_predictions"},
-        "decide": {"monitor"},
+        "decide": {"wait_for_predictions"},  # monitors, then decides
         "route_decision": {"decide"},
         "request_retraining": {"route_decision", "decide"},
         "request_rollback": {"route_decision", "decide"},
@@ -73,7 +72,7 @@ def test_the_monitor_waits_for_the_day_log_and_routes_after_the_decision():
 def test_a_quiet_day_is_monitored_and_decided_without_a_request(airflow_db, env, world):
     run, states = run_day(DAY)
     assert str(run.state) == "success", states
-    assert states["monitor"] == states["decide"] == "success"
+    assert states["decide"] == "success"
     assert states["request_retraining"] == states["request_rollback"] == "skipped"
     summary = asset_events("model_monitoring")[-1]
     assert summary["day"] == DAY.isoformat() and summary["status"] == "monitored"
@@ -139,5 +138,5 @@ def test_a_day_that_never_gets_a_log_is_skipped_not_failed(airflow_db, env, monk
     monkeypatch.setenv("MLOPS_SENSOR_TIMEOUT_S", "0")  # dag.test runs triggers without it
     run, states = run_day(LOGGED[0] - timedelta(days=3))
     assert states["wait_for_predictions"] == "skipped"
-    assert states["monitor"] == states["decide"] == "skipped", states
+    assert states["decide"] == "skipped", states
     assert str(run.state) == "success"

@@ -73,10 +73,8 @@ def test_nothing_reads_a_partition_before_its_sensor_has_seen_it_complete():
     assert upstream == {
         "wait_for_landing_partition": set(),
         "wait_for_earlier_days": set(),
-        "ingest_landing_partition": {"wait_for_landing_partition"},
-        "validate_partition": {"ingest_landing_partition"},
-        "build_features": {"validate_partition", "wait_for_earlier_days"},
-        "materialize_features": {"build_features"},
+        "validate_partition": {"wait_for_landing_partition"},  # ingests, then validates
+        "materialize_features": {"validate_partition", "wait_for_earlier_days"},  # builds first
         "score_transactions": {"materialize_features"},
     }
 
@@ -210,7 +208,6 @@ def test_a_missing_earlier_partition_fails_the_wait_naming_it(
     assert str(run.state) == "failed"
     (wait,) = [ti for ti in run.get_task_instances() if ti.task_id == "wait_for_earlier_days"]
     assert str(wait.state) == "failed"
-    assert states(run)["build_features"] == "upstream_failed"
     assert states(run)["materialize_features"] == "upstream_failed"
     assert (data_root / "validated" / f"date={day}" / "_SUCCESS").exists()
     assert not (data_root / "features" / "daily" / f"date={day}").exists()

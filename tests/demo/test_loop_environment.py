@@ -39,18 +39,17 @@ def test_a_canary_in_the_loops_is_judged_on_quality_and_an_unjudged_one_times_ou
 
 
 class Stack:
-    """The REST answers ``busy`` reads: model_training's runs and their task instances."""
+    """The REST answers ``busy`` reads: the runs and task instances of one DAG, filtered
+    by state as the API does."""
 
-    def __init__(self, runs: list[dict], tis: list[dict]) -> None:
-        self.runs, self.tis = runs, tis
+    def __init__(self, runs: list[dict], tis: list[dict], dag: str = "model_training") -> None:
+        self.runs = [{**run, "dag_id": dag} for run in runs]
+        self.tis = [{**ti, "dag_id": dag} for ti in tis]
 
     def api(self, method: str, path: str, params: dict) -> dict:
-        dag_id = path.split("/")[1]
-        runs = self.runs if dag_id == "model_training" else []
-        return {"dag_runs": [r for r in runs if r["state"] in params["state"]]}
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.tis
+        if path.endswith("taskInstances"):
+            return {"task_instances": [t for t in self.tis if t["state"] in params["state"]]}
+        return {"dag_runs": [r for r in self.runs if r["state"] in params["state"]]}
 
 
 def test_a_review_awaiting_input_does_not_hold_the_day_loop_but_a_queued_run_does():
@@ -63,3 +62,21 @@ def test_a_review_awaiting_input_does_not_hold_the_day_loop_but_a_queued_run_doe
     assert busy(Stack([waiting], tis)) == []
     queued = {"dag_run_id": "asset__2", "state": "queued"}
     assert busy(Stack([waiting, queued], tis)) == ["model_training (queued run)"]
+
+
+def test_the_daily_sensors_poking_for_the_next_day_do_not_hold_it_back():
+    """make demo's sensors poke in a worker (MLOPS_SENSOR_MODE=poke): running, they wait
+    for the data the loop has not landed yet, as deferred ones do; a task at work, or the
+    deployment's observation (it decides when it wakes), still holds the day."""
+    running = {"dag_run_id": "scheduled__1", "state": "running"}
+    tis = [
+        {"task_id": "wait_for_landing_partition", "state": "running"},
+        {"task_id": "wait_for_earlier_days", "state": "queued"},
+    ]
+    assert busy(Stack([running], tis, dag="transactions_daily")) == []
+    working = [*tis, {"task_id": "validate_partition", "state": "running"}]
+    stack = Stack([running], working, dag="transactions_daily")
+    assert busy(stack) == ["transactions_daily/validate_partition"]
+    observing = [{"task_id": "wait_for_observed_days", "state": "running"}]
+    stack = Stack([running], observing, dag="model_deployment")
+    assert busy(stack) == ["model_deployment/wait_for_observed_days"]

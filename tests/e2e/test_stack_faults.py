@@ -51,7 +51,7 @@ WORKER, SCHEDULER = "celery worker", "scheduler"
 REDIS_DB = "12"  # 13, 14 and 15 belong to the tests that may run beside this module
 LANDED_DAYS = 5
 # Tasks a kill may hit: each reads its input from the one before (an XCom), and publishes.
-KILLABLE = ("validate_partition", "build_features", "materialize_features", "score_transactions")
+KILLABLE = ("validate_partition", "materialize_features", "score_transactions")
 SENSORS = ("wait_for_landing_partition", "wait_for_earlier_days")
 RUN_TIMEOUT_S = 300
 HEARTBEAT = "heartbeat timeout"  # the event the scheduler logs when it fails a lost try

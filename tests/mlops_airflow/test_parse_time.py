@@ -88,3 +88,17 @@ def test_a_partitioned_daily_dag_runs_a_day_after_its_first_and_last_days(monkey
     )
     monkeypatch.delenv("MLOPS_END_DATE")
     assert partition_run_dates()[1] is None
+
+
+def test_the_daily_sensors_defer_unless_the_environment_says_poke_and_how_often(monkeypatch):
+    from mlops_airflow.parse_time import sensor_mode, sensor_poke_s
+
+    monkeypatch.delenv("MLOPS_SENSOR_MODE", raising=False)
+    assert sensor_mode() == {"deferrable": True}
+    monkeypatch.setenv("MLOPS_SENSOR_MODE", "Poke")
+    assert sensor_mode() == {"deferrable": False, "mode": "poke"}
+    monkeypatch.setenv("MLOPS_SENSOR_MODE", "sometimes")
+    with pytest.raises(ValueError, match="MLOPS_SENSOR_MODE must be deferrable, poke"):
+        sensor_mode()
+    monkeypatch.setenv("MLOPS_SENSOR_POKE_S", "0.25")
+    assert sensor_poke_s() == 0.25

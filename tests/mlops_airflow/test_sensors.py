@@ -50,17 +50,38 @@ def test_a_partition_key_that_is_not_a_day_fails_the_task_naming_it():
         partition_day(context(partition_key="us-east"))
 
 
-def test_local_landing_defers_to_a_file_trigger_until_the_marker_exists(tmp_path):
+def test_local_landing_defers_to_a_trigger_that_ends_the_task_when_the_marker_exists(tmp_path):
     sensor = LandingPartitionSensor(task_id="wait", landing_uri=str(tmp_path), timeout=60)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context())
-    assert type(deferred.value.trigger).__name__ == "FileTrigger"
-    assert deferred.value.trigger.filepath == f"{tmp_path}/date=2018-04-01/_SUCCESS"
+    assert type(deferred.value.trigger).__name__ == "LocalMarkersTrigger"
+    assert deferred.value.trigger.paths == [f"{tmp_path}/date=2018-04-01/_SUCCESS"]
     assert 59 < deferred.value.timeout.total_seconds() <= 60
 
     (tmp_path / "date=2018-04-01").mkdir()
     (tmp_path / "date=2018-04-01" / "_SUCCESS").touch()
     assert sensor.execute(context()) is None  # found on the first poke: no deferral
+
+
+def test_a_local_wait_starts_in_the_triggerer_an_s3_or_templated_one_on_a_worker(tmp_path):
+    def sensor(zone: str, **kwargs) -> LandingPartitionSensor:
+        return LandingPartitionSensor(
+            task_id="wait", landing_uri=zone, timeout=60, poke_interval=0.25, **kwargs
+        )
+
+    local = sensor(str(tmp_path))
+    assert local.start_from_trigger
+    args = local.start_trigger_args
+    assert args.trigger_cls == "mlops_airflow.triggers.RunMarkersTrigger"
+    assert args.trigger_kwargs == {"kind": "day", "zone_uri": str(tmp_path), "poke_interval": 0.25}
+    assert (args.next_method, args.timeout.total_seconds()) == ("execute_complete", 60)
+    for worker_path in (
+        sensor("s3://b/landing"),
+        sensor("{{ var.value.landing }}"),
+        sensor(str(tmp_path), deferrable=False),
+        ObservedDaysSensor(task_id="observe", plan_task_id="plan"),
+    ):
+        assert not worker_path.start_from_trigger
 
 
 @pytest.mark.integration
@@ -118,13 +139,16 @@ def test_features_wait_for_each_earlier_day_within_one_deadline(validated):
     publish(validated, "2018-04-28")
     with pytest.raises(TaskDeferred) as first:
         sensor.execute(day)
-    assert first.value.trigger.filepath == f"{validated}/date=2018-04-29/_SUCCESS"
+    assert first.value.trigger.paths == [
+        f"{validated}/date=2018-04-{d}/_SUCCESS" for d in ("29", "30")
+    ]
     deadline = first.value.kwargs["deadline"]
 
+    # resumed (where a trigger runs in line, dag.test) before all are there: deferred again
     publish(validated, "2018-04-29")
     with pytest.raises(TaskDeferred) as second:
         sensor.execute_complete(day, event=None, deadline=deadline)
-    assert second.value.trigger.filepath == f"{validated}/date=2018-04-30/_SUCCESS"
+    assert second.value.trigger.paths == [f"{validated}/date=2018-04-30/_SUCCESS"]
     assert second.value.kwargs["deadline"] == deadline
     assert second.value.timeout <= first.value.timeout
 
@@ -220,7 +244,7 @@ def test_monitoring_waits_for_the_day_batch_log_partition(tmp_path):
     sensor = PredictionLogSensor(task_id="wait", batch_uri=str(batch), timeout=60)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context())
-    assert deferred.value.trigger.filepath == f"{batch}/date=2018-04-01/_SUCCESS"
+    assert deferred.value.trigger.paths == [f"{batch}/date=2018-04-01/_SUCCESS"]
     (batch / "date=2018-04-01").mkdir(parents=True)
     (batch / "date=2018-04-01" / "_SUCCESS").touch()
     assert sensor.execute(context()) is None

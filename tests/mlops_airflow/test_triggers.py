@@ -78,3 +78,45 @@ def test_it_is_rebuilt_from_what_it_serializes(tmp_path):
     assert rebuilt.serialize() == original.serialize()
     assert kwargs["wait"][0] == "airflow.providers.standard.triggers.file.FileTrigger"
     assert kwargs["deadline"] is None
+
+
+def test_local_markers_end_the_task_once_every_one_exists(tmp_path):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from mlops_airflow.triggers import LocalMarkersTrigger
+
+    markers = [tmp_path / f"date=2018-04-0{d}" / "_SUCCESS" for d in (1, 2)]
+    markers[0].parent.mkdir()
+    markers[0].touch()
+    waiting = LocalMarkersTrigger([str(m) for m in markers], poke_interval=POKE_S)
+    assert LocalMarkersTrigger(**waiting.serialize()[1]).serialize() == waiting.serialize()
+    event, others = first_event(waiting, markers[1], after_s=0.2)
+    assert isinstance(event, TaskSuccessEvent)
+    assert others == []
+
+
+def test_started_in_the_triggerer_it_works_out_the_run_markers_from_its_context(
+    tmp_path, monkeypatch
+):
+    """``start_from_trigger``: the triggerer gives the trigger a task instance whose context
+    names the run; its markers are those the sensor's worker path would look for."""
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from mlops_airflow.triggers import RunMarkersTrigger
+
+    monkeypatch.setenv("MLOPS_HISTORY_START", "2018-04-29")
+    monkeypatch.setenv("MLOPS_LABEL_DELAY_DAYS", "7")
+    run = {"params": {}, "partition_key": "2018-05-01", "data_interval_start": None}
+    run["dag_run"] = SimpleNamespace(run_after=pendulum.datetime(2018, 5, 2, tz="UTC"))
+    waiting = RunMarkersTrigger("earlier_days", str(tmp_path), poke_interval=POKE_S)
+    waiting.task_instance = SimpleNamespace(
+        task_id="wait_for_earlier_days", task=None, get_template_context=lambda: run
+    )
+    (tmp_path / "date=2018-04-29").mkdir()
+    (tmp_path / "date=2018-04-29" / "_SUCCESS").touch()
+    event, _ = first_event(waiting, tmp_path / "date=2018-04-30" / "_SUCCESS", after_s=0.2)
+    assert isinstance(event, TaskSuccessEvent)
+    assert waiting.paths == [f"{tmp_path}/date=2018-04-{d}/_SUCCESS" for d in ("29", "30")]

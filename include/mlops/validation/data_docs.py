@@ -12,7 +12,9 @@ Rendering is most of the cost of a page: GX compiles its Jinja templates anew fo
 page (a fresh Environment per view), about 70 % of the time. The views below share one
 in-memory bytecode cache per process, so a template is compiled once. The index lists the
 ``INDEX_DAYS`` most recent days only (older pages stay on disk), so that rendering it does
-not grow with the length of a backfill.
+not grow with the length of a backfill, and from each day's row (``<site>/_gx_index_rows``,
+written with its result: the status, the asset) rather than from every full result
+(``docs_views.RowIndexBuilder``).
 
 Only a local folder is supported here; a caller with a remote docs zone copies the folder
 down and back up around the call.
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 SITE_NAME = "transactions"
 INDEX_DAYS = 90
 RESULTS_FOLDER = "_gx_validation_results"
+ROWS_FOLDER = "_gx_index_rows"  # what the index shows of each result
 PAGES_FOLDER = "validations"  # the site's page per validated day
 BATCH_PREFIX = "transactions"
 
@@ -86,6 +89,7 @@ def publish_data_docs(
     )
     # The store serialises what ``to_json_dict`` gives: hand it the dict made already.
     context.validation_results_store.set(key, _JsonResult(result_json))
+    _write_row(root, key.batch_identifier, result_json)
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key])
     return os.path.join(root, "index.html")
 
@@ -114,6 +118,19 @@ def add_mask_counts(
                 "unexpected_percent": 100.0 * count / n_rows if n_rows else 0.0,
             }
         )
+
+
+def _write_row(root: str, batch_identifier: str, result_json: dict[str, Any]) -> None:
+    """The day's index row, renamed into place (a reader finds the old row or the new)."""
+    import json
+
+    from mlops.validation.docs_views import index_row, row_path
+
+    path = row_path(os.path.join(root, ROWS_FOLDER), batch_identifier)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.tmp", "w") as file:
+        json.dump(index_row(result_json), file, default=str)
+    os.replace(f"{path}.tmp", path)
 
 
 class _JsonResult:
@@ -150,7 +167,9 @@ def _context(root: str) -> Any:
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": root},
         "site_index_builder": {
-            "class_name": "DefaultSiteIndexBuilder",
+            "module_name": views,
+            "class_name": "RowIndexBuilder",
+            "rows_directory": os.path.join(root, ROWS_FOLDER),
             "validation_results_limit": INDEX_DAYS,
             "view": {"module_name": views, "class_name": "CachedIndexPageView"},
         },

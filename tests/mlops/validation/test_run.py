@@ -315,6 +315,36 @@ def test_data_docs_index_lists_only_the_most_recent_days(tmp_path, monkeypatch):
     assert len(list((docs / "validations").rglob("*.html"))) == 3  # older pages stay
 
 
+def test_the_index_from_the_day_rows_is_the_one_gx_builds_from_the_results(tmp_path):
+    """Each day's row carries what the index shows; without the rows (a site written before
+    them) the index is GX's own, read from the full results: the same page."""
+    import re
+    import shutil
+
+    from mlops.validation import data_docs
+
+    docs = tmp_path / "docs"
+    for n in (1, 2, 3):
+        day = date(2018, 4, n)
+        bad = at(day_rows(day=day, source=f"landing/date={day}/t.csv"), 3, "TX_AMOUNT", -1.0)
+        validate_transactions(
+            bad if n == 2 else bad.drop(index=3), day=day, rules=RULES, data_docs_dir=str(docs)
+        )
+    from_rows = (docs / "index.html").read_text()
+    assert len(list((docs / data_docs.ROWS_FOLDER).glob("*.json"))) == 3
+
+    shutil.rmtree(docs / data_docs.ROWS_FOLDER)
+    context = data_docs._context(str(docs))
+    context.build_data_docs(site_names=[data_docs.SITE_NAME], resource_identifiers=[])
+    built_at = re.compile(r"\?d=\d{8}T\d{6}\.\d{6}Z")  # the logo's cache buster: now
+
+    def page(html: str) -> str:
+        return built_at.sub("<built>", html)
+
+    assert page((docs / "index.html").read_text()) == page(from_rows)
+    assert "landing/date=2018-04-02/t.csv" in from_rows
+
+
 def test_gx_runs_verdicts_only_and_the_docs_show_the_mask_counts():
     df = at(at(day_rows(), 3, "TX_AMOUNT", -1.0), 9, "TX_AMOUNT", -2.0)
     report = validate(df, ValidationRules(bad_row_tolerance=0.1))
