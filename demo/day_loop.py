@@ -78,8 +78,9 @@ def _run_id(run_type: str) -> str:
 
 
 def transactions_daily(settings: Any, day: str) -> None:
-    """ingest_landing_partition, validate_partition, build_features, materialize_features,
-    score_transactions (the landing and earlier-days sensors hold: days land in order)."""
+    """validate_partition (ingest, then validate), materialize_features (build, then
+    materialise), score_transactions (the landing and earlier-days sensors hold: days land in
+    order)."""
     from mlops.features.pipeline import build_day_features, materialize_day_features
     from mlops.ingestion.landing import ingest_partition
     from mlops.scoring.daily import score_day
@@ -94,7 +95,8 @@ def transactions_daily(settings: Any, day: str) -> None:
 
 
 def model_monitoring(settings: Any, day: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """monitor, then decide (no training runs meanwhile); the decision as its XCom."""
+    """decide (monitor, then the policy; no training runs meanwhile); the decision as its
+    XCom."""
     from mlops.monitoring.daily import html_wanted, monitor_day
     from mlops.retraining.decisions import decide_day
 

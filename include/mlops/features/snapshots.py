@@ -44,7 +44,7 @@ class SnapshotMissingError(FileNotFoundError):
         super().__init__(
             f"snapshot partition(s) missing: {', '.join(self.missing)}; {needed_for} needs "
             "them and will not read a gap as empty history; run the features of those days "
-            "(transactions_daily build_features) first"
+            "(transactions_daily materialize_features) first"
         )
 
 
@@ -57,7 +57,7 @@ class SnapshotVersionsError(RuntimeError):
         super().__init__(
             f"snapshot partition(s) hold more than their published version: {'; '.join(mixed)}; "
             f"{needed_for} reads them through Feast, which would see every version; retry "
-            "once the publish under way ends, else rerun build_features of those days"
+            "once the publish under way ends, else rerun materialize_features of those days"
         )
 
 
