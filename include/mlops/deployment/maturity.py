@@ -237,7 +237,7 @@ def observe(
         return len(found), int(found[LABEL].sum()) if len(found) else 0
 
     def healthy(at: DeploymentPlan) -> bool:
-        rows = _read(settings, at.observed_days, ("batch", "service"), version, options)
+        rows, _ = observed_rows(settings, at, options)
         return judge(rows, rows.head(0), policy).verdict != ROLLBACK
 
     return follow(
