@@ -93,6 +93,7 @@ HOST_ONLY = {
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "speed",
         "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "speed",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "speed",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "speed: a finished task frees its slot",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2 cores",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "speed",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "DAG files do not change",

@@ -280,7 +280,7 @@ def test_a_variable_the_harness_forgets_is_reported(stack, tmp_path):
 def test_a_compose_value_the_harness_changes_or_a_setting_it_adds_is_reported(stack, tmp_path):
     compose = compose_with(tmp_path, AIRFLOW_LINE, '    MLOPS_SENSOR_POKE_S: "30"\n')
     problems = harness_differences(stack, AIRFLOW_SERVICE, "scheduler", compose)
-    assert problems == ["MLOPS_SENSOR_POKE_S: expected '30', got '1'"]  # the world won
+    assert problems == ["MLOPS_SENSOR_POKE_S: expected '30', got '0.25'"]  # the world won
     compose = compose_with(tmp_path, SERVICE_LINE, "      MLOPS_SERVE_MODEL_NAME: other\n")
     problems = harness_differences(stack, MODEL_SERVICE, None, compose)
     assert problems == ["MLOPS_SERVE_MODEL_NAME: missing (expected 'other')"]
