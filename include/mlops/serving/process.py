@@ -82,6 +82,13 @@ class ServiceProcess:
             stdout=self.output,
             stderr=subprocess.STDOUT,
         )
+        try:
+            return self._wait_ready(began, timeout_s, ready)
+        except BaseException:  # Ctrl-C or a failure while waiting: the service goes too
+            self.stop()
+            raise
+
+    def _wait_ready(self, began: float, timeout_s: float, ready: int) -> ServiceProcess:
         while time.perf_counter() - began < timeout_s:
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited: {self.log()[-3000:]}")
@@ -93,7 +100,6 @@ class ServiceProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        self.stop()
         raise TimeoutError(f"service not ready within {timeout_s} s")
 
     def stop(self) -> str:
