@@ -187,8 +187,6 @@ def _replayed(
     champion's (``mlops.deployment.replay``), with their labels."""
     if scores is None:
         scores = replayed_scores(settings, plan, options)
-    if not days:
-        return pd.DataFrame()
     rows = replayed_rows(_logged(settings, days, ("batch",), options), scores, plan)
     return rows.merge(labels(settings, list(days), options), on="transaction_id")
 

@@ -12,7 +12,6 @@ matured rows, paired with the champion's logged score of the same transaction
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pandas as pd
@@ -20,11 +19,9 @@ import pandas as pd
 from mlops import zones
 from mlops.deployment.plan import DeploymentPlan
 from mlops.features.names import FEATURES
-from mlops.features.offline import DATA_FILE
 from mlops.io import storage
-from mlops.io.partitions import read_partition
 from mlops.registry.versions import MODEL_NAME
-from mlops.schema import partition_name
+from mlops.scoring.daily import day_features
 from mlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,12 +49,10 @@ def replay_unseen(
     model = load_version(settings.mlflow_tracking_uri, MODEL_NAME, str(plan.request.version))
     frames = []
     for day in plan.replayed_days:
-        folder = storage.join(settings.zone(zones.DAILY_FEATURES), partition_name(day))
-        published = read_partition(folder, options)
-        if published is None:
-            log.warning("no feature partition of %s: not replayed (%s)", day, folder)
+        features = day_features(settings, day, options)
+        if features is None:
+            log.warning("no feature partition of %s: not replayed", day)
             continue
-        features = storage.read_parquet(published.file(DATA_FILE), options)
         scores = model.predict_proba(features.loc[:, list(FEATURES)])[:, 1]
         frames.append(
             pd.DataFrame(
@@ -69,9 +64,9 @@ def replay_unseen(
             )
         )
     frame = pd.concat(frames, ignore_index=True) if frames else _empty()
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return storage.write_bytes_atomic(replay_uri(settings, plan), buffer.getvalue(), options)
+    return storage.write_bytes_atomic(
+        replay_uri(settings, plan), storage.parquet_bytes(frame), options
+    )
 
 
 def replayed_scores(

@@ -112,6 +112,22 @@ def _publish(
         publish_partition(marker, {}, metadata, storage_options)
 
 
+def features_folder(settings: Settings, day: DayLike) -> str:
+    return storage.join(settings.zone(zones.DAILY_FEATURES), partition_name(str(as_date(day))))
+
+
+def day_features(
+    settings: Settings, day: DayLike, storage_options: storage.StorageOptions | None = None
+) -> pd.DataFrame | None:
+    """The offline feature partition of ``day`` (None when it is not published)."""
+    published = read_partition(features_folder(settings, day), storage_options)
+    return (
+        None
+        if published is None
+        else storage.read_parquet(published.file(DATA_FILE), storage_options)
+    )
+
+
 def score_day(
     settings: Settings, day: DayLike, storage_options: storage.StorageOptions | None = None
 ) -> ScoringResult:
@@ -127,11 +143,11 @@ def score_day(
         )
         reason = f"no champion in the registry ({MODEL_NAME}): nothing serves yet, nothing scored"
         return ScoringResult(day.isoformat(), "skipped", reason)
-    folder = storage.join(settings.zone(zones.DAILY_FEATURES), partition_name(day.isoformat()))
-    published = read_partition(folder, storage_options)
-    if published is None:
-        raise MissingPartitionError([day], f"scoring {day} (features: {folder})")
-    features = storage.read_parquet(published.file(DATA_FILE), storage_options)
+    features = day_features(settings, day, storage_options)
+    if features is None:
+        raise MissingPartitionError(
+            [day], f"scoring {day} (features: {features_folder(settings, day)})"
+        )
     serving = _load(settings.mlflow_tracking_uri, live)
     rows = scored_log_rows(serving, features)
     _publish(settings, sink, day, rows, storage_options)
@@ -148,4 +164,4 @@ def score_day(
     )
 
 
-__all__ = ["ScoringResult", "score_day", "scored_log_rows"]
+__all__ = ["ScoringResult", "day_features", "features_folder", "score_day", "scored_log_rows"]
